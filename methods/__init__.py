@@ -1,0 +1,1 @@
+"""Built-in unlearning methods (imported as ``ubench.methods``); one file per method."""

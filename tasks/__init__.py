@@ -1,0 +1,1 @@
+"""Built-in tasks (imported as ``ubench.tasks``); one module or folder per task family."""

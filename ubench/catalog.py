@@ -1,0 +1,63 @@
+"""The built-in components: id -> where the class lives, and its one-line summary.
+
+This table is what ``ubench list`` prints without importing torch. ``tests/test_registry.py``
+checks that it matches the classes (each summary is the first line of the class docstring) and that
+every module under ``methods/`` and ``tasks/`` appears here, so it cannot go stale silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BUILTIN_METHODS = {
+    "boostalign": (
+        "ubench.methods.boostalign:BoostAlign",
+        "Restricted gradient (Ko et al. 2024): forget ascent and remain descent, each projected "
+        "off the other when they conflict.",
+    ),
+    "graddiff": (
+        "ubench.methods.graddiff:GradDiff",
+        "Gradient difference: forget ascent plus weighted remain descent, summed without projection.",
+    ),
+    "ga": ("ubench.methods.ga:GradientAscent", "Gradient ascent on the forget set only."),
+    "finetune": ("ubench.methods.finetune:Finetune", "Fine-tuning on the remain set only."),
+    "base": ("ubench.methods.base:Base", "Reference row: the base model, no unlearning."),
+    "retrain": (
+        "ubench.methods.retrain:Retrain",
+        "Reference row: the oracle trained from scratch without the forget data.",
+    ),
+}
+
+BUILTIN_TASKS = {
+    "digits-class": (
+        "ubench.tasks.digits.task:DigitsClass",
+        "Forget one digit class from a class-conditional DDPM trained on scikit-learn's 8x8 digits.",
+    ),
+    "digits-class-tiny": (
+        "ubench.tasks.digits.task:DigitsClassTiny",
+        "Tiny digits-class for tests: small model, few steps, few samples (numbers meaningless).",
+    ),
+}
+
+BUILTIN_METRICS = {
+    "ua": (
+        "ubench.metrics.classification:UnlearningAccuracy",
+        "Unlearning accuracy: 1 - fraction of forget-condition generations judged as the concept.",
+    ),
+    "ra": (
+        "ubench.metrics.classification:RemainingAccuracy",
+        "Remaining accuracy: fraction of remain-condition generations judged as their condition.",
+    ),
+    "fd": (
+        "ubench.metrics.frechet:FrechetDistance",
+        "Frechet distance between generated and real features of a task's own feature network.",
+    ),
+}
+
+
+def register_builtins(methods: Any, tasks: Any, metrics: Any) -> None:
+    """Fill the three registries with the lazy built-in entries."""
+    for registry, table in ((methods, BUILTIN_METHODS), (tasks, BUILTIN_TASKS),
+                            (metrics, BUILTIN_METRICS)):
+        for name, (target, summary) in table.items():
+            registry.add(name, target, summary)

@@ -1,0 +1,173 @@
+"""The ``ubench`` command line: a thin layer over :mod:`ubench.runner` and :mod:`ubench.report`.
+
+Everything meant for people (progress, notes, errors) goes to stderr; with ``--json`` stdout holds
+only the record(s). A user-caused error prints one ``error: ...`` line with the fix and exits
+non-zero (2 for usage errors, 1 otherwise), without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from ubench.errors import UbenchError
+
+# Never wait on a model hub: ubench only reads local files (see README "Offline").
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Benchmark machine unlearning in diffusion models.")
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Kind(str, Enum):
+    methods = "methods"
+    tasks = "tasks"
+    metrics = "metrics"
+
+
+@app.command("list")
+def list_(kind: Annotated[Kind, typer.Argument(help="What to list.")] = Kind.methods) -> None:
+    """List registered methods, tasks or metrics with one-line descriptions (no torch import).
+
+    Example: ubench list tasks
+    """
+    from ubench.registry import METHODS, METRICS, TASKS
+
+    reg = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS}[kind.value]
+    entries = list(reg.entries())
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        print(f"{e.name:<{width}}  {e.summary}")
+
+
+@app.command()
+def run(
+    method: Annotated[str, typer.Option(help="Method id, or 'all' for every method that fits.")],
+    task: Annotated[str, typer.Option(help="Task id; see `ubench list tasks`.")],
+    seed: Annotated[int, typer.Option(help="Run seed: data subsets, noise, batches.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override, e.g. method.remain_weight=5 or task.forget_class=3.")] = None,
+    force: Annotated[bool, typer.Option(help="Redo a finished run.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record JSON on stdout.")
+                       ] = False,
+    store: Annotated[str | None, typer.Option(
+        help="Results folder (default $UBENCH_STORE or ./results).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")
+                                ] = 50,
+) -> None:
+    """Unlearn with METHOD on TASK, evaluate, and write one record per run.
+
+    Examples:
+      ubench run --method boostalign --task digits-class --seed 0
+      ubench run --method graddiff --task digits-class --set method.remain_weight=5
+      ubench run --method all --task digits-class --json
+    """
+    from ubench import runner
+
+    methods = runner.methods_for(task) if method == "all" else [method]
+    specs = [runner.resolve(m, task, seed, set_ or []) for m in methods]
+    records = []
+    for spec in specs:
+        _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
+             f"run {spec.run_id})")
+        with _Progress(spec.method_cls.name) as bar:
+            res = runner.run(spec, store=store, force=force, device=device,
+                             checkpoint_every=checkpoint_every, on_step=bar.update, say=_err)
+        records.append(res.record)
+        _err(_summary(res.record) + f"\n   record: {res.path}")
+    if as_json:
+        print(json.dumps(records[0] if len(records) == 1 else records, indent=2, sort_keys=True))
+
+
+@app.command()
+def report(
+    store: Annotated[str | None, typer.Option(help="Results folder to read.")] = None,
+    out: Annotated[str, typer.Option(help="Folder to write the leaderboard into.")
+                   ] = "leaderboard",
+) -> None:
+    """Build the leaderboard (Markdown + CSV) from every record in the store.
+
+    Example: ubench report --store results --out leaderboard
+    """
+    from ubench.report import build_report
+    from ubench.store import store_root
+
+    written = build_report(store_root(store), out)
+    for p in written:
+        _err(f"wrote {p}")
+
+
+def _summary(rec: dict) -> str:
+    parts = [f"{k}={v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
+             for k, v in rec["metrics"].items()]
+    cost = rec["cost"]
+    return (f"   {' '.join(parts)}  unlearn {cost.get('unlearn_seconds', 0):.1f}s "
+            f"eval {cost.get('eval_seconds', 0):.1f}s")
+
+
+class _Progress:
+    """A rich progress bar on stderr for the unlearning steps (silent when not a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._p = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
+                           TimeRemainingColumn(), "{task.fields[info]}",
+                           console=Console(stderr=True), transient=True)
+        self._label = label
+        self._task: int | None = None
+        self.last_step = 0
+
+    def __enter__(self) -> _Progress:
+        self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.__exit__(None, None, None)
+
+    def update(self, step: int, total: int, scalars: dict[str, float]) -> None:
+        info = " ".join(f"{k}={v:.4f}" for k, v in scalars.items() if v == v)
+        if self._task is None:
+            self._task = self._p.add_task(self._label, total=total, info=info)
+        self._p.update(self._task, completed=step, info=info)
+        self.last_step = step
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user errors into one line."""
+    try:
+        app(standalone_mode=False)
+    except UbenchError as e:
+        _err(f"error: {e}")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted: rerun the same command to resume from the last checkpoint")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            _err("aborted")
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""One family of errors for everything a user can cause.
+
+Each error carries a message that says what was expected, what was received and how to fix it.
+The CLI prints ``error: <message>`` on one line and exits non-zero, without a traceback; library
+users catch :class:`UbenchError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UbenchError(Exception):
+    """Base class of every error a user can cause (bad input, missing weights, divergence)."""
+
+    #: process exit status the CLI uses for this kind of error
+    exit_code: int = 1
+
+
+class UnknownComponentError(UbenchError, KeyError):
+    """An unknown method, task or metric id."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConfigError(UbenchError, ValueError):
+    """A bad override, an unknown config key or a value out of range."""
+
+    exit_code = 2
+
+
+class IncompatibleError(UbenchError):
+    """A method that cannot run on a task (it needs something the task does not provide)."""
+
+    exit_code = 2
+
+
+class MissingAssetError(UbenchError):
+    """Weights or data that must be on the machine and are not (nothing is downloaded)."""
+
+
+class DivergedError(UbenchError):
+    """The unlearning loss became NaN or infinite."""
+
+
+class CorruptRecordError(UbenchError):
+    """A record file that cannot be read back."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], kind: str) -> str:
+    """Return "unknown <kind> 'x'; did you mean 'y'? Valid: a, b, c" for an error message."""
+    options = sorted(choices)
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(options) or '(none)'}."

@@ -1,0 +1,70 @@
+"""Where ubench keeps what it builds: trained base models, oracles, judges.
+
+``UBENCH_HOME`` overrides the default ``~/.cache/ubench``. Each asset lives in a folder named by a
+hash of everything that determines it (training config, data hash, code version), so changing any
+of those builds a new asset instead of silently reusing a stale one. Assets are written to a
+temporary folder and renamed into place, so an interrupted build never leaves a half asset behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def ubench_home() -> Path:
+    """The cache root (``$UBENCH_HOME`` or ``~/.cache/ubench``)."""
+    env = os.environ.get("UBENCH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ubench"
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    """Hash of the canonical JSON of ``obj`` (sorted keys), as hex."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def asset_dir(kind: str, key: dict[str, Any]) -> Path:
+    """The folder an asset of ``kind`` identified by ``key`` lives (or will live) in."""
+    return ubench_home() / kind / stable_hash(key)
+
+
+def cached(kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
+    """Return the asset folder, building it with ``build(tmp_dir)`` first if it is missing."""
+    final = asset_dir(kind, key)
+    if (final / "key.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        build(tmp)
+        (tmp / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True, default=str))
+        if final.exists():  # a stale partial folder without key.json, or a concurrent build
+            if (final / "key.json").is_file():
+                shutil.rmtree(tmp)
+                return final
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def is_cached(kind: str, key: dict[str, Any]) -> bool:
+    return (asset_dir(kind, key) / "key.json").is_file()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file (short), for recording which weights were used."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Metric definitions: pure functions with bootstrap confidence intervals, plus registry classes."""

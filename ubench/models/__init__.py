@@ -1,0 +1,1 @@
+"""The model layer: one wrapper over diffusers components that every method uses."""

@@ -1,0 +1,254 @@
+"""``DiffusionModel``: the one abstraction every method and task works through.
+
+It wraps diffusers components — a UNet, a noise scheduler and a *conditioner* that turns
+conditions (class ids; later prompts) into what the UNet consumes, with a *null* condition for
+classifier-free guidance — and exposes a handful of verbs: the denoising loss, noise prediction,
+guided sampling with explicit seeds, parameter scopes, a frozen clone and save/load in the
+diffusers layout with safetensors. ESD, SalUn and the gradient family are written against these
+verbs only, so they run unchanged on every task.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+
+from ubench.errors import IncompatibleError, MissingAssetError
+
+Scope = Literal["full", "xattn", "noxattn"]
+SCOPES: tuple[str, ...] = ("full", "xattn", "noxattn")
+
+
+class ClassConditioner:
+    """Class labels ``0..num_classes-1`` plus a null label ``num_classes`` for guidance.
+
+    The UNet must have ``num_class_embeds == num_classes + 1``; the null label is what training
+    with label dropout teaches the model to treat as "no condition".
+    """
+
+    kind = "class"
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+
+    @property
+    def null_id(self) -> int:
+        return self.num_classes
+
+    def encode(self, conditions: Any, device: torch.device | str) -> torch.Tensor:
+        ids = torch.as_tensor(conditions, dtype=torch.long).reshape(-1)
+        if ids.numel() and (ids.min() < 0 or ids.max() > self.num_classes):
+            raise ValueError(f"class ids must be in 0..{self.num_classes}; got {ids.tolist()}")
+        return ids.to(device)
+
+    def null(self, n: int, device: torch.device | str) -> torch.Tensor:
+        return torch.full((n,), self.null_id, dtype=torch.long, device=device)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "num_classes": self.num_classes}
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator | None, seeds: Sequence[int] | None
+           ) -> torch.Tensor:
+    """Gaussian noise on CPU; with ``seeds``, sample i depends on seeds[i] only (batch-invariant)."""
+    if seeds is None:
+        return torch.randn(shape, generator=generator)
+    out = torch.empty(shape)
+    for i, s in enumerate(seeds):
+        out[i] = torch.randn(shape[1:], generator=torch.Generator("cpu").manual_seed(int(s)))
+    return out
+
+
+class DiffusionModel:
+    """A conditional epsilon-prediction diffusion model over diffusers components."""
+
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler,
+                 conditioner: ClassConditioner) -> None:
+        self.unet = unet
+        self.noise_scheduler = scheduler
+        self.conditioner = conditioner
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        cfg = self.unet.config
+        size = cfg.sample_size
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return (cfg.in_channels, h, w)
+
+    def to(self, device: torch.device | str) -> DiffusionModel:
+        self.unet.to(device)
+        return self
+
+    def encode(self, conditions: Any) -> torch.Tensor:
+        """Turn conditions (class ids) into what the UNet consumes."""
+        return self.conditioner.encode(conditions, self.device)
+
+    def null_condition(self, n: int) -> torch.Tensor:
+        """The encoded null condition (unconditional branch of guidance), repeated ``n`` times."""
+        return self.conditioner.null(n, self.device)
+
+    # ------------------------------------------------------------------ training verbs
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """epsilon_theta(x_t, t, c) for an encoded condition ``cond``."""
+        return self.unet(x_t, t, class_labels=cond).sample
+
+    def noised(self, x0: torch.Tensor, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw (t, noise) from ``generator`` and return (x_t, t, noise)."""
+        n = x0.shape[0]
+        steps = self.noise_scheduler.config.num_train_timesteps
+        t = torch.randint(0, steps, (n,), generator=generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        return self.noise_scheduler.add_noise(x0, noise, t), t, noise
+
+    def denoising_error(self, x0: torch.Tensor, cond: torch.Tensor,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-element squared error (eps_theta - eps)^2, shape of ``x0`` (for truncation)."""
+        x_t, t, noise = self.noised(x0, generator)
+        return (self.predict_noise(x_t, t, cond) - noise).pow(2)
+
+    def denoising_loss(self, x0: torch.Tensor, cond: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """The standard epsilon-prediction MSE, averaged over the batch."""
+        return self.denoising_error(x0, cond, generator).mean()
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, conditions: Any, *, steps: int = 25, guidance: float = 2.0,
+               generator: torch.Generator | None = None, seeds: Sequence[int] | None = None,
+               batch_size: int = 256) -> torch.Tensor:
+        """DDIM (eta=0) samples in [-1, 1] for the given conditions, with classifier-free guidance.
+
+        ``guidance`` is w in eps_u + w (eps_c - eps_u): 1 is plain conditional sampling, 0 is
+        unconditional. With ``seeds`` each sample's starting noise comes from its own seed, so a
+        sample does not depend on which batch it was generated in.
+        """
+        cond_all = self.encode(conditions)
+        n = cond_all.shape[0]
+        if seeds is not None and len(seeds) != n:
+            raise ValueError("need one seed per condition")
+        sched = DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False)
+        sched.set_timesteps(steps)
+        x_all = _noise((n, *self.sample_shape), generator, seeds)
+        was_training = self.unet.training
+        self.unet.eval()
+        out = []
+        for lo in range(0, n, batch_size):
+            x = x_all[lo:lo + batch_size].to(self.device)
+            c = cond_all[lo:lo + batch_size]
+            for t in sched.timesteps:
+                tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
+                if guidance == 1.0:
+                    eps = self.predict_noise(x, tt, c)
+                else:
+                    both = self.predict_noise(torch.cat([x, x]), torch.cat([tt, tt]),
+                                              torch.cat([c, self.null_condition(len(c))]))
+                    e_c, e_u = both.chunk(2)
+                    eps = e_u + guidance * (e_c - e_u)
+                x = sched.step(eps, t, x).prev_sample
+            out.append(x.clamp(-1, 1).cpu())
+        self.unet.train(was_training)
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ parameters
+    def named_parameters(self, scope: str = "full") -> list[tuple[str, torch.nn.Parameter]]:
+        """Parameters a method may train, by ESD's scopes.
+
+        ``full``: every UNet parameter. ``xattn``: only cross-attention (``attn2``) layers.
+        ``noxattn``: everything except cross-attention, the time embedding and the output layer
+        (ESD-u's choice; CompVis names ``time_embed``/``out.`` are ``time_embedding``/``conv_out``
+        in diffusers).
+        """
+        params = list(self.unet.named_parameters())
+        if scope == "full":
+            chosen = params
+        elif scope == "xattn":
+            chosen = [(n, p) for n, p in params if "attn2" in n]
+        elif scope == "noxattn":
+            chosen = [(n, p) for n, p in params
+                      if "attn2" not in n and not n.startswith(("time_embedding", "conv_out"))]
+        else:
+            raise ValueError(f"unknown scope {scope!r}; valid: {', '.join(SCOPES)}")
+        if not chosen:
+            raise IncompatibleError(
+                f"parameter scope {scope!r} selects no parameter of this model "
+                "(it has no cross-attention); use a text-conditioned task"
+            )
+        return chosen
+
+    def trainable_parameters(self, scope: str = "full") -> list[torch.nn.Parameter]:
+        """Set ``requires_grad`` on exactly the scope's parameters and return them."""
+        chosen = self.named_parameters(scope)
+        ids = {id(p) for _, p in chosen}
+        for p in self.unet.parameters():
+            p.requires_grad_(id(p) in ids)
+        return [p for _, p in chosen]
+
+    def clone_frozen(self) -> DiffusionModel:
+        """A deep copy in eval mode with gradients off (ESD's teacher, SalUn's reference)."""
+        twin = DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
+                              copy.deepcopy(self.conditioner))
+        twin.unet.eval()
+        twin.unet.requires_grad_(False)
+        return twin
+
+    def clone(self) -> DiffusionModel:
+        """A trainable deep copy."""
+        return DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
+                              copy.deepcopy(self.conditioner))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        """Write ``unet/`` and ``scheduler/`` in the diffusers layout (safetensors) + conditioner."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(d / "unet", safe_serialization=True)
+        self.noise_scheduler.save_pretrained(d / "scheduler")
+        (d / "conditioner.json").write_text(json.dumps(self.conditioner.to_json()))
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> DiffusionModel:
+        """Load what :meth:`save` wrote (never unpickles anything)."""
+        d = Path(directory)
+        meta_path = d / "conditioner.json"
+        if not meta_path.is_file():
+            raise MissingAssetError(f"no ubench model at {d} (missing conditioner.json)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("kind") != "class":
+            raise MissingAssetError(f"unsupported conditioner {meta.get('kind')!r} in {d}")
+        unet = UNet2DModel.from_pretrained(d / "unet", use_safetensors=True)
+        sched = DDPMScheduler.from_pretrained(d / "scheduler")
+        return cls(unet, sched, ClassConditioner(int(meta["num_classes"]))).to(device)
+
+
+def class_conditional_model(*, resolution: int, channels: tuple[int, ...] = (32, 64),
+                            layers_per_block: int = 1, num_classes: int = 10,
+                            train_timesteps: int = 1000, seed: int = 0) -> DiffusionModel:
+    """A fresh class-conditional UNet2DModel + DDPM scheduler, initialised from ``seed``."""
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
+        torch.manual_seed(seed)
+        unet = _unet(resolution, channels, layers_per_block, num_classes)
+    sched = DDPMScheduler(num_train_timesteps=train_timesteps, clip_sample=False)
+    return DiffusionModel(unet, sched, ClassConditioner(num_classes))
+
+
+def _unet(resolution: int, channels: tuple[int, ...], layers_per_block: int, num_classes: int
+          ) -> UNet2DModel:
+    n = len(channels)
+    return UNet2DModel(
+        sample_size=resolution, in_channels=1, out_channels=1,
+        layers_per_block=layers_per_block, block_out_channels=channels,
+        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
+        num_class_embeds=num_classes + 1, norm_num_groups=8,
+    )

@@ -1,0 +1,216 @@
+"""One run = resolve -> check compatibility -> prepare -> unlearn -> evaluate -> record.
+
+The run's identity is a hash of (task id, version, resolved config; method id, version, resolved
+config; seed). A finished run is found by that hash and skipped (``force`` redoes it); an
+interrupted run resumes from its last checkpoint; a diverged run writes a ``failed`` record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ubench.api import Method, RunContext, Task
+from ubench.config import build_config, parse_overrides
+from ubench.errors import DivergedError, IncompatibleError
+from ubench.home import stable_hash
+from ubench.registry import METHODS, TASKS
+from ubench.store import (
+    SCHEMA_VERSION,
+    read_record,
+    run_dir,
+    store_root,
+    write_json_atomic,
+)
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """A resolved run: classes, configs and identity, before anything is loaded."""
+
+    method_cls: type[Method]
+    task_cls: type[Task]
+    method_config: Any
+    task_config: Any
+    seed: int
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "task": {"id": self.task_cls.name, "version": self.task_cls.version,
+                     "config": self.task_config.to_dict()},
+            "method": {"id": self.method_cls.name, "version": self.method_cls.version,
+                       "config": self.method_config.to_dict()},
+            "seed": self.seed,
+        }
+
+    @property
+    def run_id(self) -> str:
+        return stable_hash(self.identity, 16)
+
+
+def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()) -> RunSpec:
+    """Look up method and task, apply ``--set`` overrides, check they fit together."""
+    method_cls = METHODS.get(method)
+    task_cls = TASKS.get(task)
+    ov = parse_overrides(overrides)
+    mcfg = build_config(method_cls.Config, ov["method"], f"method {method}")
+    tcfg = build_config(task_cls.Config, ov["task"], f"task {task}")
+    spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed)
+    check_compatible(spec)
+    return spec
+
+
+def model_needs(method_cls: type[Method], config: Any) -> set[str]:
+    """Model capabilities a method needs under ``config`` (a non-full scope needs xattn)."""
+    needs = set(method_cls.requires_model)
+    scope = getattr(config, "scope", "full")
+    if scope in ("xattn", "noxattn"):
+        needs.add("xattn")
+    return needs
+
+
+def check_compatible(spec: RunSpec) -> None:
+    """Refuse a method/task pair before any weight is loaded, saying why and what fits."""
+    m, t = spec.method_cls, spec.task_cls
+    missing = set(m.requires) - set(t.provides)
+    missing_model = model_needs(m, spec.method_config) - set(t.model_capabilities)
+    if not (missing or missing_model):
+        return
+    fits = [n for n in TASKS.names() if _fits(m, spec.method_config, TASKS.get(n))]
+    why = []
+    if missing:
+        why.append(f"it needs {', '.join(sorted(missing))}, which task {t.name!r} does not provide")
+    if missing_model:
+        why.append(f"it needs a model with {', '.join(sorted(missing_model))} "
+                   "(cross-attention), which task "
+                   f"{t.name!r}'s class-conditional UNet does not have")
+    raise IncompatibleError(
+        f"method {m.name!r} cannot run on task {t.name!r}: {'; '.join(why)}. "
+        f"Tasks it fits: {', '.join(fits) or 'none registered yet'}.")
+
+
+def _fits(method_cls: type[Method], config: Any, task_cls: type[Task]) -> bool:
+    return set(method_cls.requires) <= set(task_cls.provides) and model_needs(
+        method_cls, config) <= set(task_cls.model_capabilities)
+
+
+def methods_for(task: str) -> list[str]:
+    """Every registered method that fits ``task`` with its default config."""
+    task_cls = TASKS.get(task)
+    out = []
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        if _fits(cls, cls.Config(), task_cls):
+            out.append(name)
+    return out
+
+
+@dataclasses.dataclass
+class RunResult:
+    record: dict[str, Any]
+    path: Path
+    skipped: bool
+
+
+def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
+        device: str = "cpu", checkpoint_every: int = 50,
+        on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+        say: Callable[[str], None] | None = None) -> RunResult:
+    """Execute one run (or return the finished record) and write its record."""
+    say = say or (lambda _m: None)
+    folder = run_dir(store_root(store), spec.task_cls.name, spec.method_cls.name, spec.run_id)
+    record_path = folder / "record.json"
+    if force and folder.exists():
+        shutil.rmtree(folder)
+    if record_path.exists():
+        rec = read_record(record_path)  # raises CorruptRecordError with the fix
+        if rec["status"] == "ok":
+            say(f"finished already: {record_path} (use --force to redo)")
+            return RunResult(rec, record_path, True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    task = spec.task_cls(spec.task_config)
+    task.prepare(say)
+    model = task.base_model(device)
+    request = task.request(spec.seed)
+    ctx = RunContext(seed=spec.seed, device=device, run_dir=folder,
+                     checkpoint_every=checkpoint_every, on_step=on_step)
+    record = _skeleton(spec, task, request, device)
+    _reset_cuda_peak(device)
+    t0 = time.perf_counter()
+    try:
+        out = spec.method_cls().unlearn(model, request, spec.method_config, ctx)
+    except DivergedError as e:
+        record.update(status="failed", error=str(e))
+        record["cost"]["unlearn_seconds"] = time.perf_counter() - t0
+        write_json_atomic(record_path, record)
+        raise
+    t1 = time.perf_counter()
+    evaluation = task.evaluate(out.model, device)
+    t2 = time.perf_counter()
+
+    record["metrics"] = {k: v.to_dict() for k, v in evaluation.metrics.items()}
+    record["train_log"] = out.train_log
+    record["changed_parameters"] = len(out.changed_parameters)
+    record["cost"] = {"unlearn_seconds": t1 - t0, "eval_seconds": t2 - t1,
+                      **_peak_memory(device)}
+    if evaluation.grid is not None:
+        evaluation.grid.save(folder / "samples.png")
+        record["artifacts"]["grid"] = "samples.png"
+    if evaluation.samples:
+        (folder / "samples.jsonl").write_text(
+            "".join(json.dumps(s) + "\n" for s in evaluation.samples))
+        record["artifacts"]["samples"] = "samples.jsonl"
+    record["status"] = "ok"
+    write_json_atomic(record_path, record)
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    return RunResult(record, record_path, False)
+
+
+def _skeleton(spec: RunSpec, task: Task, request: Any, device: str) -> dict[str, Any]:
+    from ubench.env import environment
+
+    ident = spec.identity
+    ident["task"]["assets"] = task.assets()
+    ident["method"]["reference"] = spec.method_cls.reference
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "status": "running",
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **ident,
+        "request": {
+            "forget": request.forget.description if request.forget is not None else None,
+            "remain": request.remain.description if request.remain is not None else None,
+        },
+        "metrics": {},
+        "cost": {},
+        "env": environment(device),
+        "artifacts": {},
+        "error": None,
+    }
+
+
+def _reset_cuda_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_memory(device: str) -> dict[str, float]:
+    """Process peak resident memory (Linux reports KiB) and, on GPU, peak allocated memory."""
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.startswith("cuda"):
+        import torch
+
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
