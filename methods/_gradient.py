@@ -3,16 +3,16 @@
 Every step computes up to two gradients over the trainable parameters, exactly as the official
 code does (digest §2.2):
 
-* the **forget ascent direction** ``a = -grad(l_f)``, with ``l_f`` the (truncated) denoising loss on a
-  forget batch — so subtracting ``a`` *increases* the forget loss;
+* the **forget ascent direction** ``a = -grad(l_f)``, with ``l_f`` the (truncated) denoising
+  loss on a forget batch — so subtracting ``a`` *increases* the forget loss;
 * the **remain descent direction** ``r = grad(l_r)``, with ``l_r`` the denoising loss on a remain
   batch (``minibatch``) or on the whole of D_r (``full``, the paper's RGD on CIFAR-10).
 
 A method only decides how to combine them (``combine(a, r, weight)``); the result is written into
 ``.grad`` and Adam takes the step. Truncation of the forget loss:
 
-* ``clip`` — per element, ``min((eps_theta - eps)^2, clip_alpha)`` before averaging (the CIFAR code);
-  elements already past the cap give no gradient, bounding the ascent;
+* ``clip`` — per element, ``min((eps_theta - eps)^2, clip_alpha)`` before averaging (the CIFAR
+  code); elements already past the cap give no gradient, bounding the ascent;
 * ``threshold`` — on the scalar batch loss (the SD code): once ``l_f > threshold_m`` the forget
   direction is **set to zero and the projection skipped**, so only the remain term acts. (The
   official code divides the loss by its own norm, whose gradient is zero up to rounding but
@@ -103,7 +103,7 @@ def _grads(params: Sequence[torch.nn.Parameter]) -> Grads:
 
 
 def _check(value: torch.Tensor | float, what: str, step: int) -> None:
-    v = float(value)
+    v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
     if v != v or v in (float("inf"), float("-inf")):
         raise DivergedError(
             f"{what} became {v} at step {step}; lower method.lr or method.remain_weight, or use "
@@ -132,17 +132,17 @@ class GradientMethod(Method):
         x0, y = batch
         err = model.denoising_error(x0.to(model.device), model.encode(y), gen)
         raw = err.mean()
-        _check(raw, "the forget loss", step)
+        _check(raw.detach(), "the forget loss", step)
         if cfg.truncation == "clip":
             loss = err.clamp(max=cfg.clip_alpha).mean()
         elif cfg.truncation == "threshold" and float(raw) > cfg.threshold_m:
-            return [torch.zeros_like(p) for p in params], float(raw), True
+            return [torch.zeros_like(p) for p in params], float(raw.detach()), True
         else:
             loss = raw
         for p in params:
             p.grad = None
         loss.backward()
-        return [-g for g in _grads(params)], float(raw), False
+        return [-g for g in _grads(params)], float(raw.detach()), False
 
     def remain_direction(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
                          batches: list[tuple[torch.Tensor, torch.Tensor]],
@@ -154,9 +154,9 @@ class GradientMethod(Method):
         loss_sum = 0.0
         for x0, y in batches:
             loss = model.denoising_loss(x0.to(model.device), model.encode(y), gen)
-            _check(loss, "the remain loss", step)
+            _check(loss.detach(), "the remain loss", step)
             (loss * (len(x0) / total)).backward()
-            loss_sum += float(loss) * len(x0) / total
+            loss_sum += float(loss.detach()) * len(x0) / total
         return _grads(params), loss_sum
 
     # ------------------------------------------------------------------ the loop
@@ -189,11 +189,11 @@ class GradientMethod(Method):
             log["conflicts"] += int(info.get("conflict", 0))
             log["forget_off"] += int(off and forget is not None)
             log.update(final_forget_loss=lf, final_remain_loss=lr_, steps=step + 1)
-            if ctx.on_step is not None:
-                ctx.on_step(step + 1, cfg.steps, {"forget_loss": lf, "remain_loss": lr_})
             if ctx.checkpoint_every and (step + 1) % ctx.checkpoint_every == 0 \
                     and step + 1 < cfg.steps:
                 _save(ctx, model, opt, gen, forget, remain, log, step + 1)
+            if ctx.on_step is not None:
+                ctx.on_step(step + 1, cfg.steps, {"forget_loss": lf, "remain_loss": lr_})
         for p in model.unet.parameters():
             p.requires_grad_(False)
         return UnlearnOutput(model, [n for n, _ in named], log)

@@ -12,8 +12,9 @@ order: when the forget ascent direction ``a`` and the remain descent direction `
     a' = a - (<a,r> / ||r||^2) r,        r' = r - (<a,r> / ||a||^2) a,
 
 and the update is ``a' + lambda r'`` (otherwise the plain ``a + lambda r``). Then
-``<a' + lambda r', a> = ||a||^2 (1 - cos^2) >= 0`` and ``<a' + lambda r', r> = lambda ||r||^2 (1 - cos^2)
->= 0``. The projection is over **all** trainable parameters as one vector, as in the code. The
+``<a' + lambda r', a> = ||a||^2 (1 - cos^2) >= 0`` and
+``<a' + lambda r', r> = lambda ||r||^2 (1 - cos^2) >= 0``.
+The projection is over **all** trainable parameters as one vector, as in the code. The
 "diversity" half of the method is the task's remain set (``task.remain_policy=balanced``).
 
 **Hyper-parameters** (:class:`~ubench.methods._gradient.GradientConfig`): ``remain_weight`` lambda

@@ -4,8 +4,9 @@ The simplest unlearning baseline: maximise the denoising loss on D_f, with no te
 anything else. It uses the family's truncation (default per-element ``clip``), without which it
 destroys the model within a few steps; ``method.truncation=none`` gives plain, unbounded ascent.
 
-**Differences from the reference implementation.** The SalUn/RGD repositories' ``gradient_ascent.py``
-has no truncation; ours is on by default so that GA is a fair baseline under the same step budget.
+**Differences from the reference implementation.** The SalUn/RGD repositories'
+``gradient_ascent.py`` has no truncation; ours is on by default so that GA is a fair baseline
+under the same step budget.
 """
 
 from __future__ import annotations

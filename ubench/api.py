@@ -115,6 +115,8 @@ class Evaluation:
     grid: Image.Image | None = None
     #: per-sample scores (condition, judged label, ...) written next to the record
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: small descriptive results that are not metrics (copied into the record's "details")
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- components
@@ -155,8 +157,13 @@ class Task(ABC):
         self.config = config
 
     @abstractmethod
-    def prepare(self, progress: Callable[[str], None] | None = None) -> None:
-        """Build (or load from the cache) everything the task needs: models, judges, data."""
+    def prepare(self, say: Callable[[str], None] | None = None,
+                progress: Callable[[str, int, int, dict[str, float]], None] | None = None
+                ) -> None:
+        """Build (or load from the cache) everything the task needs: models, judges, data.
+
+        ``say`` receives one-line notes; ``progress(label, step, total, scalars)`` long steps.
+        """
 
     @abstractmethod
     def base_model(self, device: str) -> DiffusionModel:

@@ -17,7 +17,8 @@ BUILTIN_METHODS = {
     ),
     "graddiff": (
         "ubench.methods.graddiff:GradDiff",
-        "Gradient difference: forget ascent plus weighted remain descent, summed without projection.",
+        "Gradient difference: forget ascent plus weighted remain descent, summed without "
+        "projection.",
     ),
     "ga": ("ubench.methods.ga:GradientAscent", "Gradient ascent on the forget set only."),
     "finetune": ("ubench.methods.finetune:Finetune", "Fine-tuning on the remain set only."),
@@ -31,7 +32,8 @@ BUILTIN_METHODS = {
 BUILTIN_TASKS = {
     "digits-class": (
         "ubench.tasks.digits.task:DigitsClass",
-        "Forget one digit class from a class-conditional DDPM trained on scikit-learn's 8x8 digits.",
+        "Forget one digit class from a class-conditional DDPM trained on scikit-learn's 8x8 "
+        "digits.",
     ),
     "digits-class-tiny": (
         "ubench.tasks.digits.task:DigitsClassTiny",

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Annotated
 
 import typer
+from rich.progress import TaskID
 
 from ubench.errors import UbenchError
 
@@ -81,9 +82,11 @@ def run(
     for spec in specs:
         _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
              f"run {spec.run_id})")
-        with _Progress(spec.method_cls.name) as bar:
-            res = runner.run(spec, store=store, force=force, device=device,
-                             checkpoint_every=checkpoint_every, on_step=bar.update, say=_err)
+        with _Progress() as bar:
+            res = runner.run(
+                spec, store=store, force=force, device=device, checkpoint_every=checkpoint_every,
+                on_step=lambda s, t, i, name=spec.method_cls.name: bar.update(name, s, t, i),
+                say=_err, progress=bar.update)
         records.append(res.record)
         _err(_summary(res.record) + f"\n   record: {res.path}")
     if as_json:
@@ -109,26 +112,28 @@ def report(
 
 
 def _summary(rec: dict) -> str:
-    parts = [f"{k}={v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
-             for k, v in rec["metrics"].items()]
+    from ubench.catalog import BUILTIN_METRICS
+
+    order = list(BUILTIN_METRICS)
+    names = sorted(rec["metrics"], key=lambda k: (order.index(k) if k in order else 99, k))
+    parts = [f"{k}={rec['metrics'][k]['value']:.4f} [{rec['metrics'][k]['ci_low']:.4f}, "
+             f"{rec['metrics'][k]['ci_high']:.4f}]" for k in names]
     cost = rec["cost"]
     return (f"   {' '.join(parts)}  unlearn {cost.get('unlearn_seconds', 0):.1f}s "
             f"eval {cost.get('eval_seconds', 0):.1f}s")
 
 
 class _Progress:
-    """A rich progress bar on stderr for the unlearning steps (silent when not a terminal)."""
+    """Rich progress bars on stderr, one per label (silent when stderr is not a terminal)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         self._p = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
                            TimeRemainingColumn(), "{task.fields[info]}",
                            console=Console(stderr=True), transient=True)
-        self._label = label
-        self._task: int | None = None
-        self.last_step = 0
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _Progress:
         self._p.__enter__()
@@ -137,12 +142,11 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self._p.__exit__(None, None, None)
 
-    def update(self, step: int, total: int, scalars: dict[str, float]) -> None:
+    def update(self, label: str, step: int, total: int, scalars: dict[str, float]) -> None:
         info = " ".join(f"{k}={v:.4f}" for k, v in scalars.items() if v == v)
-        if self._task is None:
-            self._task = self._p.add_task(self._label, total=total, info=info)
-        self._p.update(self._task, completed=step, info=info)
-        self.last_step = step
+        if label not in self._tasks:
+            self._tasks[label] = self._p.add_task(label, total=total, info=info)
+        self._p.update(self._tasks[label], completed=step, info=info)
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": sorted({r["seed"] for r in recs}),
         "forget_classes": sorted({r["task"]["config"].get("forget_class") for r in recs}),
     }
-    names = sorted({k for r in recs for k in r["metrics"]})
+    names = _metric_order({k for r in recs for k in r["metrics"]})
     for name in names:
         ms = [r["metrics"][name] for r in recs if name in r["metrics"]]
         mean, lo, hi = _aggregate([m["value"] for m in ms], [(m["ci_low"], m["ci_high"])
@@ -114,6 +114,14 @@ def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def _metric_order(names: set[str]) -> list[str]:
+    """Built-in metrics in catalogue order (UA, RA, FD), then any others alphabetically."""
+    from ubench.catalog import BUILTIN_METRICS
+
+    order = list(BUILTIN_METRICS)
+    return sorted(names, key=lambda k: (order.index(k) if k in order else len(order), k))
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
 
@@ -124,7 +132,7 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
              "samples; several runs: Student-t interval over runs. ↑ higher is better, "
              "↓ lower is better. Reference rows are marked *(ref)*.", ""]
     for title, rows in tables.items():
-        names = sorted({n for r in rows for n in r["metric_names"]})
+        names = _metric_order({n for r in rows for n in r["metric_names"]})
         arrows = {n: next(("↑" if r[f"{n}_higher_is_better"] else "↓") for r in rows if n in r)
                   for n in names}
         lines += [f"## {title}", ""]

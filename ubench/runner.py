@@ -123,7 +123,8 @@ class RunResult:
 def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
         device: str = "cpu", checkpoint_every: int = 50,
         on_step: Callable[[int, int, dict[str, float]], None] | None = None,
-        say: Callable[[str], None] | None = None) -> RunResult:
+        say: Callable[[str], None] | None = None,
+        progress: Callable[[str, int, int, dict[str, float]], None] | None = None) -> RunResult:
     """Execute one run (or return the finished record) and write its record."""
     say = say or (lambda _m: None)
     folder = run_dir(store_root(store), spec.task_cls.name, spec.method_cls.name, spec.run_id)
@@ -138,7 +139,7 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     folder.mkdir(parents=True, exist_ok=True)
 
     task = spec.task_cls(spec.task_config)
-    task.prepare(say)
+    task.prepare(say, progress)
     model = task.base_model(device)
     request = task.request(spec.seed)
     ctx = RunContext(seed=spec.seed, device=device, run_dir=folder,
@@ -158,6 +159,7 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     t2 = time.perf_counter()
 
     record["metrics"] = {k: v.to_dict() for k, v in evaluation.metrics.items()}
+    record["details"] = evaluation.details
     record["train_log"] = out.train_log
     record["changed_parameters"] = len(out.changed_parameters)
     record["cost"] = {"unlearn_seconds": t1 - t0, "eval_seconds": t2 - t1,

@@ -22,7 +22,7 @@ from ubench.models.diffusion import DiffusionModel
 class TrainSpec:
     """How to train a base/oracle model (part of the asset's cache key)."""
 
-    steps: int = 3000
+    steps: int = 1500
     batch_size: int = 64
     lr: float = 2e-3
     #: cosine decay from lr to lr * final_lr_ratio; stabilises the last steps for the EMA
@@ -35,7 +35,7 @@ class TrainSpec:
 def train_diffusion(model: DiffusionModel, images: torch.Tensor, labels: torch.Tensor,
                     spec: TrainSpec, progress: Callable[[int, int, float], None] | None = None
                     ) -> DiffusionModel:
-    """Train ``model`` on (images, labels) and return its EMA copy (the model itself is modified)."""
+    """Train ``model`` on (images, labels) and return its EMA copy (``model`` is modified too)."""
     gen = torch.Generator("cpu").manual_seed(spec.seed)
     params = model.trainable_parameters("full")
     opt = torch.optim.AdamW(params, lr=spec.lr)
@@ -66,5 +66,5 @@ def train_diffusion(model: DiffusionModel, images: torch.Tensor, labels: torch.T
             d = min(spec.ema_decay, (1 + step) / (10 + step))  # warm-up of the EMA
             torch._foreach_lerp_(ema_params, params, 1 - d)
         if progress is not None:
-            progress(step + 1, spec.steps, float(loss))
+            progress(step + 1, spec.steps, float(loss.detach()))
     return ema

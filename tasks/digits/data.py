@@ -45,6 +45,7 @@ def load_digits_splits() -> tuple[DigitsSplit, DigitsSplit]:
     return mk(np.sort(idx_tr)), mk(np.sort(idx_te))
 
 
+@lru_cache(maxsize=1)
 def data_digest() -> str:
     """Hash of the data and split (part of every cached asset's key)."""
     tr, te = load_digits_splits()

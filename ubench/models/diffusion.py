@@ -56,7 +56,8 @@ class ClassConditioner:
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, seeds: Sequence[int] | None
            ) -> torch.Tensor:
-    """Gaussian noise on CPU; with ``seeds``, sample i depends on seeds[i] only (batch-invariant)."""
+    """Gaussian noise on CPU; with ``seeds``, sample i depends on seeds[i] only (batch-invariant).
+    """
     if seeds is None:
         return torch.randn(shape, generator=generator)
     out = torch.empty(shape)
@@ -210,7 +211,7 @@ class DiffusionModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
-        """Write ``unet/`` and ``scheduler/`` in the diffusers layout (safetensors) + conditioner."""
+        """Write ``unet/``, ``scheduler/`` (diffusers layout, safetensors) and the conditioner."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.unet.save_pretrained(d / "unet", safe_serialization=True)

@@ -1,0 +1,31 @@
+"""Shared fixtures: every test runs offline, with its own store and a shared tiny-asset cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def ubench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the whole session, so tiny base models and judges are trained once."""
+    home = tmp_path_factory.mktemp("ubench-home")
+    os.environ["UBENCH_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture()
+def store(tmp_path: Path, ubench_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh results store per test."""
+    path = tmp_path / "results"
+    monkeypatch.setenv("UBENCH_STORE", str(path))
+    return path
+
+
+TINY = "digits-class-tiny"
+FAST = ["method.steps=4", "method.batch_size=16"]

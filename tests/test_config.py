@@ -1,0 +1,67 @@
+"""Override parsing and typed config building."""
+
+from __future__ import annotations
+
+import pytest
+
+from ubench.config import build_config, parse_overrides
+from ubench.errors import ConfigError
+from ubench.methods._gradient import GradientConfig
+from ubench.tasks.digits.task import DigitsConfig
+
+
+def test_parse_overrides_splits_scopes() -> None:
+    ov = parse_overrides(["method.lr=1e-4", "task.forget_class=3", "method.scope = full"])
+    assert ov == {"method": {"lr": "1e-4", "scope": "full"}, "task": {"forget_class": "3"}}
+
+
+@pytest.mark.parametrize("bad", ["lr=1", "method.lr", "model.lr=1", "method.=3", "method.lr=1 "
+                                 "method.lr=2"])
+def test_parse_overrides_rejects_malformed(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_overrides(bad.split(" ") if bad.count("=") > 1 else [bad])
+
+
+def test_duplicate_override_rejected() -> None:
+    with pytest.raises(ConfigError, match="twice"):
+        parse_overrides(["method.lr=1", "method.lr=2"])
+
+
+def test_types_are_coerced() -> None:
+    cfg = build_config(GradientConfig, {"lr": "3e-4", "steps": "20", "truncation": "threshold"},
+                       "method boostalign")
+    assert cfg.lr == 3e-4 and cfg.steps == 20 and cfg.truncation == "threshold"
+    assert isinstance(cfg.steps, int)
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("steps", "2.5", "integer"), ("lr", "fast", "number"), ("truncation", "soft", "one of"),
+    ("lr", "nan", "finite"), ("steps", "0", ">= 1"), ("lr", "-1", "> 0"),
+])
+def test_bad_values_are_errors(key: str, value: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_config(GradientConfig, {key: value}, "method boostalign")
+
+
+def test_unknown_key_suggests() -> None:
+    with pytest.raises(ConfigError, match="remain_weight"):
+        build_config(GradientConfig, {"remain_wieght": "5"}, "method graddiff")
+
+
+def test_task_range_validated() -> None:
+    with pytest.raises(ConfigError, match="forget_class"):
+        build_config(DigitsConfig, {"forget_class": "12"}, "task digits-class")
+
+
+def test_bool_parsing() -> None:
+    from dataclasses import dataclass
+
+    from ubench.config import BaseConfig
+
+    @dataclass(frozen=True)
+    class C(BaseConfig):
+        flag: bool = False
+
+    assert build_config(C, {"flag": "true"}, "x").flag is True
+    with pytest.raises(ConfigError):
+        build_config(C, {"flag": "maybe"}, "x")

@@ -1,0 +1,89 @@
+"""Leaderboard generation from synthetic records (pure function of the records)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ubench.errors import CorruptRecordError
+from ubench.report import build_report, leaderboard_rows
+from ubench.store import SCHEMA_VERSION, validate_record
+
+
+def record(method: str, seed: int, ua: float, forget_class: int = 0, **task: Any) -> dict:
+    from ubench.registry import METHODS
+
+    metric = {"value": ua, "ci_low": ua - 0.01, "ci_high": ua + 0.01, "n": 500,
+              "higher_is_better": True, "definition": {"n": 500}}
+    rec = {
+        "schema_version": SCHEMA_VERSION, "run_id": f"{method}{seed}{forget_class}",
+        "status": "ok", "created_at": "2026-01-01T00:00:00+00:00",
+        "task": {"id": "digits-class", "version": "1",
+                 "config": {"forget_class": forget_class, "remain_policy": "balanced", **task}},
+        "method": {"id": method, "version": "1", "config": METHODS.get(method).Config().to_dict(),
+                   "reference": method in ("base", "retrain")},
+        "seed": seed, "metrics": {"ua": metric}, "cost": {"unlearn_seconds": 1.0,
+                                                          "peak_rss_mb": 100.0},
+        "env": {}, "error": None,
+    }
+    return validate_record(rec, "synthetic")
+
+
+def write(root: Path, recs: list[dict]) -> None:
+    for r in recs:
+        p = root / r["task"]["id"] / r["method"]["id"] / r["run_id"] / "record.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps(r))
+
+
+def test_aggregates_over_seeds_and_classes_with_t_interval() -> None:
+    recs = [record("ga", s, v, c) for s, v, c in [(0, 0.9, 0), (1, 0.8, 0), (0, 1.0, 3)]]
+    (title, rows), = leaderboard_rows(recs).items()
+    assert "remain_policy=balanced" in title and "forget_class" not in title
+    row = rows[0]
+    assert row["runs"] == 3 and row["seeds"] == [0, 1] and row["forget_classes"] == [0, 3]
+    assert row["ua"] == pytest.approx(0.9)
+    # t(0.975, 2) = 4.303, sd = 0.1 -> half width 0.2484
+    assert row["ua_hi"] - row["ua"] == pytest.approx(4.3027 * 0.1 / 3 ** 0.5, rel=1e-3)
+
+
+def test_settings_split_tables_and_reference_rows_first() -> None:
+    recs = [record("graddiff", 0, 0.9), record("base", 0, 0.0),
+            record("graddiff", 0, 0.7, remain_policy="two-class")]
+    tables = leaderboard_rows(recs)
+    assert len(tables) == 2
+    balanced = next(rows for t, rows in tables.items() if "balanced" in t)
+    assert [r["method"] for r in balanced] == ["base", "graddiff"]
+
+
+def test_non_default_config_gets_its_own_row() -> None:
+    a = record("graddiff", 0, 0.9)
+    b = copy.deepcopy(a)
+    b["run_id"] = "other"
+    b["method"]["config"]["remain_weight"] = 1.0
+    rows = next(iter(leaderboard_rows([a, b]).values()))
+    assert sorted(r["method"] for r in rows) == ["graddiff", "graddiff (remain_weight=1.0)"]
+
+
+def test_old_task_versions_and_failed_runs_are_left_out() -> None:
+    old = record("ga", 0, 0.5)
+    old["task"]["version"] = "0"
+    failed = record("ga", 1, 0.5)
+    failed["status"] = "failed"
+    assert leaderboard_rows([old, failed]) == {}
+
+
+def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
+    write(tmp_path / "s", [record("ga", 0, 0.9), record("base", 0, 0.0)])
+    paths = build_report(tmp_path / "s", tmp_path / "lb")
+    assert [p.name for p in paths] == ["README.md", "leaderboard.csv", "runs.csv"]
+    md = paths[0].read_text()
+    assert "| base *(ref)* | 0.000 [-0.010, 0.010]" in md and "UA ↑" in md
+    (tmp_path / "s" / "digits-class" / "ga" / "ga00" / "record.json").write_text("{")
+    with pytest.raises(CorruptRecordError, match="ga00"):
+        build_report(tmp_path / "s", tmp_path / "lb")
+    assert paths[0].read_text() == md

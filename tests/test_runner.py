@@ -1,0 +1,111 @@
+"""Runner and store: identity, skip, resume, determinism, failures, every method end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, TINY
+from ubench import runner
+from ubench.errors import CorruptRecordError, DivergedError, IncompatibleError
+from ubench.store import read_record
+
+
+def _run(method: str, store: Path, extra: list[str] | None = None, seed: int = 0, **kw):
+    extra = extra or []
+    keys = {e.split("=")[0] for e in extra}
+    spec = runner.resolve(method, TINY, seed, [*(f for f in FAST if f.split("=")[0] not in keys),
+                                               *extra])
+    return runner.run(spec, store=store, **kw)
+
+
+def test_identity_is_stable_and_sensitive() -> None:
+    a = runner.resolve("boostalign", TINY, 0, FAST)
+    b = runner.resolve("boostalign", TINY, 0, list(reversed(FAST)))
+    assert a.run_id == b.run_id
+    assert runner.resolve("boostalign", TINY, 1, FAST).run_id != a.run_id
+    assert runner.resolve("graddiff", TINY, 0, FAST).run_id != a.run_id
+    assert runner.resolve("boostalign", TINY, 0, [*FAST, "task.forget_class=3"]).run_id != a.run_id
+
+
+def test_finished_run_is_skipped_and_force_redoes(store: Path) -> None:
+    first = _run("ga", store)
+    assert not first.skipped and first.record["status"] == "ok"
+    again = _run("ga", store)
+    assert again.skipped and again.record["run_id"] == first.record["run_id"]
+    forced = _run("ga", store, force=True)
+    assert not forced.skipped
+
+
+def test_same_seed_same_metrics(store: Path, tmp_path: Path) -> None:
+    a = _run("boostalign", store).record
+    b = _run("boostalign", tmp_path / "other").record
+    assert {k: v["value"] for k, v in a["metrics"].items()} == \
+        {k: v["value"] for k, v in b["metrics"].items()}
+
+
+def test_interrupted_run_resumes_bit_for_bit(store: Path, tmp_path: Path) -> None:
+    extra = ["method.steps=6"]
+
+    def stop_at_5(step: int, total: int, scalars: dict[str, float]) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run("boostalign", store, extra, checkpoint_every=2, on_step=stop_at_5)
+    ckpt = next(store.glob("**/checkpoint/state.json"))
+    assert json.loads(ckpt.read_text())["step"] == 4
+    resumed = _run("boostalign", store, extra, checkpoint_every=2).record
+    assert resumed["train_log"]["resumed_from"] == 4
+    assert not list(store.glob("**/checkpoint"))  # cleaned up after success
+    straight = _run("boostalign", tmp_path / "straight", extra, checkpoint_every=0).record
+    assert {k: v["value"] for k, v in resumed["metrics"].items()} == \
+        {k: v["value"] for k, v in straight["metrics"].items()}
+
+
+def test_nan_loss_writes_failed_record(store: Path) -> None:
+    with pytest.raises(DivergedError, match=r"lower method\.lr"):
+        _run("ga", store, ["method.lr=1e30", "method.truncation=none"])
+    rec = read_record(next(store.glob("**/record.json")))
+    assert rec["status"] == "failed" and "became" in rec["error"]
+
+
+def test_corrupt_record_is_reported_with_fix(store: Path) -> None:
+    res = _run("finetune", store)
+    res.path.write_text("{ not json")
+    with pytest.raises(CorruptRecordError, match="--force"):
+        _run("finetune", store)
+    assert not _run("finetune", store, force=True).skipped
+
+
+def test_incompatible_scope_refused_before_loading(store: Path) -> None:
+    with pytest.raises(IncompatibleError, match="cross-attention"):
+        runner.resolve("boostalign", TINY, 0, ["method.scope=xattn"])
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("method", ["boostalign", "graddiff", "ga", "finetune", "base", "retrain"])
+def test_every_method_yields_a_valid_record(method: str, store: Path) -> None:
+    res = _run(method, store)
+    rec = read_record(res.path)
+    assert set(rec["metrics"]) == {"ua", "ra", "fd"}
+    for m in rec["metrics"].values():
+        assert m["ci_low"] <= m["value"] <= m["ci_high"] or m["n"] < 5
+        assert m["n"] > 0 and m["definition"]["sampler"] == "DDIM eta=0"
+    assert (res.path.parent / "samples.png").is_file()
+    assert rec["request"]["remain"]["policy"] == "balanced"
+    assert rec["env"]["packages"]["torch"]
+    assert rec["method"]["reference"] == (method in ("base", "retrain"))
+
+
+def test_two_class_policy_recorded(store: Path) -> None:
+    rec = _run("graddiff", store, ["task.remain_policy=two-class"]).record
+    assert rec["request"]["remain"]["classes"] == [6, 8]
+    assert sum(rec["request"]["remain"]["per_class"]) == rec["request"]["remain"]["size"]
+
+
+def test_methods_for_lists_every_fitting_method() -> None:
+    assert set(runner.methods_for(TINY)) == {"base", "boostalign", "finetune", "ga", "graddiff",
+                                              "retrain"}
