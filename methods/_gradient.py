@@ -102,12 +102,15 @@ def _grads(params: Sequence[torch.nn.Parameter]) -> Grads:
             for p in params]
 
 
-def _check(value: torch.Tensor | float, what: str, step: int) -> None:
+#: what to try when the gradient family diverges (other methods pass their own ``hint``)
+_HINT = "lower method.lr or method.remain_weight, or use method.truncation=clip"
+
+
+def _check(value: torch.Tensor | float, what: str, step: int, hint: str = _HINT) -> None:
+    """Raise :class:`DivergedError` (with ``hint``, the fix to try) if ``value`` is NaN or inf."""
     v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
     if v != v or v in (float("inf"), float("-inf")):
-        raise DivergedError(
-            f"{what} became {v} at step {step}; lower method.lr or method.remain_weight, or use "
-            "method.truncation=clip")
+        raise DivergedError(f"{what} became {v} at step {step}; {hint}")
 
 
 class GradientMethod(Method):

@@ -83,7 +83,8 @@ def test_method_all_runs_every_fitting_method(store: Path, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     recs = json.loads(proc.stdout)
     assert {r["method"]["id"] for r in recs} == {"base", "boostalign", "finetune", "ga",
-                                                 "graddiff", "retrain"}
+                                                 "graddiff", "retrain", "rl", "salun",
+                                                 "esd-u", "esd-full"}
     out = tmp_path / "lb"
     rep = ubench("report", "--out", str(out))
     assert rep.returncode == 0, rep.stderr
@@ -91,7 +92,7 @@ def test_method_all_runs_every_fitting_method(store: Path, tmp_path: Path) -> No
     assert md.startswith("<!-- GENERATED")
     assert "retrain *(ref)*" in md and "| boostalign" in md
     csv = (out / "leaderboard.csv").read_text().splitlines()
-    assert len(csv) == 1 + 6
+    assert len(csv) == 1 + 10
 
 
 def test_list_commands() -> None:

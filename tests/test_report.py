@@ -87,3 +87,15 @@ def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
     with pytest.raises(CorruptRecordError, match="ga00"):
         build_report(tmp_path / "s", tmp_path / "lb")
     assert paths[0].read_text() == md
+
+
+def test_committed_leaderboard_is_generated_from_committed_records(tmp_path: Path) -> None:
+    """leaderboard/README.md and leaderboard.csv are exactly what `ubench report` makes."""
+    root = Path(__file__).resolve().parent.parent / "leaderboard"
+    if not (root / "records").is_dir():
+        pytest.skip("no committed records yet")
+    build_report(root / "records", tmp_path)
+    for name in ("README.md", "leaderboard.csv"):
+        assert (tmp_path / name).read_text() == (root / name).read_text(), (
+            f"leaderboard/{name} is stale: run `ubench report --store leaderboard/records "
+            "--out leaderboard`")

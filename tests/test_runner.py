@@ -9,15 +9,17 @@ import pytest
 
 from tests.conftest import FAST, TINY
 from ubench import runner
-from ubench.errors import CorruptRecordError, DivergedError, IncompatibleError
+from ubench.errors import ConfigError, CorruptRecordError, DivergedError, IncompatibleError
+from ubench.registry import METHODS
 from ubench.store import read_record
 
 
 def _run(method: str, store: Path, extra: list[str] | None = None, seed: int = 0, **kw):
     extra = extra or []
     keys = {e.split("=")[0] for e in extra}
-    spec = runner.resolve(method, TINY, seed, [*(f for f in FAST if f.split("=")[0] not in keys),
-                                               *extra])
+    fields = METHODS.get(method).Config.field_names()
+    fast = [f for f in FAST if f.split("=")[0] not in keys and f.split("=")[0][7:] in fields]
+    spec = runner.resolve(method, TINY, seed, [*fast, *extra])
     return runner.run(spec, store=store, **kw)
 
 
@@ -86,7 +88,9 @@ def test_incompatible_scope_refused_before_loading(store: Path) -> None:
     assert not store.exists()
 
 
-@pytest.mark.parametrize("method", ["boostalign", "graddiff", "ga", "finetune", "base", "retrain"])
+@pytest.mark.parametrize("method", ["boostalign", "graddiff", "ga", "finetune", "rl", "salun",
+                                    "esd-u", "esd-full", "base",
+                                    "retrain"])
 def test_every_method_yields_a_valid_record(method: str, store: Path) -> None:
     res = _run(method, store)
     rec = read_record(res.path)
@@ -107,5 +111,16 @@ def test_two_class_policy_recorded(store: Path) -> None:
 
 
 def test_methods_for_lists_every_fitting_method() -> None:
+    # esd-u and esd-x train (around) cross-attention, which the class-conditional UNet lacks
     assert set(runner.methods_for(TINY)) == {"base", "boostalign", "finetune", "ga", "graddiff",
-                                              "retrain"}
+                                              "retrain", "rl", "salun", "esd-u",
+                                              "esd-full"}
+
+
+def test_shared_overrides_apply_where_they_exist() -> None:
+    specs = runner.resolve_many(["base", "ga"], TINY, 0, ["method.steps=3"])
+    assert specs[1].method_config.steps == 3
+    with pytest.raises(ConfigError, match="Did you mean 'steps'"):
+        runner.resolve_many(["base", "ga"], TINY, 0, ["method.stepz=3"])
+    with pytest.raises(ConfigError, match="unknown key 'steps'"):
+        runner.resolve("base", TINY, 0, ["method.steps=3"])

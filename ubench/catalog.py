@@ -22,6 +22,29 @@ BUILTIN_METHODS = {
     ),
     "ga": ("ubench.methods.ga:GradientAscent", "Gradient ascent on the forget set only."),
     "finetune": ("ubench.methods.finetune:Finetune", "Fine-tuning on the remain set only."),
+    "rl": (
+        "ubench.methods.rl:RandomLabel",
+        "Random label: train the forget condition toward another condition's prediction, plus a "
+        "remain term.",
+    ),
+    "salun": (
+        "ubench.methods.salun:SalUn",
+        "SalUn (Fan et al. 2024): random-label forgetting restricted by a weight-saliency mask.",
+    ),
+    "esd-u": (
+        "ubench.methods.esd:ESDu",
+        "ESD-u (Gandikota et al. 2023): negative-guidance self-distillation outside "
+        "cross-attention.",
+    ),
+    "esd-x": (
+        "ubench.methods.esd:ESDx",
+        "ESD-x (Gandikota et al. 2023): negative-guidance self-distillation on cross-attention "
+        "only.",
+    ),
+    "esd-full": (
+        "ubench.methods.esd:ESDFull",
+        "ESD (Gandikota et al. 2023): negative-guidance self-distillation on every parameter.",
+    ),
     "base": ("ubench.methods.base:Base", "Reference row: the base model, no unlearning."),
     "retrain": (
         "ubench.methods.retrain:Retrain",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated
 
@@ -66,6 +67,10 @@ def run(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")
                                 ] = 50,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads for torch (default: torch's choice). Recorded; results can differ in "
+             "the last bits between thread counts. Two 1-thread runs side by side beat one "
+             "2-thread run on small models.")] = None,
 ) -> None:
     """Unlearn with METHOD on TASK, evaluate, and write one record per run.
 
@@ -76,8 +81,14 @@ def run(
     """
     from ubench import runner
 
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter("--threads must be >= 1")
+        import torch
+
+        torch.set_num_threads(threads)
     methods = runner.methods_for(task) if method == "all" else [method]
-    specs = [runner.resolve(m, task, seed, set_ or []) for m in methods]
+    specs = runner.resolve_many(methods, task, seed, set_ or [])
     records = []
     for spec in specs:
         _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
@@ -85,8 +96,7 @@ def run(
         with _Progress() as bar:
             res = runner.run(
                 spec, store=store, force=force, device=device, checkpoint_every=checkpoint_every,
-                on_step=lambda s, t, i, name=spec.method_cls.name: bar.update(name, s, t, i),
-                say=_err, progress=bar.update)
+                on_step=bar.for_label(spec.method_cls.name), say=_err, progress=bar.update)
         records.append(res.record)
         _err(_summary(res.record) + f"\n   record: {res.path}")
     if as_json:
@@ -141,6 +151,9 @@ class _Progress:
 
     def __exit__(self, *exc: object) -> None:
         self._p.__exit__(None, None, None)
+
+    def for_label(self, label: str) -> Callable[[int, int, dict[str, float]], None]:
+        return lambda step, total, scalars: self.update(label, step, total, scalars)
 
     def update(self, label: str, step: int, total: int, scalars: dict[str, float]) -> None:
         info = " ".join(f"{k}={v:.4f}" for k, v in scalars.items() if v == v)

@@ -108,7 +108,7 @@ class Registry(Generic[T]):
             declared = getattr(entry.target, "name", name)
             if declared != name:
                 raise TypeError(f"{self.kind} {name!r} points at a class named {declared!r}")
-        return entry.target  # type: ignore[no-any-return]
+        return entry.target  # type: ignore[return-value]
 
 
 def _import(target: str) -> Any:

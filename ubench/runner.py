@@ -19,7 +19,7 @@ from typing import Any
 
 from ubench.api import Method, RunContext, Task
 from ubench.config import build_config, parse_overrides
-from ubench.errors import DivergedError, IncompatibleError
+from ubench.errors import ConfigError, DivergedError, IncompatibleError, did_you_mean
 from ubench.home import stable_hash
 from ubench.registry import METHODS, TASKS
 from ubench.store import (
@@ -68,11 +68,36 @@ def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()
     return spec
 
 
+def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterable[str] = ()
+                 ) -> list[RunSpec]:
+    """Resolve several methods with shared overrides (``--method all``).
+
+    A ``method.KEY`` override applies to every method whose config has KEY (``method.steps`` does
+    not concern the ``base`` row); a key that none of them has is still an error.
+    """
+    items = list(overrides)
+    if len(methods) == 1:
+        return [resolve(methods[0], task, seed, items)]
+    method_items = [o for o in items if o.strip().startswith("method.")]
+    other = [o for o in items if o not in method_items]
+    fields = {m: set(METHODS.get(m).Config.field_names()) for m in methods}
+    specs = []
+    for m in methods:
+        mine = [o for o in method_items if o.split("=", 1)[0].strip()[7:] in fields[m]]
+        specs.append(resolve(m, task, seed, [*other, *mine]))
+    known = set().union(*fields.values())
+    for o in method_items:
+        key = o.split("=", 1)[0].strip()[7:]
+        if key not in known:
+            raise ConfigError(f"no selected method has this key: {did_you_mean(key, known, 'key')}")
+    return specs
+
+
 def model_needs(method_cls: type[Method], config: Any) -> set[str]:
-    """Model capabilities a method needs under ``config`` (a non-full scope needs xattn)."""
+    """Model capabilities a method needs under ``config`` (training ``xattn`` needs it to exist;
+    ``noxattn`` is meaningful on any UNet: all but time embedding and output layer)."""
     needs = set(method_cls.requires_model)
-    scope = getattr(config, "scope", "full")
-    if scope in ("xattn", "noxattn"):
+    if getattr(config, "scope", "full") == "xattn":
         needs.add("xattn")
     return needs
 
@@ -89,9 +114,8 @@ def check_compatible(spec: RunSpec) -> None:
     if missing:
         why.append(f"it needs {', '.join(sorted(missing))}, which task {t.name!r} does not provide")
     if missing_model:
-        why.append(f"it needs a model with {', '.join(sorted(missing_model))} "
-                   "(cross-attention), which task "
-                   f"{t.name!r}'s class-conditional UNet does not have")
+        why.append(f"it trains cross-attention layers ({', '.join(sorted(missing_model))}), and "
+                   f"the model of task {t.name!r} has none")
     raise IncompatibleError(
         f"method {m.name!r} cannot run on task {t.name!r}: {'; '.join(why)}. "
         f"Tasks it fits: {', '.join(fits) or 'none registered yet'}.")
@@ -138,6 +162,7 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
             return RunResult(rec, record_path, True)
     folder.mkdir(parents=True, exist_ok=True)
 
+    t_start = time.perf_counter()
     task = spec.task_cls(spec.task_config)
     task.prepare(say, progress)
     model = task.base_model(device)
@@ -162,7 +187,8 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     record["details"] = evaluation.details
     record["train_log"] = out.train_log
     record["changed_parameters"] = len(out.changed_parameters)
-    record["cost"] = {"unlearn_seconds": t1 - t0, "eval_seconds": t2 - t1,
+    record["cost"] = {"prepare_seconds": t0 - t_start, "unlearn_seconds": t1 - t0,
+                      "eval_seconds": t2 - t1, "total_seconds": t2 - t_start,
                       **_peak_memory(device)}
     if evaluation.grid is not None:
         evaluation.grid.save(folder / "samples.png")
@@ -209,7 +235,8 @@ def _reset_cuda_peak(device: str) -> None:
 
 
 def _peak_memory(device: str) -> dict[str, float]:
-    """Process peak resident memory (Linux reports KiB) and, on GPU, peak allocated memory."""
+    """Peak resident memory of this process so far (Linux reports KiB; with ``--method all`` it
+    is the peak over the runs done so far) and, on GPU, the run's peak allocated memory."""
     out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.startswith("cuda"):
         import torch

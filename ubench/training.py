@@ -37,7 +37,7 @@ def train_diffusion(model: DiffusionModel, images: torch.Tensor, labels: torch.T
                     ) -> DiffusionModel:
     """Train ``model`` on (images, labels) and return its EMA copy (``model`` is modified too)."""
     gen = torch.Generator("cpu").manual_seed(spec.seed)
-    params = model.trainable_parameters("full")
+    params: list[torch.Tensor] = list(model.trainable_parameters("full"))
     opt = torch.optim.AdamW(params, lr=spec.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: spec.final_lr_ratio + (1 - spec.final_lr_ratio) * 0.5

@@ -3,9 +3,9 @@
 It wraps diffusers components — a UNet, a noise scheduler and a *conditioner* that turns
 conditions (class ids; later prompts) into what the UNet consumes, with a *null* condition for
 classifier-free guidance — and exposes a handful of verbs: the denoising loss, noise prediction,
-guided sampling with explicit seeds, parameter scopes, a frozen clone and save/load in the
-diffusers layout with safetensors. ESD, SalUn and the gradient family are written against these
-verbs only, so they run unchanged on every task.
+guided sampling with explicit seeds, partial denoising (ESD's training inputs), parameter
+scopes, a frozen clone and save/load in the diffusers layout with safetensors. ESD, SalUn and the
+gradient family are written against these verbs only, so they run unchanged on every task.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ class DiffusionModel:
 
     def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler,
                  conditioner: ClassConditioner) -> None:
-        self.unet = unet
-        self.noise_scheduler = scheduler
+        # typed Any: diffusers' lazy module objects are opaque to static checkers
+        self.unet: Any = unet
+        self.noise_scheduler: Any = scheduler
         self.conditioner = conditioner
 
     # ------------------------------------------------------------------ basics
@@ -125,6 +126,42 @@ class DiffusionModel:
         return self.denoising_error(x0, cond, generator).mean()
 
     # ------------------------------------------------------------------ sampling
+    def guided_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                     guidance: float) -> torch.Tensor:
+        """Classifier-free guided prediction eps_u + w (eps_c - eps_u); w = 1 is plain eps_c."""
+        if guidance == 1.0:
+            return self.predict_noise(x_t, t, cond)
+        both = self.predict_noise(torch.cat([x_t, x_t]), torch.cat([t, t]),
+                                  torch.cat([cond, self.null_condition(len(cond))]))
+        e_c, e_u = both.chunk(2)
+        return e_u + guidance * (e_c - e_u)
+
+    @torch.no_grad()
+    def denoise_partially(self, cond: torch.Tensor, *, steps: int, stop: int,
+                          guidance: float = 1.0, generator: torch.Generator | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the first ``stop`` of ``steps`` DDIM (eta=0) steps from fresh noise under ``cond``.
+
+        ``cond`` is an encoded condition batch (one sample per row); the starting noise is drawn
+        from ``generator`` exactly as :meth:`sample` draws it. Returns ``(x_t, t)``: the partially
+        denoised batch and the timestep it is at (``timesteps[stop]`` of the DDIM schedule, one per
+        sample). ``stop=0`` returns the starting noise. ESD makes its training inputs this way.
+        """
+        if not 0 <= stop < steps:
+            raise ValueError(f"stop must be in 0..{steps - 1}; got {stop}")
+        sched = DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False)
+        sched.set_timesteps(steps)
+        n = cond.shape[0]
+        x = _noise((n, *self.sample_shape), generator, None).to(self.device)
+        was_training = self.unet.training
+        self.unet.eval()
+        for t in sched.timesteps[:stop]:
+            tt = torch.full((n,), int(t), device=self.device, dtype=torch.long)
+            x = sched.step(self.guided_noise(x, tt, cond, guidance), t, x).prev_sample
+        self.unet.train(was_training)
+        return x, torch.full((n,), int(sched.timesteps[stop]), device=self.device,
+                             dtype=torch.long)
+
     @torch.no_grad()
     def sample(self, conditions: Any, *, steps: int = 25, guidance: float = 2.0,
                generator: torch.Generator | None = None, seeds: Sequence[int] | None = None,
@@ -150,14 +187,7 @@ class DiffusionModel:
             c = cond_all[lo:lo + batch_size]
             for t in sched.timesteps:
                 tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
-                if guidance == 1.0:
-                    eps = self.predict_noise(x, tt, c)
-                else:
-                    both = self.predict_noise(torch.cat([x, x]), torch.cat([tt, tt]),
-                                              torch.cat([c, self.null_condition(len(c))]))
-                    e_c, e_u = both.chunk(2)
-                    eps = e_u + guidance * (e_c - e_u)
-                x = sched.step(eps, t, x).prev_sample
+                x = sched.step(self.guided_noise(x, tt, c, guidance), t, x).prev_sample
             out.append(x.clamp(-1, 1).cpu())
         self.unet.train(was_training)
         return torch.cat(out)
