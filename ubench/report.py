@@ -149,7 +149,7 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
                       f"{r['peak_rss_mb']:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def build_report(root: Path, out: str | Path) -> list[Path]:
