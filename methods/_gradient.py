@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from ubench.api import ConditionedSet, Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import BaseConfig, require
+from ubench.config import BaseConfig, require, validate_optimisation
 from ubench.errors import DivergedError
 from ubench.models.diffusion import DiffusionModel
 
@@ -67,9 +67,7 @@ class GradientConfig(BaseConfig):
     scope: Literal["full", "xattn", "noxattn"] = "full"
 
     def validate(self) -> None:
-        require(self.steps >= 1, f"steps must be >= 1; got {self.steps}")
-        require(self.lr > 0, f"lr must be > 0; got {self.lr}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
+        validate_optimisation(self)
         require(self.remain_weight >= 0, f"remain_weight must be >= 0; got {self.remain_weight}")
         require(self.clip_alpha > 0, f"clip_alpha must be > 0; got {self.clip_alpha}")
         require(self.threshold_m > 0, f"threshold_m must be > 0; got {self.threshold_m}")
@@ -138,7 +136,7 @@ class GradientMethod(Method):
         _check(raw.detach(), "the forget loss", step)
         if cfg.truncation == "clip":
             loss = err.clamp(max=cfg.clip_alpha).mean()
-        elif cfg.truncation == "threshold" and float(raw) > cfg.threshold_m:
+        elif cfg.truncation == "threshold" and float(raw.detach()) > cfg.threshold_m:
             return [torch.zeros_like(p) for p in params], float(raw.detach()), True
         else:
             loss = raw

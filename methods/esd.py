@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import BaseConfig, require
+from ubench.config import BaseConfig, require, validate_optimisation
 from ubench.methods._gradient import _check, _resume, _save
 from ubench.models.diffusion import DiffusionModel
 
@@ -91,9 +91,7 @@ class ESDConfig(BaseConfig):
     variant_scope: ClassVar[str] = "full"
 
     def validate(self) -> None:
-        require(self.steps >= 1, f"steps must be >= 1; got {self.steps}")
-        require(self.lr > 0, f"lr must be > 0; got {self.lr}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
+        validate_optimisation(self)
         require(self.negative_guidance >= 0,
                 f"negative_guidance must be >= 0; got {self.negative_guidance}")
         require(self.ddim_steps >= 3, f"ddim_steps must be >= 3; got {self.ddim_steps}")

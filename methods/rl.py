@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import BaseConfig, require
+from ubench.config import BaseConfig, require, validate_optimisation
 from ubench.methods._gradient import _Batches, _check, _resume, _save
 from ubench.methods._labels import num_classes_of, pseudo_labels, random_label_loss
 from ubench.models.diffusion import DiffusionModel
@@ -75,9 +75,7 @@ class RandomLabelConfig(BaseConfig):
     scope: Literal["full", "xattn", "noxattn"] = "full"
 
     def validate(self) -> None:
-        require(self.steps >= 1, f"steps must be >= 1; got {self.steps}")
-        require(self.lr > 0, f"lr must be > 0; got {self.lr}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
+        validate_optimisation(self)
         require(self.remain_weight >= 0, f"remain_weight must be >= 0; got {self.remain_weight}")
         require(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off); got {self.grad_clip}")
 

@@ -37,6 +37,13 @@ class BaseConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
 
+def validate_optimisation(cfg: Any) -> None:
+    """Checks shared by every trained method's config (``steps``, ``lr``, ``batch_size``)."""
+    require(cfg.steps >= 1, f"steps must be >= 1; got {cfg.steps}")
+    require(cfg.lr > 0, f"lr must be > 0; got {cfg.lr}")
+    require(cfg.batch_size >= 1, f"batch_size must be >= 1; got {cfg.batch_size}")
+
+
 def require(cond: bool, message: str) -> None:
     """Raise ConfigError(message) unless cond holds; for ``validate()`` bodies."""
     if not cond:
