@@ -28,4 +28,5 @@ class Base(Method):
 
     def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: Any,
                 ctx: RunContext) -> UnlearnOutput:
+        model.unet.requires_grad_(False)
         return UnlearnOutput(model, [], {"steps": 0})

@@ -27,5 +27,6 @@ class Retrain(Method):
                 ctx: RunContext) -> UnlearnOutput:
         assert request.oracle is not None  # guaranteed by the runner's compatibility check
         oracle = request.oracle().to(model.device)
+        oracle.unet.requires_grad_(False)
         return UnlearnOutput(oracle, [n for n, _ in oracle.unet.named_parameters()],
                              {"steps": 0, "oracle": "trained from scratch without forget data"})

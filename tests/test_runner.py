@@ -88,22 +88,6 @@ def test_incompatible_scope_refused_before_loading(store: Path) -> None:
     assert not store.exists()
 
 
-@pytest.mark.parametrize("method", ["boostalign", "graddiff", "ga", "finetune", "rl", "salun",
-                                    "esd-u", "esd-full", "base",
-                                    "retrain"])
-def test_every_method_yields_a_valid_record(method: str, store: Path) -> None:
-    res = _run(method, store)
-    rec = read_record(res.path)
-    assert set(rec["metrics"]) == {"ua", "ra", "fd"}
-    for m in rec["metrics"].values():
-        assert m["ci_low"] <= m["value"] <= m["ci_high"] or m["n"] < 5
-        assert m["n"] > 0 and m["definition"]["sampler"] == "DDIM eta=0"
-    assert (res.path.parent / "samples.png").is_file()
-    assert rec["request"]["remain"]["policy"] == "balanced"
-    assert rec["env"]["packages"]["torch"]
-    assert rec["method"]["reference"] == (method in ("base", "retrain"))
-
-
 def test_two_class_policy_recorded(store: Path) -> None:
     rec = _run("graddiff", store, ["task.remain_policy=two-class"]).record
     assert rec["request"]["remain"]["classes"] == [6, 8]

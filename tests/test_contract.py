@@ -1,0 +1,64 @@
+"""Contract tests, parametrized over the method registry (a new method is covered automatically).
+
+Every method that fits the tiny digits task must run on it, change only the parameters it
+declares in ``UnlearnOutput.changed_parameters``, leave its parameters frozen afterwards, and
+yield a valid record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import FAST, TINY
+from ubench import runner
+from ubench.api import RunContext
+from ubench.registry import METHODS
+from ubench.store import read_record
+
+FITTING = runner.methods_for(TINY)
+
+
+def _fast(method: str) -> list[str]:
+    fields = METHODS.get(method).Config.field_names()
+    return [f for f in FAST if f.split("=")[0][len("method."):] in fields]
+
+
+def test_registry_methods_that_do_not_fit_are_refused() -> None:
+    for name in set(METHODS.names()) - set(FITTING):
+        with pytest.raises(Exception, match="cannot run on task"):
+            runner.resolve(name, TINY, 0, _fast(name))
+
+
+@pytest.mark.parametrize("method", FITTING)
+def test_changes_only_declared_parameters(method: str, store: Path, tmp_path: Path) -> None:
+    spec = runner.resolve(method, TINY, 0, _fast(method))
+    task = spec.task_cls(spec.task_config)
+    task.prepare()
+    model = task.base_model("cpu")
+    before = {n: p.detach().clone() for n, p in model.unet.named_parameters()}
+    out = spec.method_cls().unlearn(model, task.request(0), spec.method_config,
+                                    RunContext(seed=0, device="cpu", run_dir=tmp_path))
+    after = dict(out.model.unet.named_parameters())
+    changed = {n for n, p in after.items() if not torch.equal(p.detach(), before[n])}
+    declared = set(out.changed_parameters)
+    assert changed <= declared, f"{method} changed undeclared parameters: {changed - declared}"
+    if not spec.method_cls.reference:
+        assert changed, f"{method} changed nothing"
+    assert not any(p.requires_grad for p in out.model.unet.parameters())
+
+
+@pytest.mark.parametrize("method", FITTING)
+def test_yields_a_valid_record(method: str, store: Path) -> None:
+    res = runner.run(runner.resolve(method, TINY, 0, _fast(method)), store=store)
+    rec = read_record(res.path)
+    assert rec["status"] == "ok" and set(rec["metrics"]) == {"ua", "ra", "fd"}
+    assert rec["method"]["id"] == method and rec["seed"] == 0
+    assert rec["method"]["reference"] == METHODS.get(method).reference
+    for m in rec["metrics"].values():
+        assert m["n"] > 0 and m["ci_low"] <= m["ci_high"]
+        assert {"sampler", "steps", "guidance", "judge_sha"} <= set(m["definition"])
+    assert (res.path.parent / "samples.png").is_file()
+    assert rec["cost"]["total_seconds"] > 0 and rec["env"]["packages"]["torch"]
