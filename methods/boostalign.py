@@ -21,6 +21,15 @@ The projection is over **all** trainable parameters as one vector, as in the cod
 (CIFAR script 5), ``truncation``/``clip_alpha`` (CIFAR: per-element clip at 0.1) or
 ``threshold_m`` (SD: 1.1), ``remain_gradient=full`` (RGD's full-batch D_r gradient), Adam.
 
+**Not tuned.** The defaults stay the paper's (lambda 5, clip alpha 0.1) while the baselines are
+tuned (``bench/plans/tune-digits.txt``). For information, the same grid as ``graddiff`` on
+digits-class (forget class 0, seed 0, one thread), UA / RA / FD:
+
+| remain_weight | clip_alpha 0.1 | clip_alpha 1.0 |
+|---|---|---|
+| 1 | 1.000 / 0.999 / 31.2 | 1.000 / 0.989 / 41.0 |
+| 5 | 1.000 / 0.999 / 28.1 (default) | 1.000 / 0.997 / 25.2 |
+
 **Differences from the reference implementation.**
 
 * Dot products and norms are accumulated per parameter tensor in float64 instead of flattening the

@@ -34,6 +34,17 @@ Diffusion; 1e-4 is the Adam rate of SalUn's CIFAR-10 DDPM port of ESD and of our
 the 0.65M-parameter digits model); ``batch_size`` 8 (ESD: 1; extra samples are nearly free on
 small models and reduce gradient noise).
 
+**Tuning** (``bench/plans/tune-digits.txt``: digits-class, forget class 0, seed 0, 150 steps;
+rule: UA >= 0.99, RA within 0.005 of the best, then lowest FD). UA / RA / FD:
+
+| variant | lr 1e-4 | lr 3e-4 |
+|---|---|---|
+| esd-u | **1.000 / 0.969 / 55.9** | 1.000 / 0.957 / 49.5 |
+| esd-full | **1.000 / 0.966 / 61.4** | 1.000 / 0.960 / 52.7 |
+
+Chosen: lr 1e-4 for both (the higher rate buys FD with RA). esd-x is not tuned here (digits
+models have no cross-attention).
+
 **Differences from the reference implementation.**
 
 * The training timestep is exactly the DDIM timestep ``x_t`` is at; the diffusers script maps the
