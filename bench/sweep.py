@@ -58,15 +58,20 @@ def main() -> None:
     args = ap.parse_args()
     jobs = parse_plan(args.plan)
     # prepare shared assets once, in this process, before fanning out
+    from concurrent.futures import ThreadPoolExecutor
+
     from ubench import runner
 
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    for _method, task, _seed, sets in jobs:
-        key = (task, tuple(s for s in sets if s.startswith("task.forget_class")))
-        if key not in seen:  # base/judge/oracle of each (task, forget class), trained once
-            seen.add(key)
-            spec = runner.resolve("base", task, 0, list(key[1]))
-            spec.task_cls(spec.task_config).prepare(lambda m: print(m, file=sys.stderr))
+    keys = sorted({(task, tuple(s for s in sets if s.startswith("task.forget_class")))
+                   for _method, task, _seed, sets in jobs})
+
+    def prepare(key: tuple[str, tuple[str, ...]]) -> None:
+        """Base/judge/oracle of one (task, forget class); several build side by side."""
+        spec = runner.resolve("base", key[0], 0, list(key[1]))
+        spec.task_cls(spec.task_config).prepare(lambda m: print(m, file=sys.stderr))
+
+    with ThreadPoolExecutor(max_workers=args.workers) as threads:
+        list(threads.map(prepare, keys))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {pool.submit(run_one, j, args.store): j for j in jobs}
