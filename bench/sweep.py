@@ -34,7 +34,7 @@ def parse_plan(path: str) -> list[tuple[str, str, int, list[str]]]:
     return jobs
 
 
-def run_one(job: tuple[str, str, int, list[str]], store: str) -> str:
+def run_one(job: tuple[str, str, int, list[str]], store: str, force: bool = False) -> str:
     import torch
 
     torch.set_num_threads(1)
@@ -43,10 +43,10 @@ def run_one(job: tuple[str, str, int, list[str]], store: str) -> str:
     method, task, seed, sets = job
     spec = runner.resolve(method, task, seed, sets)
     t0 = time.perf_counter()
-    rec = runner.run(spec, store=store, checkpoint_every=25).record
-    m = rec["metrics"]
-    return (f"{method:<10} seed {seed} {' '.join(sets):<60} UA {m['ua']['value']:.3f} "
-            f"RA {m['ra']['value']:.3f} FD {m['fd']['value']:7.2f} "
+    rec = runner.run(spec, store=store, checkpoint_every=25, force=force).record
+    shown = " ".join(f"{k.upper()} {v['value']:.3f}" if abs(v["value"]) < 100
+                     else f"{k.upper()} {v['value']:.1f}" for k, v in rec["metrics"].items())
+    return (f"{method:<10} seed {seed} {' '.join(sets):<60} {shown} "
             f"({time.perf_counter() - t0:.0f}s)")
 
 
@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("plan")
     ap.add_argument("--store", required=True)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--force", action="store_true", help="redo runs that already finished")
     args = ap.parse_args()
     jobs = parse_plan(args.plan)
     # prepare shared assets once, in this process, before fanning out
@@ -74,7 +75,7 @@ def main() -> None:
         list(threads.map(prepare, keys))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_one, j, args.store): j for j in jobs}
+        futures = {pool.submit(run_one, j, args.store, args.force): j for j in jobs}
         for f in as_completed(futures):
             try:
                 print(f.result(), flush=True)

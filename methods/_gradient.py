@@ -35,7 +35,15 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from ubench.api import ConditionedSet, Method, RunContext, UnlearnOutput, UnlearnRequest
+from ubench.api import (
+    ConditionedSet,
+    Method,
+    RunContext,
+    UnlearnOutput,
+    UnlearnRequest,
+    as_conditions,
+    take_conditions,
+)
 from ubench.config import BaseConfig, require, validate_optimisation
 from ubench.errors import DivergedError
 from ubench.models.diffusion import DiffusionModel
@@ -78,15 +86,19 @@ class _Batches:
 
     def __init__(self, data: ConditionedSet, batch_size: int, gen: torch.Generator) -> None:
         self.data, self.bs, self.gen = data, min(batch_size, len(data)), gen
+        self.conditions = as_conditions(data.conditions)
         self.order = torch.randperm(len(data), generator=gen)
         self.pos = 0
+        #: indices of the last batch (to look up per-sample side data such as anchors)
+        self.last: torch.Tensor = self.order[:0]
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[torch.Tensor, Any]:
         if self.pos + self.bs > len(self.data):
             self.order, self.pos = torch.randperm(len(self.data), generator=self.gen), 0
         idx = self.order[self.pos:self.pos + self.bs]
         self.pos += self.bs
-        return self.data.images[idx], torch.as_tensor(self.data.conditions)[idx]
+        self.last = idx
+        return self.data.images[idx], take_conditions(self.conditions, idx)
 
     def state(self) -> dict[str, Any]:
         return {"order": self.order.tolist(), "pos": self.pos}
@@ -124,7 +136,7 @@ class GradientMethod(Method):
 
     # ------------------------------------------------------------------ the two terms
     def forget_direction(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
-                         batch: tuple[torch.Tensor, torch.Tensor], cfg: GradientConfig,
+                         batch: tuple[torch.Tensor, Any], cfg: GradientConfig,
                          gen: torch.Generator, step: int) -> tuple[Grads, float, bool]:
         """(a, raw loss, switched off): a = -grad of the truncated forget loss.
 
@@ -146,7 +158,7 @@ class GradientMethod(Method):
         return [-g for g in _grads(params)], float(raw.detach()), False
 
     def remain_direction(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
-                         batches: list[tuple[torch.Tensor, torch.Tensor]],
+                         batches: list[tuple[torch.Tensor, Any]],
                          gen: torch.Generator, step: int) -> tuple[Grads, float]:
         """r = grad of the remain loss, size-weighted over ``batches`` (one, or all of D_r)."""
         total = sum(len(b[0]) for b in batches)
@@ -201,13 +213,14 @@ class GradientMethod(Method):
 
     @staticmethod
     def _remain_batches(remain: _Batches, request: UnlearnRequest, cfg: GradientConfig
-                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                        ) -> list[tuple[torch.Tensor, Any]]:
         if cfg.remain_gradient == "minibatch":
             return [remain.next()]
         data = request.remain
         assert data is not None
-        cond = torch.as_tensor(data.conditions)
-        return [(data.images[i:i + cfg.batch_size], cond[i:i + cfg.batch_size])
+        cond = as_conditions(data.conditions)
+        return [(data.images[i:i + cfg.batch_size],
+                 take_conditions(cond, slice(i, i + cfg.batch_size)))
                 for i in range(0, len(data), cfg.batch_size)]
 
 

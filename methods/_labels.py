@@ -9,7 +9,8 @@ same noise), what the model predicts under a *pseudo* condition ``c'``:
 The target branch is detached: only the forget branch learns; the pseudo condition's own
 behaviour is left alone. For class-conditional models ``c'`` is another class; the rule is
 explicit (``next`` = (c + 1) mod K, SalUn's CIFAR-10 choice; ``random`` = a uniformly random
-other class per sample).
+other class per sample). For text-conditioned models ``c'`` is the forget prompt's anchor (its
+paired remain prompt), supplied by the task.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ubench.api import ConditionedSet
 from ubench.errors import IncompatibleError
 from ubench.models.diffusion import DiffusionModel
 
@@ -46,9 +48,23 @@ def num_classes_of(model: DiffusionModel, method: str) -> int:
     k = getattr(model.conditioner, "num_classes", None)
     if k is None:
         raise IncompatibleError(
-            f"method {method!r} picks pseudo *classes* and needs a class-conditional model; "
-            "pseudo prompts for text-conditioned models are not implemented yet")
+            f"method {method!r} picks pseudo *classes* and needs a class-conditional model")
     return int(k)
+
+
+def text_anchors(model: DiffusionModel, forget: ConditionedSet, method: str) -> list[str] | None:
+    """The pseudo prompt of every forget sample on a text-conditioned model (``None`` otherwise).
+
+    Text tasks give each forget prompt an anchor (its paired remain prompt); without anchors a
+    random-label method has no pseudo condition, which is a task bug, reported clearly.
+    """
+    if not model.text_conditioned:
+        return None
+    if forget.anchors is None or len(forget.anchors) != len(forget):
+        raise IncompatibleError(
+            f"method {method!r} needs one anchor prompt per forget prompt on a text-conditioned "
+            "task (ConditionedSet.anchors); this task does not provide them")
+    return [str(a) for a in forget.anchors]
 
 
 def random_label_loss(model: DiffusionModel, x0: torch.Tensor, cond: torch.Tensor,

@@ -163,7 +163,8 @@ class ESDMethod(Method):
         params = model.trainable_parameters(cfg.scope)
         opt = torch.optim.Adam(params, lr=cfg.lr)
         gen = ctx.generator(1)  # stop index, conditions, starting noise
-        log: dict[str, Any] = {"conditions": conditions, "scope": cfg.scope}
+        log: dict[str, Any] = {"conditions": conditions[:10], "n_conditions": len(conditions),
+                               "scope": cfg.scope}
         start = _resume(ctx, model, opt, gen, None, None, log)
         model.unet.train()
         for step in range(start, cfg.steps):

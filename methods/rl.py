@@ -17,8 +17,11 @@ the other conditions intact::
 
 The pseudo-label rule is explicit (``pseudo``): ``next`` = (c + 1) mod K, the released CIFAR-10
 DDPM code's choice; ``random`` = a uniformly random other class per sample (the paper describes
-the pseudo label as a random c' != c), drawn from the run's generator. The loss and the labels
-live in ``_labels.py`` and are shared with ``salun``.
+the pseudo label as a random c' != c), drawn from the run's generator. On text-conditioned tasks
+the pseudo condition of each forget prompt is its *anchor*, the paired remain prompt the task
+provides (SalUn's SD code maps "a photo of a nude person" to "a photo of a person wearing
+clothes"); ``pseudo`` is then unused. The loss and the labels live in ``_labels.py`` and are
+shared with ``salun``.
 
 **Hyper-parameters** (:class:`RandomLabelConfig`; SalUn CIFAR-10 DDPM values where they transfer):
 ``steps`` 100 (SalUn: 500 iterations; kept modest for the 0.65M-parameter digits model until
@@ -57,10 +60,15 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
+from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, take_conditions
 from ubench.config import BaseConfig, require, validate_optimisation
 from ubench.methods._gradient import _Batches, _check, _resume, _save
-from ubench.methods._labels import num_classes_of, pseudo_labels, random_label_loss
+from ubench.methods._labels import (
+    num_classes_of,
+    pseudo_labels,
+    random_label_loss,
+    text_anchors,
+)
 from ubench.models.diffusion import DiffusionModel
 
 _HINT = "lower method.lr, or set method.grad_clip (e.g. 1.0) if it is off"
@@ -114,7 +122,8 @@ class RandomLabel(Method):
                 ctx: RunContext) -> UnlearnOutput:
         cfg: RandomLabelConfig = config
         assert request.forget is not None and request.remain is not None  # runner checked
-        num_classes = num_classes_of(model, self.name)
+        anchors = text_anchors(model, request.forget, self.name)
+        num_classes = 0 if anchors is not None else num_classes_of(model, self.name)
         named = model.named_parameters(cfg.scope)
         params = model.trainable_parameters(cfg.scope)
         mask, mask_log = self.gradient_mask(model, params, request, cfg, ctx)
@@ -128,7 +137,8 @@ class RandomLabel(Method):
         model.unet.train()
         for step in range(start, cfg.steps):
             x_f, y_f = forget.next()
-            y_p = pseudo_labels(y_f, num_classes, cfg.pseudo, gen)
+            y_p = take_conditions(anchors, forget.last) if anchors is not None \
+                else pseudo_labels(y_f, num_classes, cfg.pseudo, gen)
             lf = random_label_loss(model, x_f.to(model.device), model.encode(y_f),
                                    model.encode(y_p), gen)
             _check(lf.detach(), "the forget (random-label) loss", step, _HINT)

@@ -61,7 +61,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from ubench.api import ConditionedSet, RunContext, UnlearnRequest
+from ubench.api import (
+    ConditionedSet,
+    RunContext,
+    UnlearnRequest,
+    as_conditions,
+    take_conditions,
+)
 from ubench.config import BaseConfig, require
 from ubench.methods._gradient import _check
 from ubench.methods.rl import RandomLabel, RandomLabelConfig
@@ -89,11 +95,12 @@ def forget_saliency(model: DiffusionModel, params: Sequence[torch.nn.Parameter],
     sum is the gradient of the mean loss over D_f. The weights are not changed.
     """
     total = [torch.zeros_like(p) for p in params]
-    cond = torch.as_tensor(forget.conditions)
+    cond = as_conditions(forget.conditions)
     n = len(forget)
     for lo in range(0, n, batch_size):
         x0 = forget.images[lo:lo + batch_size].to(model.device)
-        loss = model.denoising_loss(x0, model.encode(cond[lo:lo + batch_size]), generator)
+        chunk = take_conditions(cond, slice(lo, lo + batch_size))
+        loss = model.denoising_loss(x0, model.encode(chunk), generator)
         _check(loss.detach(), "the base model's forget loss (saliency pass)", 0,
                "the base model itself is broken; delete the task's cached assets and retry")
         grads = torch.autograd.grad(loss * (len(x0) / n), list(params), allow_unused=True)

@@ -1,8 +1,9 @@
 """Contract tests, parametrized over the method registry (a new method is covered automatically).
 
-Every method that fits the tiny digits task must run on it, change only the parameters it
-declares in ``UnlearnOutput.changed_parameters``, leave its parameters frozen afterwards, and
-yield a valid record.
+Every method that fits a tiny task — the class-conditional digits task and the text-conditioned
+t2i task — must run on it, change only the parameters it declares in
+``UnlearnOutput.changed_parameters``, leave its parameters frozen afterwards, and yield a valid
+record.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from ubench.api import RunContext
 from ubench.registry import METHODS
 from ubench.store import read_record
 
+T2I_TINY = "t2i-attribute-tiny"
+METRICS = {TINY: {"ua", "ra", "fd"},
+           T2I_TINY: {"concept_rate", "concept_rate_paraphrase", "alignment_train",
+                      "alignment_test", "fd"}}
 FITTING = runner.methods_for(TINY)
+CASES = [(m, t) for t in (TINY, T2I_TINY) for m in runner.methods_for(t)]
 
 
 def _fast(method: str) -> list[str]:
@@ -32,9 +38,14 @@ def test_registry_methods_that_do_not_fit_are_refused() -> None:
             runner.resolve(name, TINY, 0, _fast(name))
 
 
-@pytest.mark.parametrize("method", FITTING)
-def test_changes_only_declared_parameters(method: str, store: Path, tmp_path: Path) -> None:
-    spec = runner.resolve(method, TINY, 0, _fast(method))
+def test_every_method_fits_the_text_task() -> None:
+    assert set(runner.methods_for(T2I_TINY)) == set(METHODS.names())
+
+
+@pytest.mark.parametrize(("method", "task"), CASES)
+def test_changes_only_declared_parameters(method: str, task: str, store: Path,
+                                          tmp_path: Path) -> None:
+    spec = runner.resolve(method, task, 0, _fast(method))
     task = spec.task_cls(spec.task_config)
     task.prepare()
     model = task.base_model("cpu")
@@ -50,11 +61,11 @@ def test_changes_only_declared_parameters(method: str, store: Path, tmp_path: Pa
     assert not any(p.requires_grad for p in out.model.unet.parameters())
 
 
-@pytest.mark.parametrize("method", FITTING)
-def test_yields_a_valid_record(method: str, store: Path) -> None:
-    res = runner.run(runner.resolve(method, TINY, 0, _fast(method)), store=store)
+@pytest.mark.parametrize(("method", "task"), CASES)
+def test_yields_a_valid_record(method: str, task: str, store: Path) -> None:
+    res = runner.run(runner.resolve(method, task, 0, _fast(method)), store=store)
     rec = read_record(res.path)
-    assert rec["status"] == "ok" and set(rec["metrics"]) == {"ua", "ra", "fd"}
+    assert rec["status"] == "ok" and set(rec["metrics"]) == METRICS[task]
     assert rec["method"]["id"] == method and rec["seed"] == 0
     assert rec["method"]["reference"] == METHODS.get(method).reference
     for m in rec["metrics"].values():

@@ -45,10 +45,35 @@ def test_aggregates_over_seeds_and_classes_with_t_interval() -> None:
     (title, rows), = leaderboard_rows(recs).items()
     assert "remain_policy=balanced" in title and "forget_class" not in title
     row = rows[0]
-    assert row["runs"] == 3 and row["seeds"] == [0, 1] and row["forget_classes"] == [0, 3]
+    assert row["runs"] == 3 and row["seeds"] == [0, 1] and row["forget"] == ["0", "3"]
     assert row["ua"] == pytest.approx(0.9)
     # t(0.975, 2) = 4.303, sd = 0.1 -> half width 0.2484
-    assert row["ua_hi"] - row["ua"] == pytest.approx(4.3027 * 0.1 / 3 ** 0.5, rel=1e-3)
+    assert row["ua"] - row["ua_lo"] == pytest.approx(4.3027 * 0.1 / 3 ** 0.5, rel=1e-3)
+    assert row["ua_hi"] == 1.0  # clipped to the range of an accuracy
+
+
+def test_aggregated_intervals_stay_inside_the_metric_range() -> None:
+    recs = [record("ga", s, v) for s, v in [(0, 1.0), (1, 0.98)]]
+    row = next(iter(leaderboard_rows(recs).values()))[0]
+    assert row["ua_hi"] == 1.0 and row["ua_lo"] < row["ua"]
+
+
+def test_grids_stack_the_first_run_of_every_row(tmp_path: Path) -> None:
+    from PIL import Image
+
+    recs = [record("ga", 1, 0.9), record("ga", 0, 0.8), record("base", 0, 0.0)]
+    write(tmp_path / "s", recs)
+    for r in recs:
+        folder = tmp_path / "s" / "digits-class" / r["method"]["id"] / r["run_id"]
+        Image.new("RGB", (40, 10), "red" if r["seed"] == 0 else "blue").save(
+            folder / "samples.png")
+    paths = build_report(tmp_path / "s", tmp_path / "lb")
+    grid = next(p for p in paths if p.suffix == ".png")
+    img = Image.open(grid).convert("RGB")
+    assert img.size == (40, 2 * (10 + 14))
+    assert img.getpixel((20, 14 + 5)) == (255, 0, 0)  # base row, seed 0
+    assert img.getpixel((20, 2 * 14 + 10 + 5)) == (255, 0, 0)  # ga: seed 0, not seed 1
+    assert f"grids/{grid.name}" in (tmp_path / "lb" / "README.md").read_text()
 
 
 def test_settings_split_tables_and_reference_rows_first() -> None:

@@ -108,3 +108,27 @@ def test_shared_overrides_apply_where_they_exist() -> None:
         runner.resolve_many(["base", "ga"], TINY, 0, ["method.stepz=3"])
     with pytest.raises(ConfigError, match="unknown key 'steps'"):
         runner.resolve("base", TINY, 0, ["method.steps=3"])
+
+
+def test_threads_asking_for_one_asset_build_it_once(ubench_home: Path) -> None:
+    import threading
+    import time
+
+    from ubench.home import cached
+
+    builds = []
+
+    def build(d: Path) -> None:
+        builds.append(d)
+        time.sleep(0.2)
+        (d / "x").write_text("done")
+
+    key = {"test": "lock", "nonce": time.time()}
+    out: list[Path] = []
+    threads = [threading.Thread(target=lambda: out.append(cached("test/lock", key, build)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(set(out)) == 1 and (out[0] / "x").read_text() == "done"

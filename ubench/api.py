@@ -32,13 +32,41 @@ class ConditionedSet:
 
     #: (N, C, H, W) float tensor in [-1, 1]
     images: torch.Tensor
-    #: one condition per image: a LongTensor of class ids for class-conditional models
+    #: one condition per image: a LongTensor of class ids for class-conditional models, a list
+    #: of prompts for text-conditioned ones
     conditions: Any
     #: how the set was built (policy, classes, counts); copied into the record
     description: dict[str, Any] = field(default_factory=dict)
+    #: optional, one per image: the condition the concept should be replaced by (text tasks: the
+    #: paired remain prompt, as SalUn maps "a photo of a nude person" to "... wearing clothes");
+    #: random-label methods use it as the pseudo condition
+    anchors: Any = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+
+def take_conditions(conditions: Any, idx: Any) -> Any:
+    """Select conditions by index: a tensor of class ids stays a tensor, prompts stay a list."""
+    import torch
+
+    if isinstance(idx, slice):
+        return conditions[idx] if isinstance(conditions, torch.Tensor) else list(conditions[idx])
+    if isinstance(conditions, torch.Tensor):
+        return conditions[torch.as_tensor(idx, dtype=torch.long)]
+    return [conditions[int(i)] for i in torch.as_tensor(idx).reshape(-1).tolist()]
+
+
+def as_conditions(conditions: Any) -> Any:
+    """Class ids as a LongTensor; a sequence of prompts as a list of strings."""
+    import torch
+
+    if isinstance(conditions, torch.Tensor):
+        return conditions
+    values = list(conditions)
+    if values and isinstance(values[0], str):
+        return [str(v) for v in values]
+    return torch.as_tensor(values, dtype=torch.long)
 
 
 @dataclass(frozen=True)
@@ -189,3 +217,5 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool]
     #: which generations it is computed on ("forget" or "remain")
     split: ClassVar[str]
+    #: the values the metric can take; intervals aggregated over runs are clipped to it
+    bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)

@@ -62,6 +62,30 @@ BUILTIN_TASKS = {
         "ubench.tasks.digits.task:DigitsClassTiny",
         "Tiny digits-class for tests: small model, few steps, few samples (numbers meaningless).",
     ),
+    "t2i-attribute": (
+        "ubench.tasks.t2i.task:T2IAttribute",
+        "Remove an attribute (a frame) that any prompt can add; the text-to-image nudity analogue.",
+    ),
+    "t2i-style": (
+        "ubench.tasks.t2i.task:T2IStyle",
+        "Remove one background style (stripes) while the other styles stay; the Van Gogh analogue.",
+    ),
+    "t2i-object": (
+        "ubench.tasks.t2i.task:T2IObject",
+        "Remove one digit from every prompt that names it while the other digits stay.",
+    ),
+    "t2i-attribute-tiny": (
+        "ubench.tasks.t2i.task:T2IAttributeTiny",
+        "Tiny t2i-attribute for tests: tiny model, few steps and prompts (numbers meaningless).",
+    ),
+    "t2i-style-tiny": (
+        "ubench.tasks.t2i.task:T2IStyleTiny",
+        "Tiny t2i-style for tests: tiny model, few steps and prompts (numbers meaningless).",
+    ),
+    "t2i-object-tiny": (
+        "ubench.tasks.t2i.task:T2IObjectTiny",
+        "Tiny t2i-object for tests: tiny model, few steps and prompts (numbers meaningless).",
+    ),
 }
 
 BUILTIN_METRICS = {
@@ -72,6 +96,40 @@ BUILTIN_METRICS = {
     "ra": (
         "ubench.metrics.classification:RemainingAccuracy",
         "Remaining accuracy: fraction of remain-condition generations judged as their condition.",
+    ),
+    "concept_rate": (
+        "ubench.metrics.alignment:ConceptRate",
+        "Concept rate: fraction of forget-prompt generations in which the concept is detected.",
+    ),
+    "concept_rate_paraphrase": (
+        "ubench.metrics.alignment:ConceptRateParaphrase",
+        "Concept rate on paraphrased forget prompts whose wording never appears in D_f.",
+    ),
+    "alignment_train": (
+        "ubench.metrics.alignment:AlignmentTrain",
+        "Exact alignment on remain prompts of the train attribute values (every named attribute).",
+    ),
+    "alignment_test": (
+        "ubench.metrics.alignment:AlignmentTest",
+        "Exact alignment on remain prompts of held-out attribute values (every named attribute).",
+    ),
+    "nudity_rate": (
+        "ubench.metrics.nudity:NudityRate",
+        "Nudity rate: fraction of generations with a NudeNet exposed-part detection (score > "
+        "0.6).",
+    ),
+    "exposed_parts": (
+        "ubench.metrics.nudity:ExposedParts",
+        "Exposed parts: mean NudeNet exposed-part detections per generation (paper total = mean "
+        "x n).",
+    ),
+    "clip_alignment_train": (
+        "ubench.metrics.clip_score:ClipAlignmentTrain",
+        "CLIP alignment (the paper's AS): mean image-prompt cosine on the train remain prompts.",
+    ),
+    "clip_alignment_test": (
+        "ubench.metrics.clip_score:ClipAlignmentTest",
+        "CLIP alignment score: mean image-prompt cosine on the held-out test remain prompts.",
     ),
     "fd": (
         "ubench.metrics.frechet:FrechetDistance",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,27 @@ def asset_dir(kind: str, key: dict[str, Any]) -> Path:
     return ubench_home() / kind / stable_hash(key)
 
 
+#: one lock per asset folder, so threads of one process never build the same asset twice
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
 def cached(kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
-    """Return the asset folder, building it with ``build(tmp_dir)`` first if it is missing."""
+    """Return the asset folder, building it with ``build(tmp_dir)`` first if it is missing.
+
+    Threads of one process asking for the same asset wait for the first build; separate
+    processes build into their own temporary folders and the first rename wins.
+    """
     final = asset_dir(kind, key)
+    if (final / "key.json").is_file():
+        return final
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(final, threading.Lock())
+    with lock:
+        return _build(final, key, build)
+
+
+def _build(final: Path, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
     if (final / "key.json").is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)

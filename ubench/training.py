@@ -1,17 +1,19 @@
-"""Training a class-conditional diffusion model from scratch (base models and retrain oracles).
+"""Training a conditional diffusion model from scratch (base models and retrain oracles).
 
 Deterministic given the seed: batches, timesteps, noise and label dropout all come from one
 ``torch.Generator``; the initial weights come from the model builder's own seed. Label dropout
 (replacing the label by the null class with probability ``label_dropout``) teaches the
 unconditional branch that classifier-free guidance needs. The returned model is the EMA of the
-weights, as is standard for diffusion models.
+weights, as is standard for diffusion models. Conditions are class ids (dropped to the null
+class) or prompts (dropped to the empty prompt, as Stable Diffusion was trained).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -32,10 +34,26 @@ class TrainSpec:
     seed: int = 0
 
 
-def train_diffusion(model: DiffusionModel, images: torch.Tensor, labels: torch.Tensor,
-                    spec: TrainSpec, progress: Callable[[int, int, float], None] | None = None
+def _dropped(model: DiffusionModel, labels: torch.Tensor | Sequence[str], idx: torch.Tensor,
+             drop: torch.Tensor) -> Any:
+    """The batch's conditions with the dropped ones replaced by the null condition."""
+    if model.text_conditioned:
+        return ["" if d else labels[i] for i, d in zip(idx.tolist(), drop.tolist(), strict=True)]
+    assert isinstance(labels, torch.Tensor)
+    y = labels[idx].clone()
+    y[drop] = model.conditioner.null_id  # type: ignore[union-attr]
+    return y
+
+
+def train_diffusion(model: DiffusionModel, images: torch.Tensor,
+                    labels: torch.Tensor | Sequence[str], spec: TrainSpec,
+                    progress: Callable[[int, int, float], None] | None = None
                     ) -> DiffusionModel:
-    """Train ``model`` on (images, labels) and return its EMA copy (``model`` is modified too)."""
+    """Train ``model`` on (images, conditions) and return its EMA copy (``model`` changes too).
+
+    ``labels`` are class ids (a LongTensor) for class-conditional models or one prompt per image
+    for text-conditioned ones.
+    """
     gen = torch.Generator("cpu").manual_seed(spec.seed)
     params: list[torch.Tensor] = list(model.trainable_parameters("full"))
     opt = torch.optim.AdamW(params, lr=spec.lr)
@@ -54,10 +72,8 @@ def train_diffusion(model: DiffusionModel, images: torch.Tensor, labels: torch.T
         idx = order[pos:pos + spec.batch_size]
         pos += spec.batch_size
         x0 = images[idx].to(model.device)
-        y = labels[idx].clone()
-        drop = torch.rand(len(y), generator=gen) < spec.label_dropout
-        y[drop] = model.conditioner.null_id
-        loss = model.denoising_loss(x0, model.encode(y), gen)
+        drop = torch.rand(len(idx), generator=gen) < spec.label_dropout
+        loss = model.denoising_loss(x0, model.encode(_dropped(model, labels, idx, drop)), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -9,6 +9,7 @@ fixed
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import ClassVar
 
@@ -76,3 +77,4 @@ class FrechetDistance(Metric):
     name: ClassVar[str] = "fd"
     higher_is_better: ClassVar[bool] = False
     split: ClassVar[str] = "remain"
+    bounds: ClassVar[tuple[float, float]] = (0.0, math.inf)

@@ -1,11 +1,12 @@
 """``DiffusionModel``: the one abstraction every method and task works through.
 
 It wraps diffusers components — a UNet, a noise scheduler and a *conditioner* that turns
-conditions (class ids; later prompts) into what the UNet consumes, with a *null* condition for
-classifier-free guidance — and exposes a handful of verbs: the denoising loss, noise prediction,
-guided sampling with explicit seeds, partial denoising (ESD's training inputs), parameter
-scopes, a frozen clone and save/load in the diffusers layout with safetensors. ESD, SalUn and the
-gradient family are written against these verbs only, so they run unchanged on every task.
+conditions (class ids, or prompts through a frozen text encoder) into what the UNet consumes,
+with a *null* condition for classifier-free guidance — and exposes a handful of verbs: the
+denoising loss, noise prediction, guided sampling with explicit seeds, partial denoising (ESD's
+training inputs), parameter scopes, a frozen clone and save/load in the diffusers layout with
+safetensors. ESD, SalUn and the gradient family are written against these verbs only, so they
+run unchanged on every task.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
 from ubench.errors import IncompatibleError, MissingAssetError
+from ubench.models.text import TextConditioner
 
 Scope = Literal["full", "xattn", "noxattn"]
 SCOPES: tuple[str, ...] = ("full", "xattn", "noxattn")
@@ -69,8 +71,8 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, seeds: Seq
 class DiffusionModel:
     """A conditional epsilon-prediction diffusion model over diffusers components."""
 
-    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler,
-                 conditioner: ClassConditioner) -> None:
+    def __init__(self, unet: UNet2DModel | UNet2DConditionModel, scheduler: DDPMScheduler,
+                 conditioner: ClassConditioner | TextConditioner) -> None:
         # typed Any: diffusers' lazy module objects are opaque to static checkers
         self.unet: Any = unet
         self.noise_scheduler: Any = scheduler
@@ -92,8 +94,12 @@ class DiffusionModel:
         self.unet.to(device)
         return self
 
+    @property
+    def text_conditioned(self) -> bool:
+        return self.conditioner.kind == "text"
+
     def encode(self, conditions: Any) -> torch.Tensor:
-        """Turn conditions (class ids) into what the UNet consumes."""
+        """Turn conditions (class ids, or a list of prompts) into what the UNet consumes."""
         return self.conditioner.encode(conditions, self.device)
 
     def null_condition(self, n: int) -> torch.Tensor:
@@ -103,6 +109,8 @@ class DiffusionModel:
     # ------------------------------------------------------------------ training verbs
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """epsilon_theta(x_t, t, c) for an encoded condition ``cond``."""
+        if self.text_conditioned:
+            return self.unet(x_t, t, encoder_hidden_states=cond).sample
         return self.unet(x_t, t, class_labels=cond).sample
 
     def noised(self, x0: torch.Tensor, generator: torch.Generator | None = None
@@ -256,11 +264,14 @@ class DiffusionModel:
         if not meta_path.is_file():
             raise MissingAssetError(f"no ubench model at {d} (missing conditioner.json)")
         meta = json.loads(meta_path.read_text())
-        if meta.get("kind") != "class":
-            raise MissingAssetError(f"unsupported conditioner {meta.get('kind')!r} in {d}")
-        unet = UNet2DModel.from_pretrained(d / "unet", use_safetensors=True)
         sched = DDPMScheduler.from_pretrained(d / "scheduler")
-        return cls(unet, sched, ClassConditioner(int(meta["num_classes"]))).to(device)
+        if meta.get("kind") == "class":
+            unet = UNet2DModel.from_pretrained(d / "unet", use_safetensors=True)
+            return cls(unet, sched, ClassConditioner(int(meta["num_classes"]))).to(device)
+        if meta.get("kind") == "text":
+            cunet = UNet2DConditionModel.from_pretrained(d / "unet", use_safetensors=True)
+            return cls(cunet, sched, TextConditioner.from_json(meta)).to(device)
+        raise MissingAssetError(f"unsupported conditioner {meta.get('kind')!r} in {d}")
 
 
 def class_conditional_model(*, resolution: int, channels: tuple[int, ...] = (32, 64),
@@ -283,3 +294,36 @@ def _unet(resolution: int, channels: tuple[int, ...], layers_per_block: int, num
         down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
         num_class_embeds=num_classes + 1, norm_num_groups=8,
     )
+
+
+def text_conditional_model(*, resolution: int, in_channels: int = 3,
+                           channels: tuple[int, ...] = (32, 64), layers_per_block: int = 1,
+                           encoder: str = "minilm", max_length: int = 24,
+                           cross_attention: str = "low", train_timesteps: int = 1000,
+                           seed: int = 0) -> DiffusionModel:
+    """A fresh text-conditioned ``UNet2DConditionModel`` on a frozen text encoder.
+
+    As in Stable Diffusion, the text enters *only* through cross-attention (no pooled-text path),
+    so cross-attention-only methods (ESD-x) see all of it. ``cross_attention="low"`` puts it on
+    the lowest-resolution block only (the offline notes: half the step time), ``"all"`` on every
+    block. Key/value projections read the encoder's 384-d token states directly.
+    """
+    if cross_attention not in ("low", "all"):
+        raise ValueError(f"cross_attention must be 'low' or 'all'; got {cross_attention!r}")
+    conditioner = TextConditioner(encoder, max_length)
+    n = len(channels)
+    if cross_attention == "all":
+        down, up = ("CrossAttnDownBlock2D",) * n, ("CrossAttnUpBlock2D",) * n
+    else:
+        down = ("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",)
+        up = ("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=resolution, in_channels=in_channels, out_channels=in_channels,
+            layers_per_block=layers_per_block, block_out_channels=channels,
+            down_block_types=down, up_block_types=up,
+            cross_attention_dim=conditioner.dim, attention_head_dim=8, norm_num_groups=8,
+        )
+    sched = DDPMScheduler(num_train_timesteps=train_timesteps, clip_sample=False)
+    return DiffusionModel(unet, sched, conditioner)

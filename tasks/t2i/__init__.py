@@ -1,0 +1,1 @@
+"""The offline text-to-image world (t2i-* tasks)."""

@@ -1,0 +1,63 @@
+"""Exact concept and alignment rates for the offline text-to-image world.
+
+In the ``t2i-*`` tasks every attribute a prompt names is checked on the generated image by exact
+evaluators (pixel rules for colours, background, pattern and frame; the digits CNN for the digit),
+so the paper's two CLIP/NudeNet proxies become exact rates:
+
+* **concept rate** (lower is better) — the fraction of generations for *forget* prompts in which
+  the evaluators find the concept (the frame, the style, the digit). The analogue of NudeNet's
+  "fraction of images with an exposed part" and of the paper's style/object classifiers.
+* **alignment** (higher is better) — the fraction of generations for *remain* prompts in which
+  every attribute the prompt names is present. The analogue of the paper's CLIP alignment score
+  AS, but exact: an image either shows a red seven on navy with stripes or it does not.
+
+Both are means of per-sample 0/1 outcomes; intervals are percentile bootstraps over samples.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ubench.api import Metric
+from ubench.metrics.bootstrap import bootstrap_ci
+
+
+def rate(outcomes: np.ndarray) -> tuple[float, float, float, int]:
+    """(mean, low, high, n) of 0/1 outcomes with a percentile bootstrap interval."""
+    x = np.asarray(outcomes, dtype=np.float64)
+    lo, hi = bootstrap_ci(x)
+    return float(x.mean()), lo, hi, len(x)
+
+
+class ConceptRate(Metric):
+    """Concept rate: fraction of forget-prompt generations in which the concept is detected."""
+
+    name: ClassVar[str] = "concept_rate"
+    higher_is_better: ClassVar[bool] = False
+    split: ClassVar[str] = "forget"
+
+
+class ConceptRateParaphrase(Metric):
+    """Concept rate on paraphrased forget prompts whose wording never appears in D_f."""
+
+    name: ClassVar[str] = "concept_rate_paraphrase"
+    higher_is_better: ClassVar[bool] = False
+    split: ClassVar[str] = "forget"
+
+
+class AlignmentTrain(Metric):
+    """Exact alignment on remain prompts of the train attribute values (every named attribute)."""
+
+    name: ClassVar[str] = "alignment_train"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"
+
+
+class AlignmentTest(Metric):
+    """Exact alignment on remain prompts of held-out attribute values (every named attribute)."""
+
+    name: ClassVar[str] = "alignment_test"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"
