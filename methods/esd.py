@@ -17,7 +17,10 @@ ESD needs no data: ``x_t`` comes from the model itself. Each step draws a random
 ``k``, starts from Gaussian noise and runs the first ``k`` of ``ddim_steps`` DDIM steps with the
 *current* model under ``c`` with guidance ``start_guidance`` (no gradient), landing at the DDIM
 timestep ``t = timesteps[k]``. The forget *images* of the request are not used — only its
-conditions (``request.forget.conditions``; each sample of a batch draws one of them uniformly).
+conditions: the concept's own prompts where the task names them (``request.concept``: "nudity"
+on SD, the concept's phrasings on the t2i tasks — ESD erases a concept *word*, and erasing whole
+scene prompts would erase every attribute they name), else the distinct forget conditions (class
+ids on digits); each sample of a batch draws one of them uniformly.
 
 The three registered variants differ only in which weights train (the model layer's scopes):
 ``esd-u`` = ``noxattn`` (everything but cross-attention, the time embedding and the output layer;
@@ -157,14 +160,18 @@ class ESDMethod(Method):
                 ctx: RunContext) -> UnlearnOutput:
         cfg: ESDConfig = config
         assert request.forget is not None  # runner checked
-        conditions = distinct_conditions(request.forget.conditions)
+        # ESD erases the concept's own prompt where the task names one (SD: "nudity"), else
+        # the distinct forget conditions (class ids; prompts on tasks without a concept prompt)
+        source = "concept prompts" if request.concept else "forget conditions"
+        conditions = list(request.concept) if request.concept \
+            else distinct_conditions(request.forget.conditions)
         teacher = model.clone_frozen()  # the base weights, before any checkpoint is loaded
         named = model.named_parameters(cfg.scope)
         params = model.trainable_parameters(cfg.scope)
         opt = torch.optim.Adam(params, lr=cfg.lr)
         gen = ctx.generator(1)  # stop index, conditions, starting noise
         log: dict[str, Any] = {"conditions": conditions[:10], "n_conditions": len(conditions),
-                               "scope": cfg.scope}
+                               "condition_source": source, "scope": cfg.scope}
         start = _resume(ctx, model, opt, gen, None, None, log)
         model.unet.train()
         for step in range(start, cfg.steps):

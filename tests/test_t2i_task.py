@@ -121,3 +121,16 @@ def test_random_label_maps_forget_prompts_to_their_anchors(store: Path) -> None:
 
 def test_esd_x_fits_text_tasks() -> None:
     assert "esd-x" in runner.methods_for("t2i-attribute-tiny")
+
+
+@pytest.mark.parametrize("task,phrase", [("t2i-attribute-tiny", "inside a frame"),
+                                         ("t2i-style-tiny", "with stripes"),
+                                         ("t2i-object-tiny", "the digit 0")])
+def test_esd_erases_the_concept_prompts_not_whole_scenes(task: str, phrase: str,
+                                                         store: Path) -> None:
+    """ESD conditions on the concept's own phrasings (as it erases "nudity" on SD): erasing the
+    whole forget prompts would also erase the digit, colours and background they name."""
+    spec = runner.resolve("esd-x", task, 0, ["method.steps=1", "method.batch_size=2",
+                                             "method.ddim_steps=4"])
+    log = runner.run(spec, store=store).record["train_log"]
+    assert log["condition_source"] == "concept prompts" and phrase in log["conditions"]

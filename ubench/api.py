@@ -84,6 +84,9 @@ class UnlearnRequest:
     remain: ConditionedSet | None = None
     #: builds the retrain-from-scratch oracle ("oracle")
     oracle: Callable[[], DiffusionModel] | None = None
+    #: the concept's own prompt(s) on text tasks ("nudity"; "inside a frame", "framed", ...):
+    #: what concept-erasure methods (ESD) condition on, as ESD erases "nudity" on SD
+    concept: list[str] | None = None
 
 
 @dataclass
@@ -180,6 +183,11 @@ class Task(ABC):
     provides: ClassVar[frozenset[str]] = frozenset()
     #: model capabilities ("class-conditional", "text-conditional", "xattn")
     model_capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: per method id, hyper-parameters this task's setting prescribes (e.g. the paper's SD
+    #: recipe); applied before the user's ``--set method.*`` and recorded like any other value
+    method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: whether the runner saves the unlearned model in the run folder (``model/``)
+    save_model: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config

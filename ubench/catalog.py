@@ -86,6 +86,18 @@ BUILTIN_TASKS = {
         "ubench.tasks.t2i.task:T2IObjectTiny",
         "Tiny t2i-object for tests: tiny model, few steps and prompts (numbers meaningless).",
     ),
+    "sd-nudity": (
+        "ubench.tasks.sd.task:SDNudity",
+        "Remove nudity from Stable Diffusion v1.4 (paper §4.2); NudeNet on I2P + CLIP alignment.",
+    ),
+    "sd-vangogh": (
+        "ubench.tasks.sd.task:SDVanGogh",
+        "Remove Van Gogh's style from Stable Diffusion v1.4; CLIP zero-shot style + alignment.",
+    ),
+    "sd-object": (
+        "ubench.tasks.sd.task:SDObject",
+        "Remove an object (church) from Stable Diffusion v1.4; CLIP zero-shot over Imagenette.",
+    ),
 }
 
 BUILTIN_METRICS = {
@@ -131,9 +143,18 @@ BUILTIN_METRICS = {
         "ubench.metrics.clip_score:ClipAlignmentTest",
         "CLIP alignment score: mean image-prompt cosine on the held-out test remain prompts.",
     ),
+    "other_accuracy": (
+        "ubench.metrics.clip_score:OtherAccuracy",
+        "Other-concept accuracy: generations for other styles/objects labelled as the one named.",
+    ),
     "fd": (
         "ubench.metrics.frechet:FrechetDistance",
         "Frechet distance between generated and real features of a task's own feature network.",
+    ),
+    "fid": (
+        "ubench.metrics.frechet:FID",
+        "FID (clean-fid, Inception features) of generations against user-provided reference "
+        "images.",
     ),
 }
 

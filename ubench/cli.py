@@ -71,6 +71,9 @@ def run(
         help="CPU threads for torch (default: torch's choice). Recorded; results can differ in "
              "the last bits between thread counts. Two 1-thread runs side by side beat one "
              "2-thread run on small models.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        help="Quick run: cap every prompt set at N prompts (sd-* tasks; same as --set "
+             "task.limit=N, part of the run's identity).")] = None,
 ) -> None:
     """Unlearn with METHOD on TASK, evaluate, and write one record per run.
 
@@ -78,6 +81,7 @@ def run(
       ubench run --method boostalign --task digits-class --seed 0
       ubench run --method graddiff --task digits-class --set method.remain_weight=5
       ubench run --method all --task digits-class --json
+      ubench run --method boostalign --task sd-nudity --set task.model=/path/to/sd --limit 4
     """
     from ubench import runner
 
@@ -87,8 +91,11 @@ def run(
         import torch
 
         torch.set_num_threads(threads)
+    sets = list(set_ or [])
+    if limit is not None:
+        sets.append(runner.limit_override(task, limit))
     methods = runner.methods_for(task) if method == "all" else [method]
-    specs = runner.resolve_many(methods, task, seed, set_ or [])
+    specs = runner.resolve_many(methods, task, seed, sets)
     records = []
     for spec in specs:
         _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "

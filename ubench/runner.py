@@ -61,11 +61,26 @@ def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()
     method_cls = METHODS.get(method)
     task_cls = TASKS.get(task)
     ov = parse_overrides(overrides)
-    mcfg = build_config(method_cls.Config, ov["method"], f"method {method}")
+    fields = set(method_cls.Config.field_names())
+    prescribed = {k: v for k, v in task_cls.method_defaults.get(method_cls.name, {}).items()
+                  if k in fields}
+    mcfg = build_config(method_cls.Config, {**prescribed, **ov["method"]}, f"method {method}")
     tcfg = build_config(task_cls.Config, ov["task"], f"task {task}")
     spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed)
     check_compatible(spec)
     return spec
+
+
+def limit_override(task: str, limit: int) -> str:
+    """The ``--set`` item for ``--limit N``; refused for tasks without a ``limit`` setting."""
+    task_cls = TASKS.get(task)
+    if "limit" not in task_cls.Config.field_names():
+        with_limit = [n for n in TASKS.names() if "limit" in TASKS.get(n).Config.field_names()]
+        raise ConfigError(f"--limit applies to tasks with a prompt limit ({', '.join(with_limit)})"
+                          f"; task {task!r} has none: drop --limit")
+    if limit < 1:
+        raise ConfigError(f"--limit must be >= 1; got {limit}")
+    return f"task.limit={limit}"
 
 
 def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterable[str] = ()
@@ -180,6 +195,11 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
         write_json_atomic(record_path, record)
         raise
     t1 = time.perf_counter()
+    record["task"]["assets"] = task.assets()  # again: unlearning may have built one (oracle)
+    # saved before evaluation, so that a failed evaluation keeps the unlearned model
+    if task.save_model and not spec.method_cls.reference:
+        out.model.save(folder / "model")
+        record["artifacts"]["model"] = "model"
     evaluation = task.evaluate(out.model, device)
     t2 = time.perf_counter()
 

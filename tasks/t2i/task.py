@@ -74,6 +74,27 @@ TEST_COLOURS: tuple[str, ...] = ("cyan", "magenta", "white", "orange")
 WORLD_VERSION = "1"
 
 
+#: Method defaults on the t2i tasks (``Task.method_defaults``), from ``bench/plans/tune-t2i.txt``
+#: (t2i-attribute, seed 0, 50 prompts per evaluation set; rule: maximise (1 - concept_rate) +
+#: alignment_test, a tie within 0.05 going to the lower FD). The digits-tuned defaults fail
+#: here: boostalign at digits' lr 1e-4 / clip / full remain ended at concept 0.935, alignment
+#: 0.02. The gradient family gets the paper's SD recipe (threshold m 1.1, remain weight 1.6,
+#: paired forget/remain mini-batches) with batch 32 (our images are 12x12). ESD's schedule has
+#: 25 DDIM steps, as the t2i tasks sample with 25.
+_T2I_GRADIENT: dict[str, Any] = {"lr": 1e-5, "truncation": "threshold", "threshold_m": 1.1,
+                                 "remain_weight": 1.6, "remain_gradient": "minibatch",
+                                 "batch_size": 32}
+T2I_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "boostalign": _T2I_GRADIENT, "graddiff": _T2I_GRADIENT,
+    "ga": {k: v for k, v in _T2I_GRADIENT.items() if k not in ("remain_weight",
+                                                                "remain_gradient")},
+    "finetune": {"batch_size": 32},
+    "rl": {"batch_size": 32}, "salun": {"batch_size": 32},
+    "esd-u": {"ddim_steps": 25, "lr": 3e-5}, "esd-x": {"ddim_steps": 25, "lr": 1e-3},
+    "esd-full": {"ddim_steps": 25, "lr": 3e-5},
+}
+
+
 @dataclass(frozen=True)
 class T2IConfig(BaseConfig):
     """Parameters shared by the ``t2i-*`` tasks (all recorded; all part of the run identity)."""
@@ -82,8 +103,9 @@ class T2IConfig(BaseConfig):
     diversity: Literal["diverse", "uniform"] = "diverse"
     #: size of D_f and of D_r (the paper: 800 train pairs)
     n_forget: int = 200
-    #: prompts per evaluation set (forget test, paraphrase, remain train, remain test)
-    eval_prompts: int = 200
+    #: prompts per evaluation set (forget test, paraphrase, remain train, remain test); 100
+    #: keeps a run's evaluation near a minute on one core (rates then carry +-~0.05 intervals)
+    eval_prompts: int = 100
     #: DDIM steps (eta = 0) for D_f/D_r generation and evaluation
     sampling_steps: int = 25
     #: classifier-free guidance w in eps_u + w (eps_c - eps_u)
@@ -197,6 +219,7 @@ class T2ITask(Task):
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"text-conditional", "xattn"})
 
+    method_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_METHOD_DEFAULTS
     model_spec: ClassVar[WorldModelSpec] = WorldModelSpec()
     corpus_spec: ClassVar[CorpusSpec] = CorpusSpec()
     #: 3,000 AdamW steps of 64 at a fixed 2 threads (README: time and alignment reached;
@@ -228,6 +251,10 @@ class T2ITask(Task):
         """Whether a generation (its detection and judged digit) shows the concept."""
         raise NotImplementedError
 
+    def concept_prompts(self) -> list[str]:
+        """The concept's own common phrasings (what ESD erases, as it erases "nudity" on SD)."""
+        raise NotImplementedError
+
     def concept_config(self) -> dict[str, Any]:
         """The concept's identity for cache keys and records."""
         return {"concept": self.concept}
@@ -246,7 +273,11 @@ class T2ITask(Task):
         return {**self._base_key(), "role": "oracle", "without": self.concept_config()}
 
     def prepare(self, say: Say | None = None, progress: Progress | None = None) -> None:
-        """Train (or find in the cache) the judge, base model, oracle and the D_f/D_r images."""
+        """Train (or find in the cache) the judge, the base model and the D_f/D_r images.
+
+        The oracle (a full training run without the concept, ~20 CPU minutes) is trained
+        lazily, only when a run asks for it (the ``retrain`` row)."""
+        self._say, self._progress = say, progress
         note = say or (lambda _m: None)
         dtask = self._digits()
         jkey = dtask._keys()["judge"]
@@ -254,12 +285,21 @@ class T2ITask(Task):
             note("training the digits judge once")
         cached("digits/judge", jkey, lambda d: note(dtask.build_asset("judge", d)))
         dtask._check_judge()
-        for role, key in (("base", self._base_key()), ("oracle", self._oracle_key())):
-            if not is_cached(f"t2i/{role}", key):
-                note(f"training the t2i {role} model once ({self.train_spec.steps} steps, "
-                     f"cached under {asset_dir('t2i', {}).parent})")
-            cached(f"t2i/{role}", key, lambda d, r=role: note(self._train(r, d, progress)))
+        self._ensure("base")
         self._data()
+
+    def _key(self, role: str) -> dict[str, Any]:
+        return self._base_key() if role == "base" else self._oracle_key()
+
+    def _ensure(self, role: str) -> Path:
+        """The cached model folder of ``role``, trained first if it is not cached yet."""
+        note = getattr(self, "_say", None) or (lambda _m: None)
+        progress = getattr(self, "_progress", None)
+        key = self._key(role)
+        if not is_cached(f"t2i/{role}", key):
+            note(f"training the t2i {role} model once ({self.train_spec.steps} steps, "
+                 f"cached under {asset_dir('t2i', {}).parent})")
+        return cached(f"t2i/{role}", key, lambda d: note(self._train(role, d, progress)))
 
     def _train(self, role: str, directory: Path, progress: Progress | None) -> str:
         keep = None if role == "base" else (lambda s: not self.has_concept(s))
@@ -281,11 +321,7 @@ class T2ITask(Task):
         return f"t2i {role}: trained {self.train_spec.steps} steps on {len(captions)} captions"
 
     def _model(self, role: str, device: str) -> DiffusionModel:
-        key = self._base_key() if role == "base" else self._oracle_key()
-        d = asset_dir(f"t2i/{role}", key)
-        if not (d / "key.json").is_file():
-            self.prepare()
-        return DiffusionModel.load(d, device)
+        return DiffusionModel.load(self._ensure(role), device)
 
     def base_model(self, device: str) -> DiffusionModel:
         return self._model("base", device)
@@ -299,9 +335,10 @@ class T2ITask(Task):
 
     def assets(self) -> dict[str, str]:
         out = {"judge": file_digest(self._digits().judge_dir / "judge.safetensors")}
-        for role, key in (("base", self._base_key()), ("oracle", self._oracle_key())):
-            d = asset_dir(f"t2i/{role}", key)
-            out[role] = file_digest(d / "unet" / "diffusion_pytorch_model.safetensors")
+        for role in ("base", "oracle"):  # the oracle only once some run has trained it
+            if is_cached(f"t2i/{role}", self._key(role)):
+                d = asset_dir(f"t2i/{role}", self._key(role))
+                out[role] = file_digest(d / "unet" / "diffusion_pytorch_model.safetensors")
         return out
 
     # ------------------------------------------------------------------ prompt pairs
@@ -373,7 +410,7 @@ class T2ITask(Task):
                                 anchors=prompts["remain"])
         remain = ConditionedSet(images["remain"], prompts["remain"],
                                 {**desc, "example": prompts["remain"][0]})
-        return UnlearnRequest(forget=forget, remain=remain,
+        return UnlearnRequest(forget=forget, remain=remain, concept=self.concept_prompts(),
                               oracle=lambda: self.oracle_model("cpu"))
 
     # ------------------------------------------------------------------ evaluation
@@ -526,6 +563,9 @@ class T2IAttribute(T2ITask):
     def shows_concept(self, det: world.Detection, digit: int) -> bool:
         return det.frame
 
+    def concept_prompts(self) -> list[str]:
+        return list(world.PHRASES["frame"][True][0])
+
 
 class T2IStyle(T2ITask):
     """Remove one background style (stripes) while the other styles stay; the Van Gogh analogue."""
@@ -551,6 +591,9 @@ class T2IStyle(T2ITask):
     def shows_concept(self, det: world.Detection, digit: int) -> bool:
         return det.pattern == self.config.forget_style
 
+    def concept_prompts(self) -> list[str]:
+        return list(world.PHRASES["pattern"][self.config.forget_style][0])
+
 
 class T2IObject(T2ITask):
     """Remove one digit from every prompt that names it while the other digits stay."""
@@ -575,6 +618,9 @@ class T2IObject(T2ITask):
 
     def shows_concept(self, det: world.Detection, digit: int) -> bool:
         return digit == self.config.forget_digit
+
+    def concept_prompts(self) -> list[str]:
+        return list(world.PHRASES["digit"][self.config.forget_digit][0])
 
 
 # ---------------------------------------------------------------------- tiny variants (tests)

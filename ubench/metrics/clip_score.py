@@ -381,3 +381,11 @@ class ClipAlignmentTest(Metric):
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
     bounds: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+
+class OtherAccuracy(Metric):
+    """Other-concept accuracy: generations for other styles/objects labelled as the one named."""
+
+    name: ClassVar[str] = "other_accuracy"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"

@@ -78,3 +78,12 @@ class FrechetDistance(Metric):
     higher_is_better: ClassVar[bool] = False
     split: ClassVar[str] = "remain"
     bounds: ClassVar[tuple[float, float]] = (0.0, math.inf)
+
+
+class FID(Metric):
+    """FID (clean-fid, Inception features) of generations against user-provided reference images."""
+
+    name: ClassVar[str] = "fid"
+    higher_is_better: ClassVar[bool] = False
+    split: ClassVar[str] = "remain"
+    bounds: ClassVar[tuple[float, float]] = (0.0, float("inf"))

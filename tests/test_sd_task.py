@@ -1,0 +1,159 @@
+"""The sd-* tasks end to end on a tiny Stable Diffusion built from configs, through the same
+loader path a GPU user takes (``--set task.model=<folder>``); the real-weights path is tested for
+its error message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ubench import runner
+from ubench.errors import ConfigError, MissingAssetError
+from ubench.models.sd import build_tiny_pipeline, clip_tokenizer, load_sd, resolve_sd
+
+FAST = ["task.sampling_steps=4", "task.limit=4", "method.steps=3"]
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
+@pytest.fixture()
+def no_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An empty Hugging Face cache, offline: what a machine without SD weights looks like."""
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+           "HF_HUB_OFFLINE": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+def test_clip_tokenizer_is_openai_clip() -> None:
+    import open_clip
+
+    tok = clip_tokenizer()
+    assert len(tok) == 49408
+    reference = open_clip.get_tokenizer("ViT-B-32")
+    for text in ("a photo of a cat", "a painting in the style of Van Gogh, café at night"):
+        ids = tok(text).input_ids
+        assert ids == reference([text])[0][:len(ids)].tolist()
+    assert tok("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+def test_missing_model_is_one_clear_error(no_hub: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(MissingAssetError, match="hf download CompVis/stable-diffusion-v1-4"):
+        resolve_sd("")
+    with pytest.raises(MissingAssetError, match="does not exist"):
+        resolve_sd(str(tmp_path / "nowhere"))
+    (tmp_path / "half" / "unet").mkdir(parents=True)
+    with pytest.raises(MissingAssetError, match="missing vae, text_encoder, tokenizer"):
+        resolve_sd(str(tmp_path / "half"))
+
+
+def test_cli_without_weights_exits_with_one_line(no_hub: dict[str, str]) -> None:
+    env = {**os.environ, **no_hub}
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli", "run", "--method", "boostalign",
+                           "--task", "sd-nudity"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "hf download" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_sd_recipe_defaults_and_user_override() -> None:
+    spec = runner.resolve("boostalign", "sd-nudity", 0, [])
+    cfg = spec.method_config
+    assert (cfg.lr, cfg.batch_size, cfg.steps, cfg.remain_weight, cfg.truncation,
+            cfg.threshold_m) == (1e-5, 8, 100, 1.6, "threshold", 1.1)
+    assert runner.resolve("boostalign", "sd-nudity", 0, ["method.lr=3e-5"]).method_config.lr \
+        == 3e-5
+    # digits keeps its own defaults
+    assert runner.resolve("boostalign", "digits-class", 0, []).method_config.lr == 1e-4
+
+
+def test_limit_is_refused_where_it_means_nothing() -> None:
+    assert runner.limit_override("sd-object", 4) == "task.limit=4"
+    with pytest.raises(ConfigError, match="sd-nudity"):
+        runner.limit_override("digits-class", 4)
+
+
+def test_loader_reads_the_tiny_pipeline(tiny_sd: Path) -> None:
+    model = load_sd(resolve_sd(str(tiny_sd)))
+    assert model.sample_shape == (4, 16, 16) and model.scale_factor == 2
+    lat, img = model.generate(["a cat", "a dog"], steps=3, guidance=7.5, seeds=[1, 2])
+    assert lat.shape == (2, 4, 16, 16) and img.shape == (2, 3, 32, 32)
+    # seeded per prompt: a sample does not depend on its batch
+    lat1, _ = model.generate(["a dog"], steps=3, guidance=7.5, seeds=[2])
+    torch.testing.assert_close(lat1[0], lat[1], rtol=1e-4, atol=1e-5)
+    assert img.min() >= -1 and img.max() <= 1
+
+
+@pytest.mark.parametrize("method", ["boostalign", "graddiff", "salun", "esd-u", "esd-x"])
+def test_sd_nudity_runs_end_to_end(method: str, tiny_sd: Path, tmp_path: Path) -> None:
+    spec = runner.resolve(method, "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
+    res = runner.run(spec, store=str(tmp_path))
+    rec = res.record
+    assert rec["status"] == "ok"
+    assert set(rec["metrics"]) == {"nudity_rate", "exposed_parts", "clip_alignment_train",
+                                   "clip_alignment_test"}
+    # the I2P stand-in has 12 rows, two at nudity_percentage 0; the limit keeps 4
+    assert rec["metrics"]["nudity_rate"]["n"] == 4
+    counts = rec["details"]["nudenet"]["exposed_counts"]
+    assert len(counts) == 7 and all(isinstance(v, int) for v in counts.values())
+    assert rec["metrics"]["clip_alignment_test"]["definition"]["pretrained"] == "injected"
+    assert rec["task"]["config"]["limit"] == 4
+    # the unlearned UNet is saved in diffusers format and differs from the base
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(res.path.parent / "model", subfolder="unet")
+    base = UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet")
+    changed = [n for (n, p), (_, q) in zip(unet.named_parameters(), base.named_parameters(),
+                                           strict=True) if not torch.equal(p, q)]
+    assert changed
+    if method == "esd-x":
+        assert all("attn2" in n for n in changed)
+
+
+def test_saved_unet_loads_into_a_stable_diffusion_pipeline(tiny_sd: Path, tmp_path: Path
+                                                           ) -> None:
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+    spec = runner.resolve("graddiff", "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
+    folder = runner.run(spec, store=str(tmp_path)).path.parent / "model"
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd, unet=unet, safety_checker=None)
+    out = pipe("a cat", num_inference_steps=2, output_type="pt")
+    assert out.images.shape == (1, 3, 32, 32)
+    assert json.loads((folder / "base_model.json").read_text())["replaced"] == ["unet"]
+
+
+@pytest.mark.parametrize("task,method", [("sd-vangogh", "esd-x"), ("sd-object", "boostalign")])
+def test_zero_shot_tasks_run(task: str, method: str, tiny_sd: Path, tmp_path: Path) -> None:
+    spec = runner.resolve(method, task, 0, [f"task.model={tiny_sd}", *FAST])
+    rec = runner.run(spec, store=str(tmp_path)).record
+    assert set(rec["metrics"]) == {"concept_rate", "other_accuracy", "clip_alignment_train",
+                                   "clip_alignment_test"}
+    for m in ("concept_rate", "other_accuracy"):
+        assert 0 <= rec["metrics"][m]["value"] <= 1 and rec["metrics"][m]["n"] == 4
+    assert sum(rec["details"]["forget_test_labels"].values()) == 4
+
+
+def test_acceptance_command(tiny_sd: Path, tmp_path: Path) -> None:
+    """The issue's command verbatim: paper recipe (100 steps), --limit 4, through the CLI."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ubench.cli", "run", "--method", "boostalign", "--task",
+         "sd-nudity", "--set", f"task.model={tiny_sd}", "--limit", "4", "--store",
+         str(tmp_path), "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads(proc.stdout)
+    assert rec["method"]["config"]["steps"] == 100
+    assert rec["metrics"]["exposed_parts"]["n"] == 4
