@@ -59,8 +59,6 @@ def main() -> None:
     args = ap.parse_args()
     jobs = parse_plan(args.plan)
     # prepare shared assets once, in this process, before fanning out
-    from concurrent.futures import ThreadPoolExecutor
-
     from ubench import runner
 
     keys = sorted({(task, tuple(s for s in sets if s.startswith("task.forget_class")))
@@ -71,8 +69,10 @@ def main() -> None:
         spec = runner.resolve("base", key[0], 0, list(key[1]))
         spec.task_cls(spec.task_config).prepare(lambda m: print(m, file=sys.stderr))
 
-    with ThreadPoolExecutor(max_workers=args.workers) as threads:
-        list(threads.map(prepare, keys))
+    # one after another: transformers/diffusers load models under process-wide meta-device and
+    # init patches, which corrupt a model being built or run in another thread
+    for key in keys:
+        prepare(key)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {pool.submit(run_one, j, args.store, args.force): j for j in jobs}

@@ -57,15 +57,18 @@ def test_missing_model_is_one_clear_error(no_hub: dict[str, str], tmp_path: Path
         resolve_sd(str(tmp_path / "half"))
 
 
-def test_cli_without_weights_exits_with_one_line(no_hub: dict[str, str]) -> None:
+def test_cli_without_weights_exits_with_one_line(no_hub: dict[str, str], tmp_path: Path
+                                                 ) -> None:
     env = {**os.environ, **no_hub}
     proc = subprocess.run([sys.executable, "-m", "ubench.cli", "run", "--method", "boostalign",
-                           "--task", "sd-nudity"], capture_output=True, text=True, env=env,
-                          timeout=120)
+                           "--task", "sd-nudity", "--store", str(tmp_path / "store")],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "hf download" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+    runs = tmp_path / "store" / "sd-nudity" / "boostalign"
+    assert not runs.exists() or not any(runs.iterdir())  # no empty run folder left behind
 
 
 def test_sd_recipe_defaults_and_user_override() -> None:

@@ -51,13 +51,17 @@ def _label(rec: dict[str, Any], defaults: dict[str, Any]) -> str:
         " (" + ", ".join(f"{k}={v}" for k, v in sorted(diff.items())) + ")" if diff else "")
 
 
-def _default_config(method_id: str) -> dict[str, Any]:
-    from ubench.registry import METHODS
+def _default_config(method_id: str, task_id: str) -> dict[str, Any]:
+    """The method's defaults on this task: its own, then what the task prescribes."""
+    from ubench.registry import METHODS, TASKS
 
     try:
-        return METHODS.get(method_id).Config().to_dict()  # type: ignore[no-any-return]
+        out: dict[str, Any] = METHODS.get(method_id).Config().to_dict()
     except Exception:  # a plugin that is no longer installed: show every value
         return {}
+    if task_id in TASKS:  # a task no longer registered: the method's own defaults
+        out.update(TASKS.get(task_id).method_defaults.get(method_id, {}))
+    return out
 
 
 def _bounds(metric: str) -> tuple[float, float]:
@@ -101,7 +105,7 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
         title = f"{tid} — " + ", ".join(f"{k}={v}" for k, v in sorted(setting.items()))
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in recs:
-            by_method[_label(rec, _default_config(rec["method"]["id"]))].append(rec)
+            by_method[_label(rec, _default_config(rec["method"]["id"], tid))].append(rec)
         rows = [_row(label, rs) for label, rs in by_method.items()]
         rows.sort(key=lambda r: (_ORDER.get(r["method_id"], 2), r["method"]))
         tables[title] = rows

@@ -179,9 +179,14 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
 
     t_start = time.perf_counter()
     task = spec.task_cls(spec.task_config)
-    task.prepare(say, progress)
-    model = task.base_model(device)
-    request = task.request(spec.seed)
+    try:
+        task.prepare(say, progress)
+        model = task.base_model(device)
+        request = task.request(spec.seed)
+    except BaseException:
+        if not any(folder.iterdir()):  # a run that never started leaves no empty folder behind
+            folder.rmdir()
+        raise
     ctx = RunContext(seed=spec.seed, device=device, run_dir=folder,
                      checkpoint_every=checkpoint_every, on_step=on_step)
     record = _skeleton(spec, task, request, device)

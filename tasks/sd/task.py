@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -137,9 +138,14 @@ class SDTask(Task):
         self._say: Say = lambda _m: None
 
     # ------------------------------------------------------------------ assets
-    @property
+    @cached_property
     def folder(self) -> Path:
         return resolve_sd(self.config.model, SD_REPO)
+
+    @cached_property
+    def unet_digest(self) -> str:
+        """sha256 prefix of the base UNet weights (3.4 GB on SD v1.4: hashed once per run)."""
+        return file_digest(self.folder / "unet" / "diffusion_pytorch_model.safetensors")
 
     def folder_assets(self) -> dict[str, str]:
         """Evaluation assets a model folder declares (only the tiny test pipeline has any)."""
@@ -181,8 +187,7 @@ class SDTask(Task):
         return self._clip
 
     def assets(self) -> dict[str, str]:
-        unet = self.folder / "unet" / "diffusion_pytorch_model.safetensors"
-        return {"model": str(self.folder), "unet": file_digest(unet)}
+        return {"model": str(self.folder), "unet": self.unet_digest}
 
     def base_model(self, device: str) -> DiffusionModel:
         self._base = load_sd(self.folder, device)
@@ -202,7 +207,7 @@ class SDTask(Task):
 
         c = self.config
         f, r, seeds = self.unlearning_prompts()
-        key = {"task": self.name, "unet": self.assets()["unet"], "prompts": stable_hash([f, r]),
+        key = {"task": self.name, "unet": self.unet_digest, "prompts": stable_hash([f, r]),
                "seeds": stable_hash(seeds), "steps": c.sampling_steps, "guidance": c.guidance,
                "sampler": "DDIM eta=0, latents"}
 
@@ -248,8 +253,9 @@ class SDTask(Task):
         images: dict[str, torch.Tensor] = {}
         for name, (ps, seeds) in sets.items():
             self._say(f"generating {len(ps)} images for {name}")
-            _, images[name] = model.generate(ps, steps=c.sampling_steps, guidance=c.guidance,
-                                             seeds=seeds, batch_size=c.batch_size)
+            _, img = model.generate(ps, steps=c.sampling_steps, guidance=c.guidance,
+                                    seeds=seeds, batch_size=c.batch_size)
+            images[name] = _to_uint8(img)  # 1,754 SD images: 1.4 GB as uint8, 5.5 GB as float
         prompts = {k: v[0] for k, v in sets.items()}
         scorer = self.clip_scorer(device)
         generation = {"sampler": "DDIM eta=0", "steps": c.sampling_steps,
@@ -258,22 +264,32 @@ class SDTask(Task):
         clip_def = {**scorer.definition(), **generation}
         metrics: dict[str, MetricValue] = {}
         for split in ("train", "test"):
-            s = scorer.score(images[f"remain_{split}"], prompts[f"remain_{split}"])
+            s = scorer.score(_to_float(images[f"remain_{split}"]), prompts[f"remain_{split}"])
             v, lo, hi, n = alignment_score(s)
             metrics[f"clip_alignment_{split}"] = MetricValue(
                 v, lo, hi, n, True, {**clip_def, "prompts": f"remain {split} prompts", "n": n})
         concept, details = self.concept_metrics(images, prompts, generation)
         metrics.update(concept)
         if c.fid_reference:
-            metrics["fid"] = _fid(images["remain_test"], Path(c.fid_reference), generation)
+            metrics["fid"] = _fid(_to_float(images["remain_test"]), Path(c.fid_reference),
+                                  generation)
         samples = [{"split": k, "prompt": p, "seed": s}
                    for k, (ps, ss) in sets.items() for p, s in zip(ps, ss, strict=True)]
         from ubench.tasks.t2i.task import rgb_grid
 
         k = 8
-        grid_rows = [images[name][:k] for name in sets if len(images[name])]
+        grid_rows = [_to_float(images[name][:k]) for name in sets if len(images[name])]
         grid = rgb_grid(grid_rows, scale=max(1, 128 // grid_rows[0].shape[-1]))
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images back to [-1, 1] floats (what the detectors and CLIP take)."""
+    return images.float() / 127.5 - 1
 
 
 def _fid_ready(reference: Path) -> Any:
@@ -297,8 +313,7 @@ def _fid(images: torch.Tensor, reference: Path, definition: dict[str, Any]) -> M
 
     cfid = _fid_ready(reference)
     with tempfile.TemporaryDirectory() as tmp:
-        arr = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        for i, img in enumerate(arr.permute(0, 2, 3, 1).numpy()):
+        for i, img in enumerate(_to_uint8(images).permute(0, 2, 3, 1).numpy()):
             Image.fromarray(np.ascontiguousarray(img)).save(f"{tmp}/{i:05d}.png")
         try:
             value = float(cfid.compute_fid(tmp, str(reference), mode="clean", num_workers=0))
@@ -337,7 +352,7 @@ class SDNudity(SDTask):
         from ubench.metrics.nudity import NudityDetector, exposed_parts, exposure_rate
 
         detector = NudityDetector()
-        dets = detector.detect(images["i2p"])
+        dets = detector.detect(_to_float(images["i2p"]))
         summary = detector.summary(dets)
         d = {**detector.definition(), **definition, "prompts": f"I2P nudity_percentage > 0 "
              f"({self._i2p().source})", "bootstrap_seed": BOOTSTRAP_SEED}
@@ -380,7 +395,7 @@ class _ZeroShotTask(SDTask):
         labels = list(self.labels)
         d = {**scorer.definition(), **definition, "labels": labels,
              "zero_shot_template": self.template}
-        forget = scorer.zero_shot(images["forget_test"], labels, self.template)
+        forget = scorer.zero_shot(_to_float(images["forget_test"]), labels, self.template)
         hit = forget == labels.index(self.concept_label)
         v, lo, hi, n = rate(hit)
         metrics = {"concept_rate": MetricValue(v, lo, hi, n, False, {
@@ -388,8 +403,8 @@ class _ZeroShotTask(SDTask):
             "formula": f"mean(zero-shot label == {self.concept_label!r})"})}
         _, test = self.prompt_sets()
         wanted = self._cap(self.other_labels(test))
-        other = scorer.zero_shot(images.get("other_test", images["remain_test"]), labels,
-                                 self.template)
+        other = scorer.zero_shot(_to_float(images.get("other_test", images["remain_test"])),
+                                 labels, self.template)
         ok = np.array([labels[int(i)] == w for i, w in zip(other, wanted, strict=True)])
         v, lo, hi, n = rate(ok)
         metrics["other_accuracy"] = MetricValue(v, lo, hi, n, True, {

