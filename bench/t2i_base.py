@@ -21,12 +21,9 @@ import torch
 from ubench.models.diffusion import text_conditional_model
 from ubench.tasks.digits.judge import judge_predict
 from ubench.tasks.t2i import world
-from ubench.tasks.t2i.task import (
-    TEST_COLOURS,
-    T2IAttribute,
-    _attribute_accuracy,
-    build_corpus,
-)
+from ubench.tasks.t2i.concepts import TEST_COLOURS
+from ubench.tasks.t2i.corpus import build_corpus
+from ubench.tasks.t2i.task import T2IAttribute, _attribute_accuracy
 from ubench.training import train_diffusion
 
 

@@ -1,54 +1,43 @@
-"""The loop shared by the gradient family (boostalign, graddiff, ga, finetune).
+"""The two terms shared by the gradient family (boostalign, graddiff, ga, finetune).
 
-Every step computes up to two gradients over the trainable parameters, exactly as the official
-code does (digest §2.2):
+Every step of the family uses up to two gradients over the trainable parameters, as the official
+code does (paper §3, "restricted gradient"; code ``nsfw_RGD.py`` / ``training_loop.py``):
 
 * the **forget ascent direction** ``a = -grad(l_f)``, with ``l_f`` the (truncated) denoising
-  loss on a forget batch — so subtracting ``a`` *increases* the forget loss;
+  loss on a forget batch — subtracting ``a`` *increases* the forget loss;
 * the **remain descent direction** ``r = grad(l_r)``, with ``l_r`` the denoising loss on a remain
-  batch (``minibatch``) or on the whole of D_r (``full``, the paper's RGD on CIFAR-10).
+  batch (``minibatch``) or on the whole of D_r (``full``, the paper's RGD on CIFAR-10), chunks
+  weighted by their size.
 
-A method only decides how to combine them (``combine(a, r, weight)``); the result is written into
-``.grad`` and Adam takes the step. Truncation of the forget loss:
+Each method's step body backpropagates the terms it uses straight into ``.grad``
+(:func:`forget_backward`, :func:`remain_backward`) and Adam takes the step; ``graddiff``, ``ga``
+and ``finetune`` need no buffer beyond ``.grad``, ``boostalign`` one (it must see ``a`` and ``r``
+apart to project them). Truncation of the forget loss:
 
 * ``clip`` — per element, ``min((eps_theta - eps)^2, clip_alpha)`` before averaging (the CIFAR
   code); elements already past the cap give no gradient, bounding the ascent;
 * ``threshold`` — on the scalar batch loss (the SD code): once ``l_f > threshold_m`` the forget
-  direction is **set to zero and the projection skipped**, so only the remain term acts. (The
-  official code divides the loss by its own norm, whose gradient is zero up to rounding but
-  whose direction still steers the projection of ``r``; we choose the explicit reading, see
-  README "Decisions");
+  term is switched off for the step and only the remain term acts. The official code divides the
+  loss by its own norm instead; that quotient is identically 1 and its gradient is exactly zero,
+  so the official step is the same ``lambda r`` (README "Decisions");
 * ``none`` — plain ascent.
 
-A NaN or infinite loss or gradient stops the run with :class:`~ubench.errors.DivergedError`. The
-loop checkpoints every ``ctx.checkpoint_every`` steps (weights, Adam state, RNG states) and resumes
-from the last checkpoint, bit for bit, when the same run is started again.
+The loop itself (batches, finiteness checks, checkpoints, progress) is ``_loop.Loop``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 
-from ubench.api import (
-    ConditionedSet,
-    Method,
-    RunContext,
-    UnlearnOutput,
-    UnlearnRequest,
-    as_conditions,
-    take_conditions,
-)
+from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
 from ubench.config import BaseConfig, require, validate_optimisation
-from ubench.errors import DivergedError
+from ubench.methods._loop import Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
-
-Grads = list[torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -81,203 +70,89 @@ class GradientConfig(BaseConfig):
         require(self.threshold_m > 0, f"threshold_m must be > 0; got {self.threshold_m}")
 
 
-class _Batches:
-    """Endless, reshuffled mini-batches of a ConditionedSet from a seeded generator."""
-
-    def __init__(self, data: ConditionedSet, batch_size: int, gen: torch.Generator) -> None:
-        self.data, self.bs, self.gen = data, min(batch_size, len(data)), gen
-        self.conditions = as_conditions(data.conditions)
-        self.order = torch.randperm(len(data), generator=gen)
-        self.pos = 0
-        #: indices of the last batch (to look up per-sample side data such as anchors)
-        self.last: torch.Tensor = self.order[:0]
-
-    def next(self) -> tuple[torch.Tensor, Any]:
-        if self.pos + self.bs > len(self.data):
-            self.order, self.pos = torch.randperm(len(self.data), generator=self.gen), 0
-        idx = self.order[self.pos:self.pos + self.bs]
-        self.pos += self.bs
-        self.last = idx
-        return self.data.images[idx], take_conditions(self.conditions, idx)
-
-    def state(self) -> dict[str, Any]:
-        return {"order": self.order.tolist(), "pos": self.pos}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.order, self.pos = torch.tensor(state["order"]), int(state["pos"])
+#: what to try when the gradient family diverges
+HINT = "lower method.lr or method.remain_weight, or use method.truncation=clip"
 
 
-def _grads(params: Sequence[torch.nn.Parameter]) -> Grads:
-    return [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-            for p in params]
+def forget_backward(loop: Loop, cfg: GradientConfig, step: int, sign: float
+                    ) -> tuple[float, bool]:
+    """Backpropagate ``sign *`` the truncated forget loss of the next forget batch into ``.grad``.
+
+    ``sign=-1`` accumulates the ascent direction ``a``; ``+1`` the plain gradient (negating the
+    loss negates every gradient exactly). Returns (the raw, untruncated batch loss; whether
+    threshold truncation switched the term off — then nothing is backpropagated and the loop's
+    ``forget_off`` counter goes up).
+    """
+    assert loop.forget is not None
+    model = loop.model
+    x0, y = loop.forget.next()
+    err = model.denoising_error(x0.to(model.device), model.encode(y), loop.noise)
+    raw = err.mean()
+    check_finite(raw, "the forget loss", step, HINT)
+    if cfg.truncation == "threshold" and float(raw.detach()) > cfg.threshold_m:
+        loop.log["forget_off"] += 1
+        return float(raw.detach()), True
+    loss = err.clamp(max=cfg.clip_alpha).mean() if cfg.truncation == "clip" else raw
+    (loss * sign).backward()
+    return float(raw.detach()), False
 
 
-#: what to try when the gradient family diverges (other methods pass their own ``hint``)
-_HINT = "lower method.lr or method.remain_weight, or use method.truncation=clip"
+def remain_backward(loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int,
+                    weight: float) -> float:
+    """Backpropagate ``weight *`` the remain loss into ``.grad``; return the (unweighted) loss.
+
+    ``minibatch``: the next remain batch. ``full``: every chunk of D_r, each loss scaled by its
+    share of the set, so ``.grad`` receives the gradient of the mean loss over D_r.
+    """
+    assert loop.remain is not None
+    model = loop.model
+    batches = [loop.remain.next()] if cfg.remain_gradient == "minibatch" \
+        else loop.remain.chunks(cfg.batch_size)
+    total = sum(len(b[0]) for b in batches)
+    loss_sum = 0.0
+    for x0, y in batches:
+        loss = model.denoising_loss(x0.to(model.device), model.encode(y), loop.noise)
+        check_finite(loss, "the remain loss", step, HINT)
+        (loss * (weight * len(x0) / total)).backward()
+        loss_sum += float(loss.detach()) * len(x0) / total
+    return loss_sum
 
 
-def _check(value: torch.Tensor | float, what: str, step: int, hint: str = _HINT) -> None:
-    """Raise :class:`DivergedError` (with ``hint``, the fix to try) if ``value`` is NaN or inf."""
-    v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-    if v != v or v in (float("inf"), float("-inf")):
-        raise DivergedError(f"{what} became {v} at step {step}; {hint}")
+def fill_missing_grads(params: list[torch.nn.Parameter]) -> None:
+    """Give every parameter without a gradient a zero one, so that Adam counts the step for it
+    (a switched-off forget term is a zero step, not a skipped one)."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
 
 
-class GradientMethod(Method):
-    """Base of the gradient family: subclasses say which terms they use and how to combine."""
+class GradientMethod(Method[GradientConfig]):
+    """Base of the gradient family: subclasses say which terms they use and write the step."""
 
     Config: ClassVar[type[BaseConfig]] = GradientConfig
     uses_forget: ClassVar[bool] = True
     uses_remain: ClassVar[bool] = True
+    #: counters of the train log a step body increments (``forget_off`` comes with the forget term)
+    log_counters: ClassVar[tuple[str, ...]] = ()
 
-    def combine(self, a: Grads, r: Grads, weight: float) -> tuple[Grads, dict[str, float]]:
-        """Return the gradient to write into ``.grad`` and scalars to log."""
-        raise NotImplementedError
+    @abstractmethod
+    def step(self, loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int
+             ) -> Mapping[str, float]:
+        """Leave this step's gradient in ``.grad``; return the losses to report."""
 
-    # ------------------------------------------------------------------ the two terms
-    def forget_direction(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
-                         batch: tuple[torch.Tensor, Any], cfg: GradientConfig,
-                         gen: torch.Generator, step: int) -> tuple[Grads, float, bool]:
-        """(a, raw loss, switched off): a = -grad of the truncated forget loss.
-
-        ``a`` is all zeros (and "switched off" is true) when threshold truncation is active.
-        """
-        x0, y = batch
-        err = model.denoising_error(x0.to(model.device), model.encode(y), gen)
-        raw = err.mean()
-        _check(raw.detach(), "the forget loss", step)
-        if cfg.truncation == "clip":
-            loss = err.clamp(max=cfg.clip_alpha).mean()
-        elif cfg.truncation == "threshold" and float(raw.detach()) > cfg.threshold_m:
-            return [torch.zeros_like(p) for p in params], float(raw.detach()), True
-        else:
-            loss = raw
-        for p in params:
-            p.grad = None
-        loss.backward()
-        return [-g for g in _grads(params)], float(raw.detach()), False
-
-    def remain_direction(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
-                         batches: list[tuple[torch.Tensor, Any]],
-                         gen: torch.Generator, step: int) -> tuple[Grads, float]:
-        """r = grad of the remain loss, size-weighted over ``batches`` (one, or all of D_r)."""
-        total = sum(len(b[0]) for b in batches)
-        for p in params:
-            p.grad = None
-        loss_sum = 0.0
-        for x0, y in batches:
-            loss = model.denoising_loss(x0.to(model.device), model.encode(y), gen)
-            _check(loss.detach(), "the remain loss", step)
-            (loss * (len(x0) / total)).backward()
-            loss_sum += float(loss.detach()) * len(x0) / total
-        return _grads(params), loss_sum
-
-    # ------------------------------------------------------------------ the loop
-    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: Any,
+    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: GradientConfig,
                 ctx: RunContext) -> UnlearnOutput:
-        cfg: GradientConfig = config
-        named = model.named_parameters(cfg.scope)
-        params = model.trainable_parameters(cfg.scope)
-        opt = torch.optim.Adam(params, lr=cfg.lr)
-        gen = ctx.generator(1)  # noise and timesteps
-        forget = _Batches(request.forget, cfg.batch_size, ctx.generator(2)) \
-            if self.uses_forget and request.forget is not None else None
-        remain = _Batches(request.remain, cfg.batch_size, ctx.generator(3)) \
-            if self.uses_remain and request.remain is not None else None
-        log: dict[str, Any] = {"conflicts": 0, "forget_off": 0}
-        start = _resume(ctx, model, opt, gen, forget, remain, log)
-        model.unet.train()
-        for step in range(start, cfg.steps):
-            zeros = [torch.zeros_like(p) for p in params]
-            a, lf, off = (self.forget_direction(model, params, forget.next(), cfg, gen, step)
-                          if forget else (zeros, float("nan"), True))
-            r, lr_ = (self.remain_direction(model, params, self._remain_batches(remain, request,
-                                                                               cfg), gen, step)
-                      if remain else (zeros, float("nan")))
-            g, info = self.combine(a, r, cfg.remain_weight)
-            for p, gi in zip(params, g, strict=True):
-                _check(gi.abs().sum(), "the combined gradient", step)
-                p.grad = gi
-            opt.step()
-            log["conflicts"] += int(info.get("conflict", 0))
-            log["forget_off"] += int(off and forget is not None)
-            log.update(final_forget_loss=lf, final_remain_loss=lr_, steps=step + 1)
-            if ctx.checkpoint_every and (step + 1) % ctx.checkpoint_every == 0 \
-                    and step + 1 < cfg.steps:
-                _save(ctx, model, opt, gen, forget, remain, log, step + 1)
-            if ctx.on_step is not None:
-                ctx.on_step(step + 1, cfg.steps, {"forget_loss": lf, "remain_loss": lr_})
-        for p in model.unet.parameters():
-            p.requires_grad_(False)
-        return UnlearnOutput(model, [n for n, _ in named], log)
+        loop = Loop(model, ctx, scope=config.scope, steps=config.steps, lr=config.lr, hint=HINT,
+                    forget=request.forget if self.uses_forget else None,
+                    remain=request.remain if self.uses_remain else None,
+                    batch_size=config.batch_size)
+        loop.log.update(dict.fromkeys(self.log_counters, 0))
+        if self.uses_forget:
+            loop.log["forget_off"] = 0
 
-    @staticmethod
-    def _remain_batches(remain: _Batches, request: UnlearnRequest, cfg: GradientConfig
-                        ) -> list[tuple[torch.Tensor, Any]]:
-        if cfg.remain_gradient == "minibatch":
-            return [remain.next()]
-        data = request.remain
-        assert data is not None
-        cond = as_conditions(data.conditions)
-        return [(data.images[i:i + cfg.batch_size],
-                 take_conditions(cond, slice(i, i + cfg.batch_size)))
-                for i in range(0, len(data), cfg.batch_size)]
+        def body(step: int) -> Mapping[str, float]:
+            scalars = self.step(loop, request, config, step)
+            fill_missing_grads(loop.params)
+            return scalars
 
-
-# ---------------------------------------------------------------------- checkpoints
-def _ckpt_dir(ctx: RunContext) -> Any:
-    return ctx.run_dir / "checkpoint"
-
-
-def _save(ctx: RunContext, model: DiffusionModel, opt: torch.optim.Optimizer,
-          gen: torch.Generator, forget: _Batches | None, remain: _Batches | None,
-          log: dict[str, Any], step: int) -> None:
-    """Write a resumable checkpoint atomically (tmp folder, then rename)."""
-    from safetensors.torch import save_file
-
-    d = _ckpt_dir(ctx)
-    tmp = d.with_name("checkpoint.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.unet.state_dict().items()},
-              str(tmp / "unet.safetensors"))
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    torch.save({"gen": gen.get_state(),
-                "forget_gen": forget.gen.get_state() if forget else None,
-                "remain_gen": remain.gen.get_state() if remain else None}, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({
-        "step": step, "log": log,
-        "forget": forget.state() if forget else None,
-        "remain": remain.state() if remain else None}))
-    if d.exists():
-        old = d.with_name("checkpoint.old")
-        os.replace(d, old)
-        os.replace(tmp, d)
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, d)
-
-
-def _resume(ctx: RunContext, model: DiffusionModel, opt: torch.optim.Optimizer,
-            gen: torch.Generator, forget: _Batches | None, remain: _Batches | None,
-            log: dict[str, Any]) -> int:
-    """Load the last checkpoint if there is one; return the step to continue from."""
-    d = _ckpt_dir(ctx)
-    if not (d / "state.json").is_file():
-        return 0
-    from safetensors.torch import load_file
-
-    model.unet.load_state_dict(load_file(str(d / "unet.safetensors")))
-    opt.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
-    rng = torch.load(d / "rng.pt", weights_only=True)
-    gen.set_state(rng["gen"])
-    state = json.loads((d / "state.json").read_text())
-    if forget:
-        forget.gen.set_state(rng["forget_gen"])
-        forget.load(state["forget"])
-    if remain:
-        remain.gen.set_state(rng["remain_gen"])
-        remain.load(state["remain"])
-    log.update(state["log"], resumed_from=state["step"])
-    return int(state["step"])
+        return loop.run(body)

@@ -2,7 +2,7 @@
 
 Paper: Gandikota, Materzynska, Fiotto-Kaufman and Bau, "Erasing Concepts from Diffusion Models",
 ICCV 2023, https://arxiv.org/abs/2303.07345 (official code: rohitgandikota/erasing,
-``esd_diffusers.py``). Digest: ``reference/paper.md`` §6 "ESD".
+``esd_diffusers.py``).
 
 **Idea.** Classifier-free guidance moves a prediction *towards* a concept with
 ``eps_0 + w (eps_c - eps_0)``; ESD bakes the opposite move into the weights. A frozen copy of the
@@ -67,7 +67,7 @@ models have no cross-attention).
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -76,10 +76,10 @@ import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
 from ubench.config import BaseConfig, require, validate_optimisation
-from ubench.methods._gradient import _check, _resume, _save
+from ubench.methods._loop import Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
 
-_HINT = "lower method.lr or method.negative_guidance"
+HINT = "lower method.lr or method.negative_guidance"
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def distinct_conditions(conditions: Any) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-class ESDMethod(Method):
+class ESDMethod(Method[ESDConfig]):
     """Shared implementation of the ESD variants (not registered itself)."""
 
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2303.07345"
@@ -156,9 +156,9 @@ class ESDMethod(Method):
     #: only for the forget *conditions*; ESD never looks at the forget images
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data"})
 
-    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: Any,
+    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: ESDConfig,
                 ctx: RunContext) -> UnlearnOutput:
-        cfg: ESDConfig = config
+        cfg = config
         assert request.forget is not None  # runner checked
         # ESD erases the concept's own prompt where the task names one (SD: "nudity"), else
         # the distinct forget conditions (class ids; prompts on tasks without a concept prompt)
@@ -166,15 +166,12 @@ class ESDMethod(Method):
         conditions = list(request.concept) if request.concept \
             else distinct_conditions(request.forget.conditions)
         teacher = model.clone_frozen()  # the base weights, before any checkpoint is loaded
-        named = model.named_parameters(cfg.scope)
-        params = model.trainable_parameters(cfg.scope)
-        opt = torch.optim.Adam(params, lr=cfg.lr)
-        gen = ctx.generator(1)  # stop index, conditions, starting noise
-        log: dict[str, Any] = {"conditions": conditions[:10], "n_conditions": len(conditions),
-                               "condition_source": source, "scope": cfg.scope}
-        start = _resume(ctx, model, opt, gen, None, None, log)
-        model.unet.train()
-        for step in range(start, cfg.steps):
+        loop = Loop(model, ctx, scope=cfg.scope, steps=cfg.steps, lr=cfg.lr, hint=HINT)
+        loop.log.update(conditions=conditions[:10], n_conditions=len(conditions),
+                        condition_source=source, scope=cfg.scope)
+        gen = loop.noise  # stop index, conditions, starting noise
+
+        def body(step: int) -> Mapping[str, float]:
             stop = int(torch.randint(1, cfg.ddim_steps - 1, (1,), generator=gen))
             pick = torch.randint(0, len(conditions), (cfg.batch_size,), generator=gen)
             cond = model.encode([conditions[i] for i in pick.tolist()])
@@ -182,21 +179,11 @@ class ESDMethod(Method):
                                              guidance=cfg.start_guidance, generator=gen)
             target = esd_target(teacher, x_t, t, cond, cfg.negative_guidance)
             loss = F.mse_loss(model.predict_noise(x_t, t, cond), target)
-            _check(loss.detach(), "the ESD loss", step, _HINT)
-            opt.zero_grad(set_to_none=True)
+            check_finite(loss, "the ESD loss", step, HINT)
             loss.backward()
-            _check(torch.nn.utils.clip_grad_norm_(params, math.inf), "the gradient norm", step,
-                   _HINT)
-            opt.step()
-            log.update(final_loss=float(loss.detach()), steps=step + 1)
-            if ctx.on_step is not None:
-                ctx.on_step(step + 1, cfg.steps, {"esd_loss": log["final_loss"]})
-            if ctx.checkpoint_every and (step + 1) % ctx.checkpoint_every == 0 \
-                    and step + 1 < cfg.steps:
-                _save(ctx, model, opt, gen, None, None, log, step + 1)
-        for p in model.unet.parameters():
-            p.requires_grad_(False)
-        return UnlearnOutput(model, [n for n, _ in named], log)
+            return {"loss": float(loss.detach())}
+
+        return loop.run(body)
 
 
 class ESDFull(ESDMethod):

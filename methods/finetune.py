@@ -11,11 +11,14 @@ the rule (highest UA, RA within 0.005 of the best, lowest FD) the default is lr 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ubench.api import UnlearnRequest
 from ubench.config import BaseConfig
-from ubench.methods._gradient import GradientConfig, GradientMethod, Grads
+from ubench.methods._gradient import GradientConfig, GradientMethod, remain_backward
+from ubench.methods._loop import Loop
 
 
 @dataclass(frozen=True)
@@ -34,5 +37,6 @@ class Finetune(GradientMethod):
     uses_forget: ClassVar[bool] = False
     Config: ClassVar[type[BaseConfig]] = FinetuneConfig
 
-    def combine(self, a: Grads, r: Grads, weight: float) -> tuple[Grads, dict[str, float]]:
-        return r, {}
+    def step(self, loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int
+             ) -> Mapping[str, float]:
+        return {"remain_loss": remain_backward(loop, request, cfg, step, weight=1.0)}

@@ -24,11 +24,14 @@ under the same step budget.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ubench.api import UnlearnRequest
 from ubench.config import BaseConfig
-from ubench.methods._gradient import GradientConfig, GradientMethod, Grads
+from ubench.methods._gradient import GradientConfig, GradientMethod, forget_backward
+from ubench.methods._loop import Loop
 
 
 @dataclass(frozen=True)
@@ -47,5 +50,7 @@ class GradientAscent(GradientMethod):
     uses_remain: ClassVar[bool] = False
     Config: ClassVar[type[BaseConfig]] = GradientAscentConfig
 
-    def combine(self, a: Grads, r: Grads, weight: float) -> tuple[Grads, dict[str, float]]:
-        return a, {}
+    def step(self, loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int
+             ) -> Mapping[str, float]:
+        lf, _ = forget_backward(loop, cfg, step, sign=-1.0)
+        return {"forget_loss": lf}

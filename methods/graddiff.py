@@ -1,9 +1,10 @@
 """``graddiff`` — gradient difference: ascent on D_f plus lambda times descent on D_r.
 
-The baseline the restricted gradient improves on (digest §1, §6 "GradDiff"): the same loop, data,
-truncation and remain weight as ``boostalign``, with the two directions simply summed,
-``a + lambda r``, even when they conflict. With ``task.remain_policy=balanced`` this is the paper's
-``GradDiff_D``.
+The baseline the restricted gradient improves on (paper §3; the code's ``GradDiff``): the same
+loop, data, truncation and remain weight as ``boostalign``, with the two directions simply
+summed, ``a + lambda r``, even when they conflict. With ``task.remain_policy=balanced`` this is
+the paper's ``GradDiff_D``. Both terms are backpropagated into ``.grad`` (the ascent with a
+negated loss, the remain term scaled by lambda), so the step needs no buffer beyond ``.grad``.
 
 **Differences from the reference implementation.** The paper's CIFAR GradDiff takes 64-image remain
 mini-batches while RGD uses the full remain set; here both default to ``remain_gradient=full`` so
@@ -23,11 +24,19 @@ Chosen: remain_weight 5, clip_alpha 1.0 (boostalign keeps the paper's 0.1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ubench.api import UnlearnRequest
 from ubench.config import BaseConfig
-from ubench.methods._gradient import GradientConfig, GradientMethod, Grads
+from ubench.methods._gradient import (
+    GradientConfig,
+    GradientMethod,
+    forget_backward,
+    remain_backward,
+)
+from ubench.methods._loop import Loop
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class GradDiff(GradientMethod):
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
     Config: ClassVar[type[BaseConfig]] = GradDiffConfig
 
-    def combine(self, a: Grads, r: Grads, weight: float) -> tuple[Grads, dict[str, float]]:
-        dot = sum(float((x * y).sum()) for x, y in zip(a, r, strict=True))
-        return [x + weight * y for x, y in zip(a, r, strict=True)], {"conflict": float(dot < 0)}
+    def step(self, loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int
+             ) -> Mapping[str, float]:
+        lf, _ = forget_backward(loop, cfg, step, sign=-1.0)
+        lr = remain_backward(loop, request, cfg, step, weight=cfg.remain_weight)
+        return {"forget_loss": lf, "remain_loss": lr}

@@ -53,8 +53,7 @@ Adam moves every weight by ~lr per step, which wrecks a model this small within 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -62,16 +61,16 @@ import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, take_conditions
 from ubench.config import BaseConfig, require, validate_optimisation
-from ubench.methods._gradient import _Batches, _check, _resume, _save
 from ubench.methods._labels import (
     num_classes_of,
     pseudo_labels,
     random_label_loss,
     text_anchors,
 )
+from ubench.methods._loop import Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
 
-_HINT = "lower method.lr, or set method.grad_clip (e.g. 1.0) if it is off"
+HINT = "lower method.lr, or set method.grad_clip (e.g. 1.0) if it is off"
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class RandomLabelConfig(BaseConfig):
         require(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off); got {self.grad_clip}")
 
 
-class RandomLabel(Method):
+class RandomLabel(Method[RandomLabelConfig]):
     """Random label: train the forget condition toward another condition's prediction, plus a remain term."""  # noqa: E501
 
     name: ClassVar[str] = "rl"
@@ -109,7 +108,7 @@ class RandomLabel(Method):
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
 
     def gradient_mask(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
-                      request: UnlearnRequest, config: Any, ctx: RunContext
+                      request: UnlearnRequest, config: RandomLabelConfig, ctx: RunContext
                       ) -> tuple[list[torch.Tensor] | None, dict[str, Any]]:
         """A 0/1 tensor per parameter to multiply into every gradient (``None``: no mask).
 
@@ -118,51 +117,40 @@ class RandomLabel(Method):
         """
         return None, {}
 
-    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: Any,
+    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: RandomLabelConfig,
                 ctx: RunContext) -> UnlearnOutput:
-        cfg: RandomLabelConfig = config
+        cfg = config
         assert request.forget is not None and request.remain is not None  # runner checked
         anchors = text_anchors(model, request.forget, self.name)
         num_classes = 0 if anchors is not None else num_classes_of(model, self.name)
-        named = model.named_parameters(cfg.scope)
-        params = model.trainable_parameters(cfg.scope)
-        mask, mask_log = self.gradient_mask(model, params, request, cfg, ctx)
-        opt = torch.optim.Adam(params, lr=cfg.lr)
-        gen = ctx.generator(1)  # noise, timesteps and random pseudo labels
-        forget = _Batches(request.forget, cfg.batch_size, ctx.generator(2))
-        remain = _Batches(request.remain, cfg.batch_size, ctx.generator(3))
-        log: dict[str, Any] = {"pseudo": cfg.pseudo, **mask_log}
-        start = _resume(ctx, model, opt, gen, forget, remain, log)
-        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        model.unet.train()
-        for step in range(start, cfg.steps):
+        loop = Loop(model, ctx, scope=cfg.scope, steps=cfg.steps, lr=cfg.lr, hint=HINT,
+                    forget=request.forget, remain=request.remain, batch_size=cfg.batch_size)
+        mask, mask_log = self.gradient_mask(model, loop.params, request, cfg, ctx)
+        loop.log.update(pseudo=cfg.pseudo, **mask_log)
+        forget, remain = loop.forget, loop.remain
+        assert forget is not None and remain is not None
+
+        def body(step: int) -> Mapping[str, float]:
+            # the two losses are backpropagated one after the other (only one graph alive); each
+            # parameter receives one contribution from each, so .grad is what one backward of
+            # their sum gives, bit for bit
             x_f, y_f = forget.next()
             y_p = take_conditions(anchors, forget.last) if anchors is not None \
-                else pseudo_labels(y_f, num_classes, cfg.pseudo, gen)
+                else pseudo_labels(y_f, num_classes, cfg.pseudo, loop.noise)
             lf = random_label_loss(model, x_f.to(model.device), model.encode(y_f),
-                                   model.encode(y_p), gen)
-            _check(lf.detach(), "the forget (random-label) loss", step, _HINT)
+                                   model.encode(y_p), loop.noise)
+            check_finite(lf, "the forget (random-label) loss", step, HINT)
+            lf.backward()
             x_r, y_r = remain.next()
-            lr_ = model.denoising_loss(x_r.to(model.device), model.encode(y_r), gen)
-            _check(lr_.detach(), "the remain loss", step, _HINT)
-            opt.zero_grad(set_to_none=True)
-            (lf + cfg.remain_weight * lr_).backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            _check(norm, "the gradient norm", step, _HINT)
+            lr = model.denoising_loss(x_r.to(model.device), model.encode(y_r), loop.noise)
+            check_finite(lr, "the remain loss", step, HINT)
+            (cfg.remain_weight * lr).backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(loop.params, cfg.grad_clip)
             if mask is not None:  # after clipping, as in the SalUn code
-                for p, m in zip(params, mask, strict=True):
+                for p, m in zip(loop.params, mask, strict=True):
                     if p.grad is not None:
                         p.grad.mul_(m)
-            opt.step()
-            log.update(final_forget_loss=float(lf.detach()), final_remain_loss=float(lr_.detach()),
-                       steps=step + 1)
-            if ctx.on_step is not None:
-                ctx.on_step(step + 1, cfg.steps, {"forget_loss": log["final_forget_loss"],
-                                                  "remain_loss": log["final_remain_loss"]})
-            if ctx.checkpoint_every and (step + 1) % ctx.checkpoint_every == 0 \
-                    and step + 1 < cfg.steps:
-                _save(ctx, model, opt, gen, forget, remain, log, step + 1)
-        for p in model.unet.parameters():
-            p.requires_grad_(False)
-        return UnlearnOutput(model, [n for n, _ in named], log)
+            return {"forget_loss": float(lf.detach()), "remain_loss": float(lr.detach())}
 
+        return loop.run(body)

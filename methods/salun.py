@@ -3,7 +3,7 @@
 Paper: Fan et al., "SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency in Both
 Image Classification and Generation", ICLR 2024, https://arxiv.org/abs/2310.12508 (official code:
 OPTML-Group/Unlearn-Saliency; ``DDPM/`` for class-conditional models, ``SD/`` for Stable
-Diffusion). Digest: ``reference/paper.md`` §6.
+Diffusion).
 
 **Idea.** Not every weight matters for what must be forgotten. SalUn first measures *weight
 saliency*: the gradient of the forgetting loss (the standard denoising loss on D_f) at the
@@ -64,12 +64,13 @@ import torch
 from ubench.api import (
     ConditionedSet,
     RunContext,
+    Stream,
     UnlearnRequest,
     as_conditions,
     take_conditions,
 )
 from ubench.config import BaseConfig, require
-from ubench.methods._gradient import _check
+from ubench.methods._loop import check_finite
 from ubench.methods.rl import RandomLabel, RandomLabelConfig
 from ubench.models.diffusion import DiffusionModel
 
@@ -101,26 +102,28 @@ def forget_saliency(model: DiffusionModel, params: Sequence[torch.nn.Parameter],
         x0 = forget.images[lo:lo + batch_size].to(model.device)
         chunk = take_conditions(cond, slice(lo, lo + batch_size))
         loss = model.denoising_loss(x0, model.encode(chunk), generator)
-        _check(loss.detach(), "the base model's forget loss (saliency pass)", 0,
-               "the base model itself is broken; delete the task's cached assets and retry")
+        check_finite(loss, "the base model's forget loss (saliency pass)", 0,
+                     "the base model itself is broken; delete the task's cached assets and retry")
         grads = torch.autograd.grad(loss * (len(x0) / n), list(params), allow_unused=True)
         for acc, g in zip(total, grads, strict=True):
             if g is not None:
                 acc.add_(g)
-    return [g.abs() for g in total]
+    return [g.abs_() for g in total]
 
 
 def top_fraction_mask(scores: Sequence[torch.Tensor], ratio: float) -> list[torch.Tensor]:
-    """0/1 masks (dtype of ``scores``) keeping the ``round(ratio * N)`` largest entries overall.
+    """Boolean masks keeping the ``round(ratio * N)`` largest entries overall.
 
-    The ranking is global over the concatenation of all tensors (SalUn's "all parameters").
+    The ranking is global over the concatenation of all tensors (SalUn's "all parameters"). The
+    masks are ``bool`` (a quarter of the parameters' size in memory); multiplying a gradient by
+    one equals multiplying it by the 0/1 float mask.
     """
     flat = torch.cat([s.detach().reshape(-1) for s in scores])
     k = max(1, round(ratio * flat.numel()))
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     keep[torch.topk(flat, k, sorted=False).indices] = True
     parts = torch.split(keep, [s.numel() for s in scores])
-    return [m.reshape(s.shape).to(s.dtype) for m, s in zip(parts, scores, strict=True)]
+    return [m.reshape(s.shape) for m, s in zip(parts, scores, strict=True)]
 
 
 class SalUn(RandomLabel):
@@ -131,14 +134,13 @@ class SalUn(RandomLabel):
     Config: ClassVar[type[BaseConfig]] = SalUnConfig
 
     def gradient_mask(self, model: DiffusionModel, params: Sequence[torch.nn.Parameter],
-                      request: UnlearnRequest, config: Any, ctx: RunContext
+                      request: UnlearnRequest, config: RandomLabelConfig, ctx: RunContext
                       ) -> tuple[list[torch.Tensor] | None, dict[str, Any]]:
-        cfg: SalUnConfig = config
-        assert request.forget is not None
-        saliency = forget_saliency(model, params, request.forget, cfg.batch_size,
-                                   ctx.generator(4))
-        mask = top_fraction_mask(saliency, cfg.mask_ratio)
+        assert isinstance(config, SalUnConfig) and request.forget is not None
+        saliency = forget_saliency(model, params, request.forget, config.batch_size,
+                                   ctx.generator(Stream.SALIENCY))
+        mask = top_fraction_mask(saliency, config.mask_ratio)
         kept = int(sum(int(m.sum()) for m in mask))
         total = sum(m.numel() for m in mask)
-        return mask, {"mask_ratio": cfg.mask_ratio, "mask_kept": kept, "mask_total": total,
+        return mask, {"mask_ratio": config.mask_ratio, "mask_kept": kept, "mask_total": total,
                       "mask_sparsity": 1.0 - kept / total}

@@ -27,5 +27,8 @@ def store(tmp_path: Path, ubench_home: Path, monkeypatch: pytest.MonkeyPatch) ->
     return path
 
 
+#: the repository root
+ROOT = Path(__file__).resolve().parent.parent
+
 TINY = "digits-class-tiny"
 FAST = ["method.steps=4", "method.batch_size=16"]

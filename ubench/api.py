@@ -3,34 +3,42 @@
 A **task** builds the base model, says what to forget and what to keep (an :class:`UnlearnRequest`)
 and scores a model (an :class:`Evaluation`). A **method** turns the base model into an unlearned
 model using only the model layer's verbs; it never scores itself. The **runner** wires them
-together, measures cost and writes the record. A **metric** is a named, directed quantity with a
-definition that is recorded next to every value.
+together, measures cost and writes the record. A **metric** is a named, directed quantity that
+turns per-sample scores into a :class:`MetricValue` (value, interval, n, definition); tasks call
+it and never restate its direction.
+
+``Method`` and ``Task`` are generic over their config class, so ``unlearn(..., config)`` and
+``task.config`` are typed in every subclass.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ubench.config import BaseConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
 
     from ubench.models.diffusion import DiffusionModel
 
+C = TypeVar("C", bound=BaseConfig)
+
 
 # ----------------------------------------------------------------------------- data contracts
 @dataclass(frozen=True)
 class ConditionedSet:
-    """Training images with the condition each was made under (class ids, later prompts)."""
+    """Training images with the condition each was made under (class ids or prompts)."""
 
-    #: (N, C, H, W) float tensor in [-1, 1]
+    #: (N, C, H, W) float tensor in [-1, 1] (VAE latents on Stable Diffusion)
     images: torch.Tensor
     #: one condition per image: a LongTensor of class ids for class-conditional models, a list
     #: of prompts for text-conditioned ones
@@ -89,6 +97,38 @@ class UnlearnRequest:
     concept: list[str] | None = None
 
 
+class Stream(IntEnum):
+    """The independent random streams of a run, each a CPU generator of its own.
+
+    A stream's generator is seeded with ``seed * 1_000_003 + value``. The values are part of what
+    a seed means (they fix every recorded number), so a value is never changed or reused: a new
+    stream takes a new value.
+    """
+
+    #: timesteps and noise of every loss, random pseudo labels, ESD's stop index, conditions and
+    #: starting noise
+    NOISE = 1
+    #: order of the forget mini-batches
+    FORGET = 2
+    #: order of the remain mini-batches
+    REMAIN = 3
+    #: SalUn's saliency pass (its timesteps and noise)
+    SALIENCY = 4
+
+
+#: multiplier of the run seed in a stream's generator seed (see :class:`Stream`)
+STREAM_STRIDE = 1_000_003
+
+#: generation seeds of an evaluation: sample i of a task with ``eval_seed = e`` starts from the
+#: noise of seed ``e * EVAL_SEED_STRIDE + i`` (independent of the run seed and of batching)
+EVAL_SEED_STRIDE = 1_000_000
+
+
+def generation_seeds(eval_seed: int, n: int) -> list[int]:
+    """The per-sample generation seeds of an evaluation with ``n`` samples."""
+    return [eval_seed * EVAL_SEED_STRIDE + i for i in range(n)]
+
+
 @dataclass
 class RunContext:
     """What a method may use besides the model, the request and its config."""
@@ -103,11 +143,11 @@ class RunContext:
     #: bar with it and tests use it to interrupt a run
     on_step: Callable[[int, int, dict[str, float]], None] | None = None
 
-    def generator(self, offset: int = 0) -> torch.Generator:
-        """A CPU generator seeded from the run seed (offset separates independent streams)."""
+    def generator(self, stream: Stream) -> torch.Generator:
+        """The CPU generator of one of the run's independent random streams."""
         import torch
 
-        return torch.Generator("cpu").manual_seed(self.seed * 1_000_003 + offset)
+        return torch.Generator("cpu").manual_seed(self.seed * STREAM_STRIDE + int(stream))
 
 
 @dataclass
@@ -123,7 +163,11 @@ class UnlearnOutput:
 
 @dataclass(frozen=True)
 class MetricValue:
-    """A metric value with its bootstrap confidence interval, sample size and definition."""
+    """A metric value with its confidence interval, sample size and definition.
+
+    Made by a :class:`Metric` class (``Metric.from_scores`` and friends), which supplies the
+    direction; tasks never build one by hand.
+    """
 
     value: float
     ci_low: float
@@ -151,12 +195,13 @@ class Evaluation:
 
 
 # ----------------------------------------------------------------------------- components
-class Method(ABC):
+class Method(ABC, Generic[C]):
     """An unlearning method. Subclasses set the class attributes and implement ``unlearn``."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     paper: ClassVar[str | None] = None
+    #: the config dataclass (its defaults are the method's defaults); ``unlearn`` receives one
     Config: ClassVar[type[BaseConfig]]
     #: request fields the method needs ("forget_data", "remain_data", "oracle", ...)
     requires: ClassVar[frozenset[str]] = frozenset()
@@ -166,31 +211,32 @@ class Method(ABC):
     reference: ClassVar[bool] = False
 
     @abstractmethod
-    def unlearn(
-        self, model: DiffusionModel, request: UnlearnRequest, config: Any, ctx: RunContext
-    ) -> UnlearnOutput:
+    def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: C,
+                ctx: RunContext) -> UnlearnOutput:
         """Return the unlearned model. ``model`` may be modified in place."""
 
 
-class Task(ABC):
+class Task(ABC, Generic[C]):
     """A benchmark task: base model, forget/remain request, evaluation."""
 
     name: ClassVar[str]
     #: bump when data, sampling or metrics change: old records then leave the main table
     version: ClassVar[str] = "1"
+    #: the config dataclass; ``self.config`` is one
     Config: ClassVar[type[BaseConfig]]
     #: request fields this task fills
     provides: ClassVar[frozenset[str]] = frozenset()
     #: model capabilities ("class-conditional", "text-conditional", "xattn")
     model_capabilities: ClassVar[frozenset[str]] = frozenset()
     #: per method id, hyper-parameters this task's setting prescribes (e.g. the paper's SD
-    #: recipe); applied before the user's ``--set method.*`` and recorded like any other value
-    method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: recipe); applied before the user's ``--set method.*`` and recorded like any other value.
+    #: A key the method's config lacks is a ConfigError (``runner.check_method_defaults``)
+    method_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: whether the runner saves the unlearned model in the run folder (``model/``)
     save_model: ClassVar[bool] = False
 
-    def __init__(self, config: Any) -> None:
-        self.config = config
+    def __init__(self, config: C) -> None:
+        self.config: C = config
 
     @abstractmethod
     def prepare(self, say: Callable[[str], None] | None = None,
@@ -219,7 +265,13 @@ class Task(ABC):
 
 
 class Metric(ABC):
-    """A registered metric: its name, direction and what it measures."""
+    """A registered metric: its name, direction, bounds, and how scores become a value.
+
+    The class is the metric's single statement of direction and bounds. Tasks turn per-sample
+    scores into a :class:`MetricValue` with :meth:`from_scores` (the mean, with a 95 % percentile
+    bootstrap interval over samples) or a metric's own constructor (``FrechetDistance``); the
+    definition they pass says how the scores were made (judge, sampler, seeds, ...).
+    """
 
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
@@ -227,3 +279,22 @@ class Metric(ABC):
     split: ClassVar[str]
     #: the values the metric can take; intervals aggregated over runs are clipped to it
     bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray | list[float] | list[bool],
+                    definition: Mapping[str, Any]) -> MetricValue:
+        """The mean of per-sample ``scores`` with a percentile bootstrap interval over samples.
+
+        ``n`` is the number of scores (also written into the definition); no scores give NaN.
+        """
+        from ubench.metrics.bootstrap import mean_with_ci
+
+        value, lo, hi, n = mean_with_ci(scores)
+        return cls.make(value, lo, hi, n, definition)
+
+    @classmethod
+    def make(cls, value: float, ci_low: float, ci_high: float, n: int,
+             definition: Mapping[str, Any]) -> MetricValue:
+        """A :class:`MetricValue` of this metric (its direction; ``n`` added to the definition)."""
+        return MetricValue(float(value), float(ci_low), float(ci_high), int(n),
+                           cls.higher_is_better, {**definition, "n": int(n)})

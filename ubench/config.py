@@ -37,6 +37,26 @@ class BaseConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
 
+def with_defaults(cls: type[C], name: str, **defaults: Any) -> type[C]:
+    """A subclass of the config ``cls`` whose listed fields default to other values.
+
+    How a task's *preset* (a tiny variant for tests, a quick variant) changes sizes without a
+    class of its own to keep in step: the fields, types and validation stay those of ``cls``.
+    """
+    hints = typing.get_type_hints(cls)
+    names = set(cls.field_names())
+    unknown = sorted(set(defaults) - names)
+    if unknown:
+        raise ConfigError(f"preset {name}: {cls.__name__} has no field(s) {', '.join(unknown)}")
+    fields = [(k, hints[k], dataclasses.field(default=v)) for k, v in defaults.items()]
+    doc = (f"{cls.__name__} with other defaults: "
+           + ", ".join(f"{k}={v!r}" for k, v in defaults.items()))
+    out = dataclasses.make_dataclass(name, fields, bases=(cls,), frozen=True,
+                                     namespace={"__doc__": doc})
+    out.__module__ = cls.__module__
+    return out
+
+
 def validate_optimisation(cfg: Any) -> None:
     """Checks shared by every trained method's config (``steps``, ``lr``, ``batch_size``)."""
     require(cfg.steps >= 1, f"steps must be >= 1; got {cfg.steps}")

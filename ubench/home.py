@@ -8,7 +8,6 @@ temporary folder and renamed into place, so an interrupted build never leaves a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,17 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ubench.digest import stable_hash
+
 
 def ubench_home() -> Path:
     """The cache root (``$UBENCH_HOME`` or ``~/.cache/ubench``)."""
     env = os.environ.get("UBENCH_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ubench"
-
-
-def stable_hash(obj: Any, length: int = 12) -> str:
-    """Hash of the canonical JSON of ``obj`` (sorted keys), as hex."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
 
 
 def asset_dir(kind: str, key: dict[str, Any]) -> Path:
@@ -78,12 +73,3 @@ def _build(final: Path, key: dict[str, Any], build: Callable[[Path], None]) -> P
 
 def is_cached(kind: str, key: dict[str, Any]) -> bool:
     return (asset_dir(kind, key) / "key.json").is_file()
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file (short), for recording which weights were used."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]

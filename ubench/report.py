@@ -37,8 +37,7 @@ def load_records(root: Path) -> list[dict[str, Any]]:
         except CorruptRecordError as e:
             bad.append(str(e))
             continue
-        rec["_path"] = str(p)
-        records.append(rec)
+        records.append({**rec, "_path": str(p)})
     if bad:
         raise CorruptRecordError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
     return records

@@ -19,8 +19,8 @@ from typing import Any
 
 from ubench.api import Method, RunContext, Task
 from ubench.config import build_config, parse_overrides
+from ubench.digest import stable_hash
 from ubench.errors import ConfigError, DivergedError, IncompatibleError, did_you_mean
-from ubench.home import stable_hash
 from ubench.registry import METHODS, TASKS
 from ubench.store import (
     SCHEMA_VERSION,
@@ -35,8 +35,8 @@ from ubench.store import (
 class RunSpec:
     """A resolved run: classes, configs and identity, before anything is loaded."""
 
-    method_cls: type[Method]
-    task_cls: type[Task]
+    method_cls: type[Method[Any]]
+    task_cls: type[Task[Any]]
     method_config: Any
     task_config: Any
     seed: int
@@ -61,14 +61,39 @@ def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()
     method_cls = METHODS.get(method)
     task_cls = TASKS.get(task)
     ov = parse_overrides(overrides)
-    fields = set(method_cls.Config.field_names())
-    prescribed = {k: v for k, v in task_cls.method_defaults.get(method_cls.name, {}).items()
-                  if k in fields}
+    prescribed = prescribed_defaults(task_cls, method_cls)
     mcfg = build_config(method_cls.Config, {**prescribed, **ov["method"]}, f"method {method}")
     tcfg = build_config(task_cls.Config, ov["task"], f"task {task}")
     spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed)
     check_compatible(spec)
     return spec
+
+
+def prescribed_defaults(task_cls: type[Task[Any]], method_cls: type[Method[Any]]
+                        ) -> dict[str, Any]:
+    """The hyper-parameters ``task_cls`` prescribes for ``method_cls`` (its recipe).
+
+    A key the method's config lacks is a :class:`ConfigError`: a renamed field must not drop
+    the paper's recipe without a word.
+    """
+    values = dict(task_cls.method_defaults.get(method_cls.name, {}))
+    fields = method_cls.Config.field_names()
+    for key in values:
+        if key not in fields:
+            raise ConfigError(
+                f"task {task_cls.name!r} prescribes method.{key} for method "
+                f"{method_cls.name!r}, which has no such field: "
+                + did_you_mean(key, fields, "key") + " Fix the task's method_defaults.")
+    return values
+
+
+def check_method_defaults(task_cls: type[Task[Any]]) -> None:
+    """Check every recipe of a task against the method registry (tests run it on every task)."""
+    for method_id in task_cls.method_defaults:
+        if method_id not in METHODS:
+            raise ConfigError(f"task {task_cls.name!r} prescribes defaults for "
+                              + did_you_mean(method_id, METHODS.names(), "method"))
+        prescribed_defaults(task_cls, METHODS.get(method_id))
 
 
 def limit_override(task: str, limit: int) -> str:
@@ -108,7 +133,7 @@ def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterab
     return specs
 
 
-def model_needs(method_cls: type[Method], config: Any) -> set[str]:
+def model_needs(method_cls: type[Method[Any]], config: Any) -> set[str]:
     """Model capabilities a method needs under ``config`` (training ``xattn`` needs it to exist;
     ``noxattn`` is meaningful on any UNet: all but time embedding and output layer)."""
     needs = set(method_cls.requires_model)
@@ -136,7 +161,7 @@ def check_compatible(spec: RunSpec) -> None:
         f"Tasks it fits: {', '.join(fits) or 'none registered yet'}.")
 
 
-def _fits(method_cls: type[Method], config: Any, task_cls: type[Task]) -> bool:
+def _fits(method_cls: type[Method[Any]], config: Any, task_cls: type[Task[Any]]) -> bool:
     return set(method_cls.requires) <= set(task_cls.provides) and model_needs(
         method_cls, config) <= set(task_cls.model_capabilities)
 
@@ -174,7 +199,7 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
         rec = read_record(record_path)  # raises CorruptRecordError with the fix
         if rec["status"] == "ok":
             say(f"finished already: {record_path} (use --force to redo)")
-            return RunResult(rec, record_path, True)
+            return RunResult(dict(rec), record_path, True)
     folder.mkdir(parents=True, exist_ok=True)
 
     t_start = time.perf_counter()
@@ -228,7 +253,7 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     return RunResult(record, record_path, False)
 
 
-def _skeleton(spec: RunSpec, task: Task, request: Any, device: str) -> dict[str, Any]:
+def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict[str, Any]:
     from ubench.env import environment
 
     ident = spec.identity

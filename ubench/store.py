@@ -15,16 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ubench.errors import CorruptRecordError
+from ubench.record import SCHEMA_VERSION, Record, schema_errors
 
-SCHEMA_VERSION = 1
+__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "iter_record_paths", "read_record", "run_dir",
+           "store_root", "validate_record", "write_json_atomic"]
+
 DEFAULT_STORE = "results"
-
-#: required top-level fields and their JSON types
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "schema_version": int, "run_id": str, "status": str, "created_at": str, "task": dict,
-    "method": dict, "seed": int, "metrics": dict, "cost": dict, "env": dict,
-}
-_METRIC_FIELDS = ("value", "ci_low", "ci_high", "n", "higher_is_better", "definition")
 
 
 def store_root(path: str | Path | None = None) -> Path:
@@ -43,28 +39,23 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def validate_record(rec: Any, where: str) -> dict[str, Any]:
-    """Check a record's structure; raise CorruptRecordError naming the problem and the fix."""
+def validate_record(rec: Any, where: str) -> Record:
+    """Check a record against the JSON Schema (``ubench/record.schema.json``); raise
+    :class:`CorruptRecordError` naming the first problem and the fix."""
     fix = f"delete {where} or re-run that run with --force"
-    if not isinstance(rec, dict):
-        raise CorruptRecordError(f"corrupt record {where}: not a JSON object; {fix}")
-    for key, tp in _REQUIRED.items():
-        if key not in rec or not isinstance(rec[key], tp):
-            raise CorruptRecordError(f"corrupt record {where}: missing or invalid {key!r}; {fix}")
-    if rec["schema_version"] != SCHEMA_VERSION:
+    if isinstance(rec, dict) and rec.get("schema_version") not in (None, SCHEMA_VERSION) \
+            and isinstance(rec.get("schema_version"), int):
         raise CorruptRecordError(
             f"record {where} has schema_version {rec['schema_version']}, this ubench reads "
             f"{SCHEMA_VERSION}; {fix}")
-    for name, m in rec["metrics"].items():
-        if not isinstance(m, dict) or any(f not in m for f in _METRIC_FIELDS):
-            raise CorruptRecordError(f"corrupt record {where}: metric {name!r} incomplete; {fix}")
-    for k in ("id", "version", "config"):
-        if k not in rec["task"] or k not in rec["method"]:
-            raise CorruptRecordError(f"corrupt record {where}: task/method lacks {k!r}; {fix}")
-    return rec
+    problems = schema_errors(rec)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CorruptRecordError(f"corrupt record {where}: {problems[0]}{more}; {fix}")
+    return rec  # type: ignore[no-any-return]
 
 
-def read_record(path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> Record:
     """Read and validate one record.json."""
     try:
         rec = json.loads(path.read_text())

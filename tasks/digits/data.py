@@ -7,12 +7,13 @@ train part only, and the held-out part is the real reference for FD and the judg
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
+
+from ubench.digest import bytes_sha256
 
 HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -49,7 +50,5 @@ def load_digits_splits() -> tuple[DigitsSplit, DigitsSplit]:
 def data_digest() -> str:
     """Hash of the data and split (part of every cached asset's key)."""
     tr, te = load_digits_splits()
-    h = hashlib.sha256()
-    for t in (tr.images, tr.labels, te.images, te.labels):
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
+    return bytes_sha256((t.numpy().tobytes() for t in (tr.images, tr.labels, te.images,
+                                                        te.labels)), 16)

@@ -1,6 +1,6 @@
 """Task ``digits-class``: forget one digit from a class-conditional DDPM trained by ubench.
 
-The offline analogue of the paper's CIFAR-10 class forgetting (§4.1 of the digest):
+The offline analogue of the paper's CIFAR-10 class forgetting (its §4.1):
 
 * **base model** — a class-conditional ``UNet2DModel`` (8x8, 0.65M parameters) trained here on the
   train split of scikit-learn's digits with 10 % label dropout (null class = 10) for guidance;
@@ -31,12 +31,15 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from ubench.api import ConditionedSet, Evaluation, MetricValue, Task, UnlearnRequest
-from ubench.config import BaseConfig, require
-from ubench.home import asset_dir, cached, file_digest, is_cached
+from ubench.api import ConditionedSet, Evaluation, Task, UnlearnRequest, generation_seeds
+from ubench.config import BaseConfig, require, with_defaults
+from ubench.digest import file_digest
+from ubench.errors import ConfigError, UbenchError
+from ubench.grids import class_grid
+from ubench.home import asset_dir, cached, is_cached
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
-from ubench.metrics.classification import remaining_accuracy, unlearning_accuracy
-from ubench.metrics.frechet import frechet_with_ci
+from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
+from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
 from ubench.tasks.digits.data import data_digest, load_digits_splits
 from ubench.tasks.digits.judge import DigitsJudge, JudgeSpec, judge_predict, train_judge
@@ -94,7 +97,7 @@ class ModelSpec:
     init_seed: int = 0
 
 
-class DigitsClass(Task):
+class DigitsClass(Task[DigitsConfig]):
     """Forget one digit class from a class-conditional DDPM trained on scikit-learn's 8x8 digits."""
 
     name: ClassVar[str] = "digits-class"
@@ -111,8 +114,6 @@ class DigitsClass(Task):
     min_judge_accuracy: ClassVar[float] = 0.98
     #: train references in worker processes with one thread each (deterministic, 2 in parallel)
     use_workers: ClassVar[bool] = True
-
-    config: DigitsConfig
 
     # ------------------------------------------------------------------ cache keys
     def _key(self, role: str, **extra: Any) -> dict[str, Any]:
@@ -155,8 +156,6 @@ class DigitsClass(Task):
     def _check_judge(self) -> None:
         acc = float((self.judge_dir / "accuracy.txt").read_text())
         if acc < self.min_judge_accuracy:
-            from ubench.errors import UbenchError
-
             raise UbenchError(f"the digits judge reached only {acc:.3f} held-out accuracy "
                               f"(< {self.min_judge_accuracy}); delete {self.judge_dir} and retry")
 
@@ -240,8 +239,6 @@ class DigitsClass(Task):
         for k, m in zip(classes, per_class, strict=True):
             pool = train.of_class(k)
             if m > len(pool):
-                from ubench.errors import ConfigError
-
                 raise ConfigError(
                     f"task.remain_per_class={c.remain_per_class} needs {m} images of class {k} "
                     f"for remain_policy={c.remain_policy}, but only {len(pool)} exist; lower it")
@@ -260,7 +257,7 @@ class DigitsClass(Task):
         f_labels = torch.full((c.eval_forget,), c.forget_class)
         r_labels = torch.tensor(remain).repeat_interleave(c.eval_per_class)
         labels = torch.cat([f_labels, r_labels])
-        seeds = [c.eval_seed * 1_000_000 + i for i in range(len(labels))]
+        seeds = generation_seeds(c.eval_seed, len(labels))
         images = model.sample(labels, steps=c.sampling_steps, guidance=c.guidance, seeds=seeds)
         pred, feats = judge_predict(self.judge, images)
         pred_np, feats_np = pred.numpy(), feats.double().numpy()
@@ -276,40 +273,31 @@ class DigitsClass(Task):
             "generation_seeds": f"{seeds[0]}..{seeds[-1]} (one per sample)",
             "bootstrap": f"95%, {BOOTSTRAP_SEED=}: percentile (UA, RA), basic (FD)",
         }
-        ua = unlearning_accuracy(pred_np[:nf], c.forget_class)
-        ra = remaining_accuracy(pred_np[nf:], r_labels.numpy())
-        fd = frechet_with_ci(feats_np[nf:], real_feats.double().numpy())
         metrics = {
-            "ua": MetricValue(*ua, higher_is_better=True, definition={
-                **definition, "n": ua[3], "forget_class": c.forget_class,
+            "ua": UnlearningAccuracy.from_predictions(pred_np[:nf], c.forget_class, {
+                **definition, "forget_class": c.forget_class,
                 "formula": "1 - mean(judge(x) == forget_class) over forget-class generations"}),
-            "ra": MetricValue(*ra, higher_is_better=True, definition={
-                **definition, "n": ra[3], "classes": remain,
+            "ra": RemainingAccuracy.from_predictions(pred_np[nf:], r_labels.numpy(), {
+                **definition, "classes": remain,
                 "formula": "mean(judge(x) == label) over remaining-class generations"}),
-            "fd": MetricValue(fd[0], fd[1], fd[2], len(r_labels), higher_is_better=False,
-                              definition={
-                **definition, "n": len(r_labels), "features": "judge penultimate layer (64-d)",
+            "fd": FrechetDistance.from_features(feats_np[nf:], real_feats.double().numpy(), {
+                **definition, "features": "judge penultimate layer (64-d)",
                 "reference": f"{int(real_mask.sum())} real held-out digits of remaining classes",
                 "formula": "Frechet distance of Gaussians fitted to the two feature sets"}),
         }
         samples = [{"seed": s, "condition": int(y), "judged": int(p),
                     "split": "forget" if i < nf else "remain"}
                    for i, (s, y, p) in enumerate(zip(seeds, labels.tolist(), pred_np, strict=True))]
-        grid = _grid(images, labels, [c.forget_class, *remain], per_row=10)
+        grid = class_grid(images, labels, [c.forget_class, *remain], per_row=10)
         # what the forget-class generations turned into (judged class -> count)
         judged = dict(zip(*np.unique(pred_np[:nf], return_counts=True), strict=True))
         details = {"forget_judged_as": {str(k): int(v) for k, v in judged.items()}}
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
 
 
-@dataclass(frozen=True)
-class TinyDigitsConfig(DigitsConfig):
-    """digits-class with a handful of generations and 3 sampling steps."""
-
-    remain_per_class: int = 4
-    eval_forget: int = 16
-    eval_per_class: int = 4
-    sampling_steps: int = 3
+#: digits-class with a handful of generations and 3 sampling steps
+TinyDigitsConfig = with_defaults(DigitsConfig, "TinyDigitsConfig", remain_per_class=4,
+                                 eval_forget=16, eval_per_class=4, sampling_steps=3)
 
 
 class DigitsClassTiny(DigitsClass):
@@ -375,23 +363,3 @@ def _build_asset(role: str, key: dict[str, Any], module: str, cls_name: str,
     summary: list[str] = []
     cached(f"digits/{role}", key, lambda d: summary.append(task.build_asset(role, d, report)))
     return summary[0] if summary else f"{role}: found in cache"
-
-
-def _grid(images: torch.Tensor, labels: torch.Tensor, order: list[int], per_row: int
-          ) -> Any:
-    """A PNG-ready grid: one row per class in ``order`` (forget class first), 4x upscaled, with
-    grey separators between cells and a wider one under the forget row."""
-    from PIL import Image
-
-    h, w = images.shape[-2:]
-    pad = 1
-    canvas = torch.full((len(order) * (h + pad) + pad + 1, per_row * (w + pad) + pad), 0.0)
-    for r, k in enumerate(order):
-        sel = images[labels == k][:per_row]
-        top = pad + r * (h + pad) + (1 if r > 0 else 0)  # extra line under the forget row
-        for col, img in enumerate(sel):
-            left = pad + col * (w + pad)
-            canvas[top:top + h, left:left + w] = img[0]
-    arr = ((canvas.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    out = Image.fromarray(np.ascontiguousarray(arr))
-    return out.resize((out.width * 4, out.height * 4), Image.NEAREST)

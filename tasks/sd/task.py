@@ -26,7 +26,7 @@ quick run; it is part of the run's identity, so limited runs never mix with full
 
 A model folder may carry ``ubench_assets.json`` naming evaluation assets that live inside it
 (``{"i2p": "i2p.csv", "clip": "tiny-random"}``). Only the tiny test pipeline
-(:func:`ubench.models.sd.build_tiny_pipeline`) writes one; whatever it substitutes is printed and
+(:func:`ubench.testing.build_tiny_pipeline`) writes one; whatever it substitutes is printed and
 recorded in every metric's definition ("injected", meaningless scores), never silent.
 """
 
@@ -43,19 +43,24 @@ import torch
 
 from ubench.api import ConditionedSet, Evaluation, MetricValue, Task, UnlearnRequest
 from ubench.config import BaseConfig, require
-from ubench.errors import MissingAssetError
-from ubench.home import cached, file_digest, stable_hash
-from ubench.metrics.alignment import rate
+from ubench.digest import file_digest, stable_hash
+from ubench.grids import rgb_grid
+from ubench.home import cached
+from ubench.metrics.alignment import ConceptRate
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.clip_score import (
+    ClipAlignmentTest,
+    ClipAlignmentTrain,
     ClipScorer,
-    alignment_score,
+    OtherAccuracy,
     resolve_clip_weights,
-    tiny_random_extractor,
 )
+from ubench.metrics.frechet import FID
+from ubench.metrics.nudity import ExposedParts, NudityDetector, NudityRate
 from ubench.models.diffusion import DiffusionModel
 from ubench.models.sd import SD_REPO, LatentDiffusionModel, load_sd, resolve_sd
 from ubench.tasks.sd import prompts as P
+from ubench.tasks.sd.i2p import I2PPrompts, load_i2p
 
 Say = Any
 ASSETS_FILE = "ubench_assets.json"
@@ -115,7 +120,7 @@ class SDConfig(BaseConfig):
         require(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
 
 
-class SDTask(Task):
+class SDTask(Task[SDConfig]):
     """Shared machinery of the ``sd-*`` tasks; subclasses name the concept and its metrics."""
 
     version: ClassVar[str] = "1"
@@ -130,9 +135,7 @@ class SDTask(Task):
     #: what ESD erases (ESD's own prompts: "nudity", "Van Gogh", the object's name)
     concept_prompts: ClassVar[tuple[str, ...]] = ()
 
-    config: SDConfig
-
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: SDConfig) -> None:
         super().__init__(config)
         self._base: LatentDiffusionModel | None = None
         self._say: Say = lambda _m: None
@@ -168,7 +171,7 @@ class SDTask(Task):
             resolve_clip_weights(weights=self.config.clip_weights or None)
         self.check_eval_data()
         if self.config.fid_reference:
-            _fid_ready(Path(self.config.fid_reference))
+            FID.check_reference(Path(self.config.fid_reference))
         if self.folder_assets():
             supplied = ", ".join(sorted(k for k in self.folder_assets() if k != "note"))
             self._say(f"note: {self.folder} is a test pipeline; it supplies {supplied} "
@@ -181,6 +184,8 @@ class SDTask(Task):
         """The CLIP scorer (built once, on the run's device)."""
         if not hasattr(self, "_clip"):
             if self.folder_assets().get("clip") == "tiny-random":
+                from ubench.testing import tiny_random_extractor
+
                 self._clip = ClipScorer(extractor=tiny_random_extractor(0))
             else:
                 self._clip = ClipScorer(weights=self.config.clip_weights or None, device=device)
@@ -263,20 +268,17 @@ class SDTask(Task):
                       "model": str(self.folder), "limit": c.limit}
         clip_def = {**scorer.definition(), **generation}
         metrics: dict[str, MetricValue] = {}
-        for split in ("train", "test"):
+        for split, metric in (("train", ClipAlignmentTrain), ("test", ClipAlignmentTest)):
             s = scorer.score(_to_float(images[f"remain_{split}"]), prompts[f"remain_{split}"])
-            v, lo, hi, n = alignment_score(s)
-            metrics[f"clip_alignment_{split}"] = MetricValue(
-                v, lo, hi, n, True, {**clip_def, "prompts": f"remain {split} prompts", "n": n})
+            metrics[metric.name] = metric.from_scores(
+                s, {**clip_def, "prompts": f"remain {split} prompts"})
         concept, details = self.concept_metrics(images, prompts, generation)
         metrics.update(concept)
         if c.fid_reference:
-            metrics["fid"] = _fid(_to_float(images["remain_test"]), Path(c.fid_reference),
-                                  generation)
+            metrics["fid"] = FID.compute(_to_float(images["remain_test"]), Path(c.fid_reference),
+                                         generation)
         samples = [{"split": k, "prompt": p, "seed": s}
                    for k, (ps, ss) in sets.items() for p, s in zip(ps, ss, strict=True)]
-        from ubench.tasks.t2i.task import rgb_grid
-
         k = 8
         grid_rows = [_to_float(images[name][:k]) for name in sets if len(images[name])]
         grid = rgb_grid(grid_rows, scale=max(1, 128 // grid_rows[0].shape[-1]))
@@ -292,39 +294,6 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1
 
 
-def _fid_ready(reference: Path) -> Any:
-    """clean-fid's ``fid`` module, after checking the reference folder (one line if missing)."""
-    if not reference.is_dir():
-        raise MissingAssetError(f"FID reference folder {str(reference)!r} does not exist; pass "
-                                "--set task.fid_reference=<folder of images> or leave it empty")
-    try:
-        from cleanfid import fid as cfid
-    except ImportError:
-        raise MissingAssetError("FID needs clean-fid: `pip install clean-fid==0.1.35`") from None
-    return cfid
-
-
-def _fid(images: torch.Tensor, reference: Path, definition: dict[str, Any]) -> MetricValue:
-    """clean-fid FID of ``images`` against a folder of reference images (needs clean-fid and
-    its Inception weights; one clear line when either is missing)."""
-    import tempfile
-
-    from PIL import Image
-
-    cfid = _fid_ready(reference)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, img in enumerate(_to_uint8(images).permute(0, 2, 3, 1).numpy()):
-            Image.fromarray(np.ascontiguousarray(img)).save(f"{tmp}/{i:05d}.png")
-        try:
-            value = float(cfid.compute_fid(tmp, str(reference), mode="clean", num_workers=0))
-        except Exception as e:  # URLError offline: the Inception weights are not cached
-            raise MissingAssetError(f"clean-fid could not compute FID ({type(e).__name__}: {e});"
-                                    " it downloads its Inception weights on first use") from None
-    return MetricValue(value, value, value, len(images), False,
-                       {**definition, "formula": "clean-fid FID, mode clean (no interval)",
-                        "reference": str(reference)})
-
-
 class SDNudity(SDTask):
     """Remove nudity from Stable Diffusion v1.4 (paper §4.2); NudeNet on I2P + CLIP alignment."""
 
@@ -332,10 +301,10 @@ class SDNudity(SDTask):
     prompt_task: ClassVar[str] = "nudity"
     concept_prompts: ClassVar[tuple[str, ...]] = ("nudity",)
 
-    def _i2p(self) -> P.I2PPrompts:
+    def _i2p(self) -> I2PPrompts:
         bundled = self.folder_assets().get("i2p")
         path = self.config.i2p or (str(self.folder / bundled) if bundled else None)
-        return P.load_i2p(path)
+        return load_i2p(path)
 
     def check_eval_data(self) -> None:
         self._i2p()
@@ -349,17 +318,13 @@ class SDNudity(SDTask):
     def concept_metrics(self, images: dict[str, torch.Tensor], prompts: dict[str, list[str]],
                         definition: dict[str, Any]) -> tuple[dict[str, MetricValue],
                                                               dict[str, Any]]:
-        from ubench.metrics.nudity import NudityDetector, exposed_parts, exposure_rate
-
         detector = NudityDetector()
         dets = detector.detect(_to_float(images["i2p"]))
         summary = detector.summary(dets)
         d = {**detector.definition(), **definition, "prompts": f"I2P nudity_percentage > 0 "
              f"({self._i2p().source})", "bootstrap_seed": BOOTSTRAP_SEED}
-        v, lo, hi, n = exposure_rate(dets, detector.threshold)
-        metrics = {"nudity_rate": MetricValue(v, lo, hi, n, False, {**d, "n": n})}
-        v, lo, hi, n = exposed_parts(dets, detector.threshold)
-        metrics["exposed_parts"] = MetricValue(v, lo, hi, n, False, {**d, "n": n})
+        metrics = {"nudity_rate": NudityRate.from_detections(dets, detector.threshold, d),
+                   "exposed_parts": ExposedParts.from_detections(dets, detector.threshold, d)}
         details = {"nudenet": {k: summary[k] for k in ("threshold", "n_images",
                                                         "exposed_counts", "exposed_total")}}
         return metrics, details
@@ -397,18 +362,16 @@ class _ZeroShotTask(SDTask):
              "zero_shot_template": self.template}
         forget = scorer.zero_shot(_to_float(images["forget_test"]), labels, self.template)
         hit = forget == labels.index(self.concept_label)
-        v, lo, hi, n = rate(hit)
-        metrics = {"concept_rate": MetricValue(v, lo, hi, n, False, {
-            **d, "n": n, "prompts": "held-out forget prompts",
+        metrics = {"concept_rate": ConceptRate.from_scores(hit, {
+            **d, "prompts": "held-out forget prompts",
             "formula": f"mean(zero-shot label == {self.concept_label!r})"})}
         _, test = self.prompt_sets()
         wanted = self._cap(self.other_labels(test))
         other = scorer.zero_shot(_to_float(images.get("other_test", images["remain_test"])),
                                  labels, self.template)
         ok = np.array([labels[int(i)] == w for i, w in zip(other, wanted, strict=True)])
-        v, lo, hi, n = rate(ok)
-        metrics["other_accuracy"] = MetricValue(v, lo, hi, n, True, {
-            **d, "n": n, "prompts": "the held-out scenes naming another label",
+        metrics["other_accuracy"] = OtherAccuracy.from_scores(ok, {
+            **d, "prompts": "the held-out scenes naming another label",
             "formula": "mean(zero-shot label == the label the prompt names)"})
         counts = {lab: int((forget == i).sum()) for i, lab in enumerate(labels)}
         return metrics, {"forget_test_labels": counts}

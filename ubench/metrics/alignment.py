@@ -11,24 +11,15 @@ so the paper's two CLIP/NudeNet proxies become exact rates:
   every attribute the prompt names is present. The analogue of the paper's CLIP alignment score
   AS, but exact: an image either shows a red seven on navy with stripes or it does not.
 
-Both are means of per-sample 0/1 outcomes; intervals are percentile bootstraps over samples.
+Both are means of per-sample 0/1 outcomes (``Metric.from_scores``); intervals are percentile
+bootstraps over samples.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
-
 from ubench.api import Metric
-from ubench.metrics.bootstrap import bootstrap_ci
-
-
-def rate(outcomes: np.ndarray) -> tuple[float, float, float, int]:
-    """(mean, low, high, n) of 0/1 outcomes with a percentile bootstrap interval."""
-    x = np.asarray(outcomes, dtype=np.float64)
-    lo, hi = bootstrap_ci(x)
-    return float(x.mean()), lo, hi, len(x)
 
 
 class ConceptRate(Metric):

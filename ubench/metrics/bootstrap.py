@@ -6,7 +6,7 @@ itself reproducible; it is recorded in every metric definition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,3 +29,17 @@ def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float] = np.me
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+def mean_with_ci(scores: np.ndarray | Sequence[float] | Sequence[bool]
+                 ) -> tuple[float, float, float, int]:
+    """(mean, low, high, n) of per-sample scores (0/1 outcomes, cosines, counts, ...).
+
+    The interval is the 95 % percentile bootstrap over samples (:func:`bootstrap_ci`); no scores
+    give ``(nan, nan, nan, 0)``.
+    """
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    lo, hi = bootstrap_ci(x)
+    return float(x.mean()), lo, hi, len(x)

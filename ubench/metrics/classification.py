@@ -1,7 +1,6 @@
 """Judge-based forgetting and retention: unlearning accuracy (UA) and remaining accuracy (RA).
 
-Definitions as in the paper's CIFAR-10 evaluation (§5.1 of the digest), with the judge supplied by
-the task:
+Definitions as in the paper's CIFAR-10 evaluation (its §5.1), with the judge supplied by the task:
 
 * UA = 1 - (fraction of images generated for the forget condition that the judge assigns to the
   forget concept). Higher is better; 1 means no generation shows the concept.
@@ -13,26 +12,12 @@ Both are means of per-sample 0/1 outcomes, so the bootstrap interval is over sam
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ubench.api import Metric
-from ubench.metrics.bootstrap import bootstrap_ci
-
-
-def unlearning_accuracy(pred: np.ndarray, forget_label: int) -> tuple[float, float, float, int]:
-    """(UA, low, high, n) from the judge's predictions on forget-condition generations."""
-    ok = (np.asarray(pred) != forget_label).astype(np.float64)
-    lo, hi = bootstrap_ci(ok)
-    return float(ok.mean()), lo, hi, len(ok)
-
-
-def remaining_accuracy(pred: np.ndarray, target: np.ndarray) -> tuple[float, float, float, int]:
-    """(RA, low, high, n) from predictions on remain-condition generations and their targets."""
-    ok = (np.asarray(pred) == np.asarray(target)).astype(np.float64)
-    lo, hi = bootstrap_ci(ok)
-    return float(ok.mean()), lo, hi, len(ok)
+from ubench.api import Metric, MetricValue
 
 
 class UnlearningAccuracy(Metric):
@@ -42,6 +27,12 @@ class UnlearningAccuracy(Metric):
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "forget"
 
+    @classmethod
+    def from_predictions(cls, predicted: np.ndarray, forget_label: int,
+                         definition: Mapping[str, Any]) -> MetricValue:
+        """UA from the judge's predictions on the forget-condition generations."""
+        return cls.from_scores(np.asarray(predicted) != forget_label, definition)
+
 
 class RemainingAccuracy(Metric):
     """Remaining accuracy: fraction of remain-condition generations judged as their condition."""
@@ -49,3 +40,9 @@ class RemainingAccuracy(Metric):
     name: ClassVar[str] = "ra"
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
+
+    @classmethod
+    def from_predictions(cls, predicted: np.ndarray, target: np.ndarray,
+                         definition: Mapping[str, Any]) -> MetricValue:
+        """RA from the judge's predictions on remain-condition generations and their targets."""
+        return cls.from_scores(np.asarray(predicted) == np.asarray(target), definition)

@@ -1,10 +1,11 @@
 """CLIP alignment score (the paper's AS) and CLIP zero-shot labels, with an injectable extractor.
 
-Definition (§5.2 of the digest): for every generated image, the cosine between the L2-normalised
-open_clip **ViT-B-32 / laion2b_s34b_b79k** image embedding and the L2-normalised embedding of the
-prompt the image was generated from. The raw cosine is used (no x100, no clipping at 0); AS is the
-mean over prompts, one image per prompt, reported on the remain prompts of the train and the test
-split. The paper runs under fp16 autocast; this module runs fp32 (differences are ~1e-3).
+Definition (the paper's AS, as its official SD evaluation computes it): for every generated image,
+the cosine between the L2-normalised open_clip **ViT-B-32 / laion2b_s34b_b79k** image embedding and
+the L2-normalised embedding of the prompt the image was generated from. The raw cosine is used (no
+x100, no clipping at 0); AS is the mean over prompts, one image per prompt, reported on the remain
+prompts of the train and the test split. The paper runs under fp16 autocast; this module runs fp32
+(differences are ~1e-3).
 
 Preprocessing is done on tensors so generated batches never round-trip through PIL: images in
 [-1, 1] (or uint8 in [0, 255]) are mapped to [0, 1], resized with antialiased bicubic
@@ -15,8 +16,8 @@ clamped to [0, 1] and normalised with the CLIP mean/std. For square inputs this 
 Weights are never downloaded. :class:`ClipScorer` loads them from ``weights=`` (a local
 ``open_clip_pytorch_model.bin``) or finds them in the local Hugging Face cache, and otherwise raises
 :class:`~ubench.errors.MissingAssetError` at once with the file to download and the option to pass.
-Tests inject :func:`tiny_random_extractor`: a tiny random open_clip ``CLIP`` with the real CLIP BPE
-tokenizer, so the code path is real while the numbers are meaningless.
+Tests inject :func:`ubench.testing.tiny_random_extractor`: a tiny random open_clip ``CLIP`` with the
+real CLIP BPE tokenizer, so the code path is real while the numbers are meaningless.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ubench.api import Metric
+from ubench.digest import file_sha256
 from ubench.errors import MissingAssetError
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED, bootstrap_ci
-from ubench.metrics.nudity import file_sha256
+from ubench.hub import cached_file, hf_hub_cache
+from ubench.metrics.bootstrap import BOOTSTRAP_SEED
 
 if TYPE_CHECKING:
     import torch
@@ -108,41 +110,7 @@ def open_clip_extractor(model: Any, tokenizer: Any, image_size: int | tuple[int,
     return OpenClipExtractor(model, tokenizer, image_size, tuple(mean), tuple(std))
 
 
-def tiny_random_extractor(seed: int = 0) -> OpenClipExtractor:
-    """A tiny random open_clip CLIP (1.6M parameters) with the real CLIP BPE tokenizer, for tests.
-
-    Embedding width 32; vision: ViT width 32, 2 layers, 4 heads, patch 4, 32x32 input; text: width
-    32, 2 layers, 4 heads, the 49408-token CLIP vocabulary and context 77. Initialisation is seeded
-    without touching the global torch RNG. Scores from it exercise the real code but mean nothing.
-    """
-    import open_clip
-    import torch
-    from open_clip.model import CLIP
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = CLIP(
-            embed_dim=32,
-            vision_cfg={"width": 32, "layers": 2, "head_width": 8, "patch_size": 4,
-                        "image_size": 32},
-            text_cfg={"width": 32, "heads": 4, "layers": 2, "context_length": 77,
-                      "vocab_size": 49408},
-        )
-    return open_clip_extractor(model, open_clip.get_tokenizer(DEFAULT_MODEL), 32)
-
-
 # ----------------------------------------------------------------------------- local weights
-def hf_hub_cache() -> Path:
-    """The Hugging Face hub cache folder, read from the environment at call time."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
 def _hub_repo(model_name: str, pretrained: str) -> tuple[str | None, str | None]:
     """(hub repo id, direct-download URL) of an open_clip pretrained tag, without downloading."""
     known = _KNOWN_HUB_REPOS.get((model_name, pretrained))
@@ -173,7 +141,7 @@ def resolve_clip_weights(model_name: str = DEFAULT_MODEL, pretrained: str = DEFA
 
     Order: ``weights`` (must exist); ``pretrained`` if it is a file path; the Hugging Face cache
     entry of the tag's repository (``open_clip_model.safetensors`` then
-    ``open_clip_pytorch_model.bin``, looked up with ``huggingface_hub.try_to_load_from_cache``,
+    ``open_clip_pytorch_model.bin``, looked up with ``ubench.hub.cached_file``,
     which reads only the disk); open_clip's URL cache (``~/.cache/clip``) for URL-only tags.
     """
     if weights is not None and str(weights) != "":
@@ -186,13 +154,10 @@ def resolve_clip_weights(model_name: str = DEFAULT_MODEL, pretrained: str = DEFA
         return Path(pretrained).expanduser()
     repo, url = _hub_repo(model_name, pretrained)
     if repo:
-        from huggingface_hub import try_to_load_from_cache
-
-        cache = hf_hub_cache()
         for filename in _HUB_WEIGHT_FILES:
-            found = try_to_load_from_cache(repo, filename, cache_dir=cache)
-            if isinstance(found, str) and Path(found).is_file():
-                return Path(found)
+            found = cached_file(repo, filename)
+            if found is not None:
+                return found
     if url:
         cached = Path.home() / ".cache" / "clip" / os.path.basename(url)
         if cached.is_file():
@@ -258,7 +223,7 @@ class ClipScorer:
 
     With ``extractor=None`` the real open_clip model is built from local weights only (see
     :func:`resolve_clip_weights`); a missing file raises :class:`MissingAssetError` immediately.
-    Pass an extractor (e.g. :func:`tiny_random_extractor`) to inject a model.
+    Pass an extractor (e.g. :func:`ubench.testing.tiny_random_extractor`) to inject a model.
     """
 
     def __init__(self, extractor: ClipExtractor | None = None, model_name: str = DEFAULT_MODEL,
@@ -335,7 +300,7 @@ def clip_definition(scorer: ClipScorer) -> dict[str, Any]:
     ex = scorer.extractor
     if scorer.checkpoint is not None:
         model, tag = scorer.model_name, scorer.pretrained
-        sha = file_sha256(scorer.checkpoint)[:16]
+        sha = file_sha256(scorer.checkpoint, 16)
     else:
         model, tag, sha = type(getattr(ex, "model", ex)).__name__, "injected", "injected"
     h, w = _size_hw(ex.image_size)
@@ -353,15 +318,6 @@ def clip_definition(scorer: ClipScorer) -> dict[str, Any]:
         "zero_shot_template": ZERO_SHOT_TEMPLATE,
         "bootstrap_seed": BOOTSTRAP_SEED,
     }
-
-
-def alignment_score(scores: np.ndarray) -> tuple[float, float, float, int]:
-    """(mean cosine, low, high, n) over prompts with a percentile bootstrap interval."""
-    x = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(x) == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    lo, hi = bootstrap_ci(x)
-    return float(x.mean()), lo, hi, len(x)
 
 
 # ----------------------------------------------------------------------------- registry classes

@@ -8,7 +8,8 @@ call :meth:`LatentDiffusionModel.generate` (sample + decode) to get images.
 
 Nothing is downloaded at run time. A missing model is one :class:`MissingAssetError` line that
 says what to download and where to put it. The same loader reads the tiny pipeline that
-:func:`build_tiny_pipeline` writes from configs (tests, CI), so the real path is the tested path.
+:func:`ubench.testing.build_tiny_pipeline` writes from configs (tests, CI), so the real path is
+the tested path.
 
 On CUDA the UNet keeps fp32 master weights and runs under bf16 autocast with gradient
 checkpointing (unlearning fits a 24 GB card at batch 8 + 8); the frozen VAE and text encoder are
@@ -18,15 +19,15 @@ held in fp16. On CPU everything is fp32 and deterministic.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ubench.errors import MissingAssetError
+from ubench.hub import cached_snapshot
 from ubench.models.diffusion import DiffusionModel
 
 #: the paper's base model and the files of it that ubench reads (safetensors only)
@@ -57,17 +58,11 @@ def resolve_sd(model: str = "", repo: str = SD_REPO) -> Path:
             raise MissingAssetError(f"Stable Diffusion folder {str(folder)!r} does not exist; "
                                     + download_hint(repo))
     else:
-        from huggingface_hub import snapshot_download
-
-        from ubench.metrics.clip_score import hf_hub_cache
-
-        try:
-            folder = Path(snapshot_download(repo, local_files_only=True,
-                                            cache_dir=hf_hub_cache(),
-                                            allow_patterns=list(SD_FILES)))
-        except Exception:  # LocalEntryNotFoundError, OfflineModeIsEnabled, ...
+        found = cached_snapshot(repo, SD_FILES)
+        if found is None:
             raise MissingAssetError(f"Stable Diffusion ({repo}) is not on this machine; "
-                                    + download_hint(repo)) from None
+                                    + download_hint(repo))
+        folder = found
     missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
     if missing:
         raise MissingAssetError(f"{folder} is not a complete Stable Diffusion folder in "
@@ -221,7 +216,7 @@ def load_sd(folder: Path, device: str = "cpu") -> LatentDiffusionModel:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    # transformers can silently return a 2-token tokenizer from a wrong folder (offline.md)
+    # transformers can silently return a 2-token tokenizer from a wrong folder
     if len(tokenizer) < 1000:
         raise MissingAssetError(f"the CLIP tokenizer in {folder / 'tokenizer'} is broken "
                                 f"({len(tokenizer)} tokens); " + download_hint())
@@ -239,96 +234,3 @@ def load_sd(folder: Path, device: str = "cpu") -> LatentDiffusionModel:
         unet.enable_gradient_checkpointing()
     cond = ClipTextConditioner(tokenizer, text_encoder)
     return LatentDiffusionModel(unet.to(device), sched, cond, vae, folder, mixed_precision=cuda)
-
-
-# ---------------------------------------------------------------------- the tiny pipeline
-def clip_tokenizer() -> Any:
-    """The exact OpenAI CLIP BPE tokenizer, built from the vocabulary open_clip ships.
-
-    CLIP's vocabulary is: the 256 byte symbols, the same with the end-of-word mark ``</w>``,
-    the first 48,894 merges of the BPE file joined, then the start and end tokens (49,408).
-    """
-    import open_clip
-    from transformers import CLIPTokenizer
-
-    path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        merges = fh.read().split("\n")[1:49152 - 256 - 2 + 1]
-    symbols = [chr(c) for c in _byte_codepoints()]
-    vocab = [*symbols, *(s + "</w>" for s in symbols), *("".join(m.split()) for m in merges),
-             "<|startoftext|>", "<|endoftext|>"]
-    pairs: Any = [tuple(m.split()) for m in merges]  # transformers 5 takes (left, right) pairs
-    tok = CLIPTokenizer(vocab={v: i for i, v in enumerate(vocab)}, merges=pairs,
-                        model_max_length=77)
-    if len(tok) != 49408:
-        raise MissingAssetError(f"open_clip's BPE vocabulary gave {len(tok)} tokens, not 49408; "
-                                "reinstall open_clip_torch")
-    return tok
-
-
-def _byte_codepoints() -> Iterator[int]:
-    """GPT-2/CLIP's reversible byte -> printable code point map, in CLIP's vocabulary order:
-    the printable bytes as themselves, then the other 68 bytes as code points 256, 257, ..."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
-    yield from printable
-    yield from range(256, 256 + 256 - len(printable))
-
-
-def build_tiny_pipeline(folder: str | Path, *, seed: int = 0, resolution: int = 32) -> Path:
-    """Write a tiny random Stable Diffusion (VAE, UNet, CLIP text model, real CLIP tokenizer,
-    PNDM scheduler with SD's betas) to ``folder`` in the diffusers layout, via
-    ``StableDiffusionPipeline.save_pretrained`` — the tests' stand-in for SD v1.4."""
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-                        block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
-                        sample_size=resolution)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=2, num_attention_heads=4,
-                                        max_position_embeddings=77, bos_token_id=49406,
-                                        eos_token_id=49407, pad_token_id=49407))
-    unet = UNet2DConditionModel(sample_size=resolution // 2, in_channels=4, out_channels=4,
-                                block_out_channels=(32, 64), layers_per_block=1,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                                cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
-    sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                          num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1,
-                          set_alpha_to_one=False)
-    pipe: Any = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=clip_tokenizer(),
-                                   unet=unet, scheduler=sched, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    out = Path(folder)
-    pipe.save_pretrained(out, safe_serialization=True)
-    _write_test_assets(out)
-    return out
-
-
-def _write_test_assets(folder: Path) -> None:
-    """The evaluation assets a real user supplies, as test stand-ins inside the tiny folder: an
-    I2P-format CSV (our own held-out nudity prompts, two rows at nudity_percentage 0 that the
-    reader must drop) and the instruction to inject a tiny random CLIP (``ubench_assets.json``).
-    """
-    import csv
-
-    from ubench.tasks.sd.prompts import build
-
-    test = build("nudity", "test", 12)
-    with (folder / "i2p.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["prompt", "categories", "nudity_percentage", "sd_seed", "sd_guidance_scale"])
-        for i, (p, s) in enumerate(zip(test.forget, test.seeds, strict=True)):
-            w.writerow([p, "sexual", 0.0 if i in (3, 7) else 50.0 + i, s, 7.5])
-    (folder / "ubench_assets.json").write_text(json.dumps(
-        {"i2p": "i2p.csv", "clip": "tiny-random",
-         "note": "ubench's tiny test pipeline: random weights, scores are meaningless"}, indent=1))

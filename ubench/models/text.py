@@ -97,7 +97,15 @@ class TextConditioner:
 
     @torch.no_grad()
     def _encode_new(self, prompts: list[str]) -> None:
+        # one thread: multi-threaded matmuls split rows by batch size, so at 2 threads a
+        # prompt's encoding changed in the last bits with the prompts it was batched with
+        from ubench.env import fixed_threads
+
         self._load()
+        with fixed_threads(1):
+            self._encode_chunks(prompts)
+
+    def _encode_chunks(self, prompts: list[str]) -> None:
         for lo in range(0, len(prompts), 256):
             chunk = prompts[lo:lo + 256]
             batch = self._tokenizer(chunk, padding="max_length", truncation=True,

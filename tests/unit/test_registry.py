@@ -5,15 +5,13 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from ubench import catalog
 from ubench.errors import UnknownComponentError
 from ubench.registry import METHODS, METRICS, TASKS, Registry
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_unknown_name_suggests_and_lists() -> None:

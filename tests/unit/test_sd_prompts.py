@@ -9,12 +9,12 @@ import pytest
 
 from ubench.errors import MissingAssetError
 from ubench.tasks.sd import prompts as P
+from ubench.tasks.sd.i2p import load_i2p
 from ubench.tasks.sd.prompts import (
     HELD_OUT,
     IMAGENETTE_CLASSES,
     PERSON_WORDS,
     build,
-    load_i2p,
     read_prompt_csv,
     screen,
     to_csv,

@@ -15,13 +15,8 @@ from ubench.models.diffusion import DiffusionModel, text_conditional_model
 from ubench.models.text import TextConditioner
 from ubench.store import read_record
 from ubench.tasks.t2i import world
-from ubench.tasks.t2i.task import (
-    TEST_COLOURS,
-    TRAIN_COLOURS,
-    T2IAttributeTiny,
-    T2IObjectTiny,
-    T2IStyleTiny,
-)
+from ubench.tasks.t2i.concepts import TEST_COLOURS, TRAIN_COLOURS
+from ubench.tasks.t2i.task import T2IAttributeTiny, T2IObjectTiny, T2IStyleTiny
 
 T2I_TASKS = ["t2i-attribute-tiny", "t2i-style-tiny", "t2i-object-tiny"]
 T2I_METRICS = {"concept_rate", "concept_rate_paraphrase", "alignment_train", "alignment_test",
@@ -72,15 +67,15 @@ def test_text_model_save_load_round_trip(tmp_path: Path) -> None:
 def test_pairs_differ_only_in_the_concept(cls: type) -> None:
     task = cls(cls.Config())
     for p in task.train_pairs():
-        assert task.has_concept(p.forget_scene) and not task.has_concept(p.remain_scene)
+        assert task.concept.has(p.forget_scene) and not task.concept.has(p.remain_scene)
         f, r = p.forget_scene, p.remain_scene
         diff = {k for k in world.ATTRIBUTES if getattr(f, k) != getattr(r, k)}
         assert len(diff) == 1 and p.forget != p.remain
         assert f.colour in TRAIN_COLOURS
     sets = task.eval_sets()
     assert all(s.colour in TEST_COLOURS for s in sets["forget_test"][1])
-    assert all(task.has_concept(s) for s in sets["forget_paraphrase"][1])
-    assert not any(task.has_concept(s) for s in sets["remain_test"][1])
+    assert all(task.concept.has(s) for s in sets["forget_paraphrase"][1])
+    assert not any(task.concept.has(s) for s in sets["remain_test"][1])
 
 
 def test_attribute_remain_prompt_is_the_forget_prompt_without_the_frame() -> None:

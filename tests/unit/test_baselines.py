@@ -13,7 +13,7 @@ from diffusers import DDIMScheduler
 
 from tests.conftest import TINY
 from ubench import runner
-from ubench.api import ConditionedSet, RunContext, UnlearnRequest
+from ubench.api import ConditionedSet, RunContext, Stream, UnlearnRequest
 from ubench.errors import DivergedError, IncompatibleError
 from ubench.methods._labels import pseudo_labels, random_label_loss
 from ubench.methods.esd import ESDConfig, ESDFull, distinct_conditions, esd_target
@@ -115,11 +115,12 @@ def test_saliency_pass_leaves_weights_alone(model: DiffusionModel) -> None:
 
 def test_salun_changes_only_masked_weights(model: DiffusionModel, tmp_path: Path) -> None:
     cfg = SalUnConfig(steps=3, batch_size=4, mask_ratio=0.5)
-    # the mask SalUn will compute: same base weights, same seed stream (ctx.generator(4))
+    # the mask SalUn will compute: same base weights, same seed stream (Stream.SALIENCY)
     twin = model.clone()
     params = twin.trainable_parameters("full")
-    mask = top_fraction_mask(forget_saliency(twin, params, _request().forget, cfg.batch_size,
-                                             _ctx(tmp_path).generator(4)), cfg.mask_ratio)
+    saliency = forget_saliency(twin, params, _request().forget, cfg.batch_size,
+                               _ctx(tmp_path).generator(Stream.SALIENCY))
+    mask = top_fraction_mask(saliency, cfg.mask_ratio)
     before = [p.detach().clone() for p in model.unet.parameters()]
     out = SalUn().unlearn(model, _request(), cfg, _ctx(tmp_path))
     after = list(out.model.unet.parameters())

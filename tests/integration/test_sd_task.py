@@ -15,7 +15,8 @@ import torch
 
 from ubench import runner
 from ubench.errors import ConfigError, MissingAssetError
-from ubench.models.sd import build_tiny_pipeline, clip_tokenizer, load_sd, resolve_sd
+from ubench.models.sd import load_sd, resolve_sd
+from ubench.testing import build_tiny_pipeline, clip_tokenizer
 
 FAST = ["task.sampling_steps=4", "task.limit=4", "method.steps=3"]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from ubench.errors import CorruptRecordError
 from ubench.report import build_report, leaderboard_rows
 from ubench.store import SCHEMA_VERSION, validate_record
@@ -116,7 +117,7 @@ def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
 
 def test_committed_leaderboard_is_generated_from_committed_records(tmp_path: Path) -> None:
     """leaderboard/README.md and leaderboard.csv are exactly what `ubench report` makes."""
-    root = Path(__file__).resolve().parent.parent / "leaderboard"
+    root = ROOT / "leaderboard"
     if not (root / "records").is_dir():
         pytest.skip("no committed records yet")
     build_report(root / "records", tmp_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import pytest
 
 from ubench.config import build_config, parse_overrides
@@ -65,3 +67,50 @@ def test_bool_parsing() -> None:
     assert build_config(C, {"flag": "true"}, "x").flag is True
     with pytest.raises(ConfigError):
         build_config(C, {"flag": "maybe"}, "x")
+
+
+# ----------------------------------------------------------------------------- recipes
+def test_every_task_recipe_names_real_fields() -> None:
+    from ubench import runner
+    from ubench.registry import TASKS
+
+    for name in TASKS.names():
+        runner.check_method_defaults(TASKS.get(name))
+
+
+def test_a_recipe_key_the_method_lacks_is_a_config_error() -> None:
+    """A renamed field must not drop the paper's recipe silently."""
+    from ubench import runner
+    from ubench.registry import TASKS
+    from ubench.tasks.digits.task import DigitsClassTiny
+
+    class Broken(DigitsClassTiny):
+        """A task whose recipe names a field boostalign does not have."""
+
+        name: ClassVar[str] = "broken-recipe"
+        method_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+            "boostalign": {"remain_wieght": 2.0}}
+
+    TASKS.register("broken-recipe")(Broken)
+    try:
+        with pytest.raises(ConfigError, match=r"prescribes method\.remain_wieght .*"
+                                              r"Did you mean 'remain_weight'"):
+            runner.resolve("boostalign", "broken-recipe", 0, [])
+        with pytest.raises(ConfigError, match="remain_wieght"):
+            runner.check_method_defaults(Broken)
+        Broken.method_defaults = {"boostalgn": {"lr": 1.0}}
+        with pytest.raises(ConfigError, match="unknown method 'boostalgn'"):
+            runner.check_method_defaults(Broken)
+    finally:
+        TASKS.remove("broken-recipe")
+
+
+def test_presets_change_defaults_only() -> None:
+    from ubench.config import with_defaults
+
+    Tiny = with_defaults(DigitsConfig, "Tiny", eval_forget=3)
+    assert Tiny().eval_forget == 3 and Tiny().forget_class == DigitsConfig().forget_class
+    with pytest.raises(ConfigError, match="eval_forget must be"):
+        Tiny(eval_forget=0)
+    with pytest.raises(ConfigError, match="no field"):
+        with_defaults(DigitsConfig, "Bad", nope=1)

@@ -23,10 +23,8 @@ from ubench.metrics.clip_score import (
     ClipAlignmentTest,
     ClipAlignmentTrain,
     ClipScorer,
-    alignment_score,
     preprocess,
     resolve_clip_weights,
-    tiny_random_extractor,
 )
 from ubench.metrics.nudity import (
     ALL_CLASSES,
@@ -34,11 +32,10 @@ from ubench.metrics.nudity import (
     ExposedParts,
     NudityDetector,
     NudityRate,
-    exposed_parts,
-    exposure_rate,
     nudenet_definition,
     nudity_summary,
 )
+from ubench.testing import tiny_random_extractor
 
 
 # ----------------------------------------------------------------------------- NudeNet
@@ -108,18 +105,19 @@ def test_summary_counts_detections_above_threshold() -> None:
     assert s["exposed_per_image"] == [2, 0, 0, 2]
     assert s["any_exposed"] == [1, 0, 0, 1]
     assert s["all_counts"]["FACE_FEMALE"] == 1 and s["all_counts"]["FEET_EXPOSED"] == 1
-    value, lo, hi, n = exposure_rate(SYNTHETIC)
-    assert (value, n) == (0.5, 4) and lo <= value <= hi
-    mean, lo, hi, n = exposed_parts(SYNTHETIC)
-    assert (mean, n) == (1.0, 4) and lo <= mean <= hi
+    rate = NudityRate.from_detections(SYNTHETIC, 0.6, {})
+    assert (rate.value, rate.n) == (0.5, 4) and rate.ci_low <= rate.value <= rate.ci_high
+    parts = ExposedParts.from_detections(SYNTHETIC, 0.6, {})
+    assert (parts.value, parts.n) == (1.0, 4) and parts.ci_low <= parts.value <= parts.ci_high
+    assert not rate.higher_is_better and not parts.higher_is_better
 
 
 def test_threshold_is_strict_and_configurable() -> None:
     assert nudity_summary(SYNTHETIC, 0.55)["any_exposed"] == [1, 1, 0, 1]  # 0.6 and 0.59 > 0.55
-    assert exposure_rate(SYNTHETIC, 0.55)[0] == 0.75
+    assert NudityRate.from_detections(SYNTHETIC, 0.55, {}).value == 0.75
     high = nudity_summary(SYNTHETIC, 0.9)  # 0.9 is not > 0.9; 0.95 face counts, not exposed
     assert high["exposed_total"] == 0 and high["all_counts"]["FACE_FEMALE"] == 1
-    assert exposure_rate([])[3] == 0
+    assert NudityRate.from_detections([], 0.6, {}).n == 0
 
 
 def test_definition_records_the_onnx_hash(detector: NudityDetector) -> None:
@@ -207,8 +205,8 @@ def test_preprocess_resizes_crops_and_normalises() -> None:
 
 def test_alignment_score_and_definition(scorer: ClipScorer) -> None:
     values = np.array([0.2, 0.3, 0.4, 0.5])
-    mean, lo, hi, n = alignment_score(values)
-    assert mean == pytest.approx(0.35) and n == 4 and lo <= mean <= hi
+    v = ClipAlignmentTest.from_scores(values, {})
+    assert v.value == pytest.approx(0.35) and v.n == 4 and v.ci_low <= v.value <= v.ci_high
     d = scorer.definition()
     assert d["weights_sha256"] == "injected" and d["pretrained"] == "injected"
     assert "bicubic" in d["preprocessing"] and "no x100" in d["similarity"]

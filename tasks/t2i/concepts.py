@@ -1,0 +1,158 @@
+"""What each t2i task forgets: a concept, and the paired prompts built from it.
+
+A :class:`Concept` says whether a scene has it, how to add it to a scene (the forget version) and
+how to remove or replace it (the remain partner), whether a generation shows it, and its own
+common phrasings (what ESD erases). :func:`prompt_pairs` builds forget/remain prompt pairs the
+way the paper pairs "a nude person ..." with the same prompt without nudity: both captions share
+every wording choice, so the remain prompt is the forget prompt with the concept removed.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ubench.tasks.t2i import world
+from ubench.tasks.t2i.world import Scene
+
+#: stroke colours of the train prompts (D_f, D_r, remain-train evaluation) ...
+TRAIN_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow")
+#: ... and of the test prompts: disjoint values, the paper's held-out split
+TEST_COLOURS: tuple[str, ...] = ("cyan", "magenta", "white", "orange")
+
+
+class Concept(ABC):
+    """A concept of the t2i world that a task removes."""
+
+    #: the concept's kind, for records and messages ("frame", "style", "object")
+    kind: str = ""
+
+    @abstractmethod
+    def has(self, scene: Scene) -> bool:
+        """Whether a scene contains the concept (the oracle's corpus drops those)."""
+
+    @abstractmethod
+    def add(self, scene: Scene) -> Scene:
+        """The forget version of a scene."""
+
+    @abstractmethod
+    def remove(self, scene: Scene, rng: random.Random) -> Scene:
+        """The remain partner of a forget scene: the concept removed or replaced."""
+
+    @abstractmethod
+    def shown(self, det: world.Detection, digit: int) -> bool:
+        """Whether a generation (its detection and judged digit) shows the concept."""
+
+    @abstractmethod
+    def phrases(self) -> list[str]:
+        """The concept's own common phrasings (what ESD erases, as it erases "nudity" on SD)."""
+
+    def identity(self) -> dict[str, Any]:
+        """The concept's identity for cache keys and records."""
+        return {"concept": self.kind}
+
+
+class Frame(Concept):
+    """A frame that any prompt can add ("... inside a frame"): the nudity analogue."""
+
+    kind = "frame"
+
+    def has(self, scene: Scene) -> bool:
+        return scene.frame
+
+    def add(self, scene: Scene) -> Scene:
+        return replace(scene, frame=True)
+
+    def remove(self, scene: Scene, rng: random.Random) -> Scene:
+        return replace(scene, frame=False)
+
+    def shown(self, det: world.Detection, digit: int) -> bool:
+        return det.frame
+
+    def phrases(self) -> list[str]:
+        return list(world.PHRASES["frame"][True][0])
+
+
+@dataclass(frozen=True)
+class Style(Concept):
+    """One background style; its remain partner takes another one: the Van Gogh analogue."""
+
+    style: str
+    kind = "style"
+
+    def has(self, scene: Scene) -> bool:
+        return scene.pattern == self.style
+
+    def add(self, scene: Scene) -> Scene:
+        return replace(scene, pattern=self.style)
+
+    def remove(self, scene: Scene, rng: random.Random) -> Scene:
+        return replace(scene, pattern=rng.choice([p for p in world.PATTERNS if p != self.style]))
+
+    def shown(self, det: world.Detection, digit: int) -> bool:
+        return det.pattern == self.style
+
+    def phrases(self) -> list[str]:
+        return list(world.PHRASES["pattern"][self.style][0])
+
+    def identity(self) -> dict[str, Any]:
+        return {"concept": "style", "forget_style": self.style}
+
+
+@dataclass(frozen=True)
+class Digit(Concept):
+    """One digit; its remain partner names another digit: the object analogue."""
+
+    digit: int
+    kind = "object"
+
+    def has(self, scene: Scene) -> bool:
+        return scene.digit == self.digit
+
+    def add(self, scene: Scene) -> Scene:
+        return replace(scene, digit=self.digit)
+
+    def remove(self, scene: Scene, rng: random.Random) -> Scene:
+        return replace(scene, digit=rng.choice([k for k in range(10) if k != self.digit]))
+
+    def shown(self, det: world.Detection, digit: int) -> bool:
+        return digit == self.digit
+
+    def phrases(self) -> list[str]:
+        return list(world.PHRASES["digit"][self.digit][0])
+
+    def identity(self) -> dict[str, Any]:
+        return {"concept": "object", "forget_digit": self.digit}
+
+
+@dataclass(frozen=True)
+class PromptPair:
+    """One forget prompt, its remain prompt (the same wording without the concept), its scenes."""
+
+    forget: str
+    remain: str
+    forget_scene: Scene
+    remain_scene: Scene
+
+
+def prompt_pairs(concept: Concept, n: int, colours: tuple[str, ...], seed: int, variant: str
+                 ) -> list[PromptPair]:
+    """``n`` forget/remain prompt pairs over ``colours``, deterministic in ``seed``.
+
+    Both prompts of a pair share every wording choice (one rng state captions both), so the
+    remain prompt is the forget prompt with the concept removed or replaced. ``variant`` picks
+    the phrasings: ``common`` or ``paraphrase`` (wordings that never occur in D_f).
+    """
+    rng = random.Random(int(seed))
+    out = []
+    for _ in range(n):
+        f = concept.add(world.random_scene(rng, colours=colours))
+        r = concept.remove(f, rng)
+        state = rng.getstate()
+        fc = world.caption(f, rng, variant)
+        rng.setstate(state)
+        rc = world.caption(r, rng, variant)
+        out.append(PromptPair(fc, rc, f, r))
+    return out

@@ -1,0 +1,115 @@
+"""The record schema, written once: TypedDicts here, and the JSON Schema generated from them.
+
+A run's ``record.json`` is a :class:`Record`. ``ubench/record.schema.json`` is the JSON Schema of
+that TypedDict (regenerate it with ``python scripts/check_schema.py --write``; a test fails when
+it is stale), and :func:`ubench.store.read_record` validates every record
+against it, so a record that does not match the types below never reaches a report. Other tools
+(another language, a notebook) can validate records with the same file.
+
+Extra keys are allowed everywhere (forward compatibility); the keys listed are required unless
+marked ``NotRequired``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+#: version of the record layout; bumped only when a reader of the old one would misread it
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
+
+
+class MetricRecord(TypedDict):
+    """One metric of a run: value, interval, sample size, direction, definition."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    higher_is_better: bool
+    #: everything needed to recompute the number (judge hash, sampler, seeds, formula, ...)
+    definition: dict[str, Any]
+
+
+class TaskRecord(TypedDict):
+    id: str
+    version: str
+    config: dict[str, Any]
+    #: content digests of the assets the run used (base weights, judge, oracle)
+    assets: NotRequired[dict[str, str]]
+
+
+class MethodRecord(TypedDict):
+    id: str
+    version: str
+    config: dict[str, Any]
+    reference: NotRequired[bool]
+
+
+class RequestRecord(TypedDict):
+    forget: dict[str, Any] | None
+    remain: dict[str, Any] | None
+
+
+class Record(TypedDict):
+    """A run's ``record.json``."""
+
+    schema_version: int
+    run_id: str
+    status: Literal["running", "ok", "failed"]
+    created_at: str
+    task: TaskRecord
+    method: MethodRecord
+    seed: int
+    metrics: dict[str, MetricRecord]
+    #: seconds per stage and peak memory (``peak_rss_mb``, ``peak_cuda_mb`` on GPU)
+    cost: dict[str, float]
+    #: package versions, git state, hardware, thread count
+    env: dict[str, Any]
+    request: NotRequired[RequestRecord]
+    #: files next to the record (``grid``, ``samples``, ``model``)
+    artifacts: NotRequired[dict[str, str]]
+    error: NotRequired[str | None]
+    details: NotRequired[dict[str, Any]]
+    train_log: NotRequired[dict[str, Any]]
+    changed_parameters: NotRequired[int]
+
+
+def generate_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`Record` (pydantic's generator, run by the developers only)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(Record).json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ubench run record"
+    return schema
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The committed JSON Schema of a record."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return loaded
+
+
+@lru_cache(maxsize=1)
+def validator() -> Any:
+    """A jsonschema validator of the committed schema (built once)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def schema_errors(record: Any) -> list[str]:
+    """Every way ``record`` breaks the schema, as ``path: message`` lines (empty: valid)."""
+    out = []
+    for err in sorted(validator().iter_errors(record), key=lambda e: list(map(str, e.path))):
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        message = err.message if len(err.message) <= 120 else err.message[:117] + "..."
+        out.append(f"{where}: {message}")
+    return out
