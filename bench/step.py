@@ -4,32 +4,33 @@ Prints, for each model:
 
 * **step time** of ``boostalign`` and ``graddiff`` on identical configs and data (the same
   forget / remain batches, clip truncation so the forget term is always on), alternating the two
-  methods round by round in this process, and their ratio (goal: <= 1.05);
-* **step memory** of every method in its own fresh process: the peak memory during one step
-  above what the same process held just before it, minus the same quantity for a *plain
-  training step* (one forward/backward of a batch of the same size into preallocated ``.grad``,
-  then Adam), in units of the trainable parameters' size (goal: graddiff <= 0.1, boostalign <=
-  1.1). ``state`` is the memory a method holds across steps beyond weights, ``.grad`` and Adam
-  (ESD's frozen teacher, SalUn's mask), and ``setup`` the peak from the start of ``unlearn``
-  through its first step above the plain step's (SalUn's saliency pass, ESD's teacher copy),
-  same units.
+  methods round by round; the ratio of their fastest steps (other load on the machine only adds
+  time), with the per-round ratios beside it (goal: <= 1.05);
+* **step memory** of every method: the peak of tensor memory allocated during one step (the
+  second; the first creates Adam's state), minus the same peak of a *plain step* that
+  backpropagates as many batches of the same size into ``.grad`` and steps Adam (one batch for
+  ``ga``, ``finetune``, ESD; two for the two-term methods), in units of the trainable
+  parameters' size (goal: graddiff <= 0.1, boostalign <= 1.1). ``state`` is what a method holds
+  across steps beyond the plain step's weights, ``.grad`` and Adam (ESD's frozen teacher,
+  SalUn's mask); ``setup`` how far the peak from the start of ``unlearn`` through step 1 exceeds
+  the method's own later step peak, beyond the plain step's (which creates Adam's state there):
+  SalUn's saliency pass, ESD's teacher copy; same units.
 
-On CPU the peak is the process's resident-set high-water mark, reset before the step
-(``/proc/self/clear_refs``) with glibc returning every allocation above 64 KiB to the system
-(``MALLOC_MMAP_THRESHOLD_``), so freed tensors leave the count; on CUDA it is
-``torch.cuda.max_memory_allocated``.
+On the CPU the peak is sampled after every tensor operation (a ``TorchDispatchMode`` reads glibc's
+``mallinfo2``: bytes handed out and not yet freed, no page or arena noise), so it is exact at the
+granularity of operations; on CUDA it is ``torch.cuda.max_memory_allocated``. Linux only.
 
 Models: ``digits`` (the digits-class UNet, 0.65M parameters, its real batch sizes: forget batch
 64, the full 225-image remain set in chunks of 64), ``unet50m`` (a 50M-parameter text-conditioned
-``UNet2DConditionModel``, 16x16x4 latents, batch 4 + 4), ``sd14`` (Stable Diffusion v1.4's UNet
+``UNet2DConditionModel``, 32x32x4 latents, batch 4 + 4), ``sd14`` (Stable Diffusion v1.4's UNet
 config with random weights, 64x64x4 latents, batch 8 + 8, bf16 autocast and gradient
 checkpointing as the sd tasks run it; for ``--device cuda``).
 
     python bench/step.py                                  # digits and unet50m on the CPU
     python bench/step.py --device cuda --models sd14      # the GPU check
 
-Run it with the old code on the path (``PYTHONPATH=<old checkout>``) to compare implementations:
-it only uses the method registry and the model layer.
+Run it with an older checkout on the path (``PYTHONPATH=<old package>``) to compare
+implementations: it only uses the method registry and the model layer.
 """
 
 from __future__ import annotations
@@ -37,18 +38,16 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ubench.api import ConditionedSet, RunContext, UnlearnRequest
 from ubench.config import build_config
@@ -56,7 +55,32 @@ from ubench.models.diffusion import DiffusionModel, class_conditional_model
 from ubench.registry import METHODS
 
 METHOD_IDS = ("boostalign", "graddiff", "ga", "finetune", "rl", "salun", "esd-u")
-MMAP_THRESHOLD = 65536
+#: how many batches a method backpropagates into .grad per step (its plain reference step); a
+#: full remain gradient backpropagates every chunk of D_r, so finetune is a two-batch step there
+TERMS = {"boostalign": 2, "graddiff": 2, "rl": 2, "salun": 2, "ga": 1, "finetune": 1, "esd-u": 1}
+
+
+def terms(method: str, model_name: str) -> int:
+    full_remain = model_name == "digits" and method == "finetune"
+    return 2 if full_remain else TERMS[method]
+
+
+def live_tensor_bytes() -> float:
+    """Bytes of every tensor storage reachable from Python, and of every parameter's ``.grad``
+    (each storage once)."""
+    storages: dict[int, int] = {}
+    with warnings.catch_warnings():  # isinstance() on some libraries' lazy modules warns
+        warnings.simplefilter("ignore")
+        objects = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+    for obj in objects:
+        tensors = [obj]
+        if isinstance(obj, torch.nn.Parameter) and obj.grad is not None:
+            tensors.append(obj.grad)
+        for t in tensors:
+            if t.device.type != "meta" and t.numel():
+                st = t.untyped_storage()
+                storages[st.data_ptr()] = st.nbytes()
+    return float(sum(storages.values()))
 
 
 # ----------------------------------------------------------------------------- models and data
@@ -93,11 +117,11 @@ def text_unet(name: str) -> tuple[Any, int, int, int]:
 
     if name == "unet50m":
         unet = UNet2DConditionModel(
-            sample_size=16, in_channels=4, out_channels=4, block_out_channels=(128, 256, 512),
+            sample_size=32, in_channels=4, out_channels=4, block_out_channels=(128, 256, 512),
             layers_per_block=1, cross_attention_dim=256, attention_head_dim=8,
             down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
-        return unet, 16, 16, 256
+        return unet, 32, 16, 256
     if name == "sd14":  # CompVis/stable-diffusion-v1-4 unet/config.json, random weights
         unet = UNet2DConditionModel(
             sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
@@ -160,92 +184,109 @@ def config(method: str, batch: int, steps: int, model_name: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- memory probes
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+def _malloc_in_use() -> int:
+    """Bytes the C allocator has handed out and not taken back (glibc's ``mallinfo2``)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
 
 
-class Probe:
-    """Memory now, and the peak since the last reset, in bytes (CPU: RSS; CUDA: allocated)."""
+class _PeakAfterEachOp(TorchDispatchMode):
+    """Samples the C allocator after every tensor operation (forward, backward, optimiser)."""
+
+    def __init__(self, base: int) -> None:
+        super().__init__()
+        self.base, self.peak = base, 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+                           ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        self.peak = max(self.peak, _malloc_in_use() - self.base)
+        return out
+
+
+class Window:
+    """Memory over a window of code: every live tensor at its start (``base``) and the peak,
+    above the start, of what the C allocator holds after each tensor operation inside it
+    (``peak``: frees count, so a freed ``.grad`` that is allocated again adds nothing), in
+    bytes. CUDA: the caching allocator's counters."""
 
     def __init__(self, device: str) -> None:
         self.cuda = torch.device(device).type == "cuda"
+        self.base = self.peak = 0.0
+        self._mode: _PeakAfterEachOp | None = None
 
-    def reset(self) -> int:
+    def start(self) -> None:
         gc.collect()
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-            return int(torch.cuda.memory_allocated())
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_kb("VmRSS") * 1024
+            self.base = float(torch.cuda.memory_allocated())
+            self._start = self.base
+            return
+        self.base = live_tensor_bytes()
+        self._mode = _PeakAfterEachOp(_malloc_in_use())
+        self._mode.__enter__()
 
-    def peak(self) -> int:
+    def stop(self) -> None:
         if self.cuda:
             torch.cuda.synchronize()
-            return int(torch.cuda.max_memory_allocated())
-        return _status_kb("VmHWM") * 1024
+            self.peak = float(torch.cuda.max_memory_allocated()) - self._start
+            return
+        assert self._mode is not None
+        self._mode.__exit__(None, None, None)
+        self.peak = float(self._mode.peak)
 
 
 def measure_memory(model_name: str, method: str, device: str) -> dict[str, float]:
-    """In this (fresh) process: base and peak bytes of step 2 of ``method`` (``plain`` is the
-    reference training step)."""
+    """Windows over setup + step 1 and over step 2 of ``method`` (``plain1`` / ``plain2``: the
+    reference steps with one or two batches backpropagated into ``.grad``)."""
     model, request, batch = build(model_name, device)
-    probe = Probe(device)
-    params = [p for p in model.unet.parameters()]
+    params = list(model.unet.parameters())
     out: dict[str, float] = {"param_bytes": float(sum(p.numel() * 4 for p in params))}
-    if method == "plain":
-        params = model.trainable_parameters("full")
+    setup, step2 = Window(device), Window(device)
+    if method.startswith("plain"):
+        n_terms = int(method[-1])
         assert request.remain is not None
-        x0, y = request.remain.images[:batch].to(device), request.remain.conditions[:batch]
+        x0 = request.remain.images[:batch].to(device)
+        y = request.remain.conditions[:batch]
         gen = torch.Generator().manual_seed(0)
-        out["start"] = probe.reset()
+        setup.start()
+        params = model.trainable_parameters("full")
         opt = torch.optim.Adam(params, lr=1e-5)
-        for p in params:
-            p.grad = torch.zeros_like(p)
         for step in range(2):
             if step == 1:
-                out["setup_peak"] = probe.peak()
-                out["base"] = probe.reset()
-            for p in params:
-                assert p.grad is not None
-                p.grad.zero_()
-            model.denoising_loss(x0, model.encode(y), gen).backward()
+                setup.stop()
+                step2.start()
+            opt.zero_grad(set_to_none=True)
+            for _ in range(n_terms):
+                model.denoising_loss(x0, model.encode(y), gen).backward()
             opt.step()
-        out["peak"] = probe.peak()
-        return out
+        step2.stop()
+    else:
+        def on_step(step: int, total: int, scalars: dict[str, float]) -> None:
+            if step == 1:
+                setup.stop()
+                step2.start()
+            elif step == 2:
+                step2.stop()
 
-    def on_step(step: int, total: int, scalars: dict[str, float]) -> None:
-        if step == 1:
-            out["setup_peak"] = probe.peak()
-            out["base"] = probe.reset()
-        elif step == 2:
-            out["peak"] = probe.peak()
-
-    out["start"] = probe.reset()
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = RunContext(seed=0, device=device, run_dir=Path(tmp), checkpoint_every=0,
-                         on_step=on_step)
-        METHODS.get(method)().unlearn(model, request, config(method, batch, 2, model_name), ctx)
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = RunContext(seed=0, device=device, run_dir=Path(tmp), checkpoint_every=0,
+                             on_step=on_step)
+            setup.start()
+            METHODS.get(method)().unlearn(model, request, config(method, batch, 2, model_name),
+                                          ctx)
+    out.update(setup_base=setup.base, setup_peak=setup.peak, base=step2.base, peak=step2.peak)
     return out
-
-
-def memory_table(model_name: str, device: str) -> dict[str, dict[str, float]]:
-    """Each method's memory probe in its own subprocess (fresh allocator, fresh peak)."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
-           "MALLOC_TRIM_THRESHOLD_": "0"}
-    rows = {}
-    methods = ["plain", *METHOD_IDS]
-    for m in methods:
-        proc = subprocess.run([sys.executable, __file__, "--probe", model_name, m, "--device",
-                               device, "--threads", str(torch.get_num_threads())],
-                              capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(f"memory probe {model_name}/{m} failed:\n{proc.stderr[-2000:]}")
-        rows[m] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return rows
 
 
 # ----------------------------------------------------------------------------- step time
@@ -275,12 +316,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="steps per timed run (first is warm-up)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--probe", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
+    ap.add_argument("--skip-timing", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.probe:
-        print(json.dumps(measure_memory(args.probe[0], args.probe[1], args.device)))
-        return
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"CPU, {args.threads} thread(s)"
     print(f"bench/step.py on {where}; torch {torch.__version__}")
@@ -290,33 +328,37 @@ def main() -> None:
         del model
         print(f"\n## {name}: {n_params / 1e6:.2f}M parameters, batch {batch}")
         times: dict[str, list[float]] = {"boostalign": [], "graddiff": []}
-        ratios = []
-        for _ in range(args.rounds):
-            for m in times:
-                t = statistics.median(step_times(name, m, args.device, args.steps))
-                times[m].append(t)
-            ratios.append(times["boostalign"][-1] / times["graddiff"][-1])
-        for m, ts in times.items():
-            print(f"step time {m:<10} median {statistics.median(ts):.4f} s  "
-                  f"(rounds: {', '.join(f'{t:.4f}' for t in ts)})")
-        print(f"ratio boostalign / graddiff: {statistics.median(ratios):.3f} "
-              f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.05)")
+        for r in range(0 if args.skip_timing else args.rounds):
+            order = list(times) if r % 2 == 0 else list(reversed(times))  # no drift bias
+            for m in order:
+                times[m].append(min(step_times(name, m, args.device, args.steps)))
+        if times["graddiff"]:
+            # the fastest step of each method: other load on the machine only ever adds time
+            for m, ts in times.items():
+                print(f"step time {m:<10} {min(ts):.4f} s (fastest step; per round: "
+                      f"{', '.join(f'{t:.4f}' for t in ts)})")
+            ratios = [b / g for b, g in zip(times["boostalign"], times["graddiff"], strict=True)]
+            best = min(times["boostalign"]) / min(times["graddiff"])
+            print(f"ratio boostalign / graddiff: {best:.3f}"
+                  f" (per round: {', '.join(f'{x:.3f}' for x in ratios)}; median "
+                  f"{statistics.median(ratios):.3f}; goal <= 1.05)")
         if args.skip_memory:
             continue
-        rows = memory_table(name, args.device)
-        ref = rows["plain"]
-        unit = ref["param_bytes"]
+        measure_memory(name, "plain1", args.device)  # warm-up: one-time library allocations
+        rows = {m: measure_memory(name, m, args.device)
+                for m in ("plain1", "plain2", *METHOD_IDS)}
+        unit = rows["plain1"]["param_bytes"]
         print(f"step memory, in units of the parameters' size ({unit / 2**20:.1f} MiB); plain "
-              f"step peak above its base: {(ref['peak'] - ref['base']) / unit:.2f}")
+              f"steps' peaks: one batch {rows['plain1']['peak'] / unit:.2f}, two batches "
+              f"{rows['plain2']['peak'] / unit:.2f}")
         print(f"{'method':<11} {'extra':>7} {'state':>7} {'setup':>7}")
         for m in METHOD_IDS:
-            r = rows[m]
-            extra = ((r["peak"] - r["base"]) - (ref["peak"] - ref["base"])) / unit
+            r, ref = rows[m], rows[f"plain{terms(m, name)}"]
+            extra = (r["peak"] - ref["peak"]) / unit
             state = (r["base"] - ref["base"]) / unit
-            setup = ((r["setup_peak"] - r["start"]) - (ref["setup_peak"] - ref["start"])) / unit
+            setup = ((r["setup_peak"] - r["peak"]) - (ref["setup_peak"] - ref["peak"])) / unit
             goal = {"graddiff": "  (goal <= 0.1)", "boostalign": "  (goal <= 1.1)"}.get(m, "")
             print(f"{m:<11} {extra:>7.2f} {state:>7.2f} {setup:>7.2f}{goal}")
-
 
 if __name__ == "__main__":
     main()

@@ -97,8 +97,7 @@ def forget_backward(loop: Loop, cfg: GradientConfig, step: int, sign: float
     return float(raw.detach()), False
 
 
-def remain_backward(loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int,
-                    weight: float) -> float:
+def remain_backward(loop: Loop, cfg: GradientConfig, step: int, weight: float) -> float:
     """Backpropagate ``weight *`` the remain loss into ``.grad``; return the (unweighted) loss.
 
     ``minibatch``: the next remain batch. ``full``: every chunk of D_r, each loss scaled by its

@@ -39,4 +39,4 @@ class Finetune(GradientMethod):
 
     def step(self, loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int
              ) -> Mapping[str, float]:
-        return {"remain_loss": remain_backward(loop, request, cfg, step, weight=1.0)}
+        return {"remain_loss": remain_backward(loop, cfg, step, weight=1.0)}

@@ -58,5 +58,5 @@ class GradDiff(GradientMethod):
     def step(self, loop: Loop, request: UnlearnRequest, cfg: GradientConfig, step: int
              ) -> Mapping[str, float]:
         lf, _ = forget_backward(loop, cfg, step, sign=-1.0)
-        lr = remain_backward(loop, request, cfg, step, weight=cfg.remain_weight)
+        lr = remain_backward(loop, cfg, step, weight=cfg.remain_weight)
         return {"forget_loss": lf, "remain_loss": lr}
