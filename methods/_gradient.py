@@ -35,7 +35,7 @@ from typing import ClassVar, Literal
 import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import BaseConfig, require, validate_optimisation
+from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
 from ubench.methods._loop import Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
 
@@ -63,11 +63,9 @@ class GradientConfig(BaseConfig):
     #: which parameters train: ``full`` (paper), ``xattn`` or ``noxattn`` (ESD's scopes)
     scope: Literal["full", "xattn", "noxattn"] = "full"
 
-    def validate(self) -> None:
-        validate_optimisation(self)
-        require(self.remain_weight >= 0, f"remain_weight must be >= 0; got {self.remain_weight}")
-        require(self.clip_alpha > 0, f"clip_alpha must be > 0; got {self.clip_alpha}")
-        require(self.threshold_m > 0, f"threshold_m must be > 0; got {self.threshold_m}")
+    bounds: ClassVar[Mapping[str, Bound]] = {
+        **OPTIMISATION_BOUNDS, "remain_weight": Bound(ge=0), "clip_alpha": Bound(gt=0),
+        "threshold_m": Bound(gt=0)}
 
 
 #: what to try when the gradient family diverges

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from ubench.api import (
     take_conditions,
 )
 from ubench.errors import DivergedError
+from ubench.faults import failpoint
 from ubench.models.diffusion import DiffusionModel
 
 #: a step body: step index -> scalars to report (losses); it leaves the gradient in ``.grad``
@@ -119,7 +121,7 @@ class Checkpointer:
 
     def save(self, step: int, model: DiffusionModel, optimizer: torch.optim.Optimizer,
              generators: Mapping[str, torch.Generator], batches: Mapping[str, Batches],
-             log: Mapping[str, Any]) -> None:
+             log: Mapping[str, Any], elapsed: float = 0.0) -> None:
         from safetensors.torch import save_file
 
         pid = os.getpid()
@@ -131,7 +133,7 @@ class Checkpointer:
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save({k: g.get_state() for k, g in generators.items()}, tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps({
-            "step": step, "log": dict(log),
+            "step": step, "log": dict(log), "elapsed_seconds": elapsed,
             "batches": {k: b.state() for k, b in batches.items()}}))
         if self.folder.exists():
             old = self.folder.with_name(f"checkpoint.old-{pid}")
@@ -143,8 +145,9 @@ class Checkpointer:
 
     def load(self, model: DiffusionModel, optimizer: torch.optim.Optimizer,
              generators: Mapping[str, torch.Generator], batches: Mapping[str, Batches]
-             ) -> tuple[int, dict[str, Any]]:
-        """Restore everything :meth:`save` wrote; return (step to continue from, log)."""
+             ) -> tuple[int, dict[str, Any], float]:
+        """Restore everything :meth:`save` wrote; return (step to continue from, log, seconds
+        spent on the steps before it)."""
         from safetensors.torch import load_file
 
         model.unet.load_state_dict(load_file(str(self.folder / "unet.safetensors")))
@@ -155,7 +158,7 @@ class Checkpointer:
         state = json.loads((self.folder / "state.json").read_text())
         for name, b in batches.items():
             b.load(state["batches"][name])
-        return int(state["step"]), dict(state["log"])
+        return int(state["step"]), dict(state["log"]), float(state.get("elapsed_seconds", 0.0))
 
 
 class Loop:
@@ -194,10 +197,14 @@ class Loop:
     def run(self, body: StepBody) -> UnlearnOutput:
         """Resume if a checkpoint exists, run the remaining steps, freeze; the method's output."""
         generators, batches = self._streams()
-        start = 0
+        start, before = 0, 0.0
         if self.checkpointer.exists():
-            start, saved = self.checkpointer.load(self.model, self.optimizer, generators, batches)
-            self.log.update(saved, resumed_from=start)
+            start, saved, before = self.checkpointer.load(self.model, self.optimizer, generators,
+                                                          batches)
+            self.log.update(saved, resumed_from=start, seconds_before_resume=before)
+            if self.ctx.say is not None:
+                self.ctx.say(f"resuming from the checkpoint at step {start} of {self.steps}")
+        t0 = time.perf_counter()
         self.model.unet.train()
         for step in range(start, self.steps):
             self.optimizer.zero_grad(set_to_none=True)
@@ -208,7 +215,8 @@ class Loop:
             every = self.ctx.checkpoint_every
             if every and (step + 1) % every == 0 and step + 1 < self.steps:
                 self.checkpointer.save(step + 1, self.model, self.optimizer, generators,
-                                       batches, self.log)
+                                       batches, self.log, before + time.perf_counter() - t0)
+            failpoint(f"step:{step + 1}")
             if self.ctx.on_step is not None:
                 self.ctx.on_step(step + 1, self.steps, scalars)
         self.model.unet.requires_grad_(False)

@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import BaseConfig, require, validate_optimisation
+from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound, require
 from ubench.methods._loop import Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
 
@@ -104,13 +104,11 @@ class ESDConfig(BaseConfig):
     #: the scope this variant trains (``scope`` must equal it)
     variant_scope: ClassVar[str] = "full"
 
+    bounds: ClassVar[Mapping[str, Bound]] = {
+        **OPTIMISATION_BOUNDS, "negative_guidance": Bound(ge=0),
+        "ddim_steps": Bound(ge=3, le=1000), "start_guidance": Bound(ge=0)}
+
     def validate(self) -> None:
-        validate_optimisation(self)
-        require(self.negative_guidance >= 0,
-                f"negative_guidance must be >= 0; got {self.negative_guidance}")
-        require(self.ddim_steps >= 3, f"ddim_steps must be >= 3; got {self.ddim_steps}")
-        require(self.start_guidance >= 0,
-                f"start_guidance must be >= 0; got {self.start_guidance}")
         require(self.scope == self.variant_scope,
                 f"scope is fixed to {self.variant_scope!r} for this ESD variant; use esd-full, "
                 f"esd-u (noxattn) or esd-x (xattn) for another scope")

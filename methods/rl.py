@@ -60,7 +60,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, take_conditions
-from ubench.config import BaseConfig, require, validate_optimisation
+from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
 from ubench.methods._labels import (
     num_classes_of,
     pseudo_labels,
@@ -93,10 +93,8 @@ class RandomLabelConfig(BaseConfig):
     #: which parameters train: ``full`` (SalUn), ``xattn`` or ``noxattn`` (ESD's scopes)
     scope: Literal["full", "xattn", "noxattn"] = "full"
 
-    def validate(self) -> None:
-        validate_optimisation(self)
-        require(self.remain_weight >= 0, f"remain_weight must be >= 0; got {self.remain_weight}")
-        require(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off); got {self.grad_clip}")
+    bounds: ClassVar[Mapping[str, Bound]] = {
+        **OPTIMISATION_BOUNDS, "remain_weight": Bound(ge=0), "grad_clip": Bound(ge=0)}
 
 
 class RandomLabel(Method[RandomLabelConfig]):

@@ -55,7 +55,7 @@ Chosen: remain_weight 1, lr 1e-4 — the same as ``rl``'s tuned defaults, which 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -69,7 +69,7 @@ from ubench.api import (
     as_conditions,
     take_conditions,
 )
-from ubench.config import BaseConfig, require
+from ubench.config import BaseConfig, Bound
 from ubench.methods._loop import check_finite
 from ubench.methods.rl import RandomLabel, RandomLabelConfig
 from ubench.models.diffusion import DiffusionModel
@@ -82,9 +82,8 @@ class SalUnConfig(RandomLabelConfig):
     #: fraction of trained parameter entries the mask keeps (SalUn: 0.5, the median threshold)
     mask_ratio: float = 0.5
 
-    def validate(self) -> None:
-        super().validate()
-        require(0 < self.mask_ratio <= 1, f"mask_ratio must be in (0, 1]; got {self.mask_ratio}")
+    bounds: ClassVar[Mapping[str, Bound]] = {**RandomLabelConfig.bounds,
+                                             "mask_ratio": Bound(gt=0, le=1)}
 
 
 def forget_saliency(model: DiffusionModel, params: Sequence[torch.nn.Parameter],

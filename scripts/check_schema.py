@@ -1,4 +1,8 @@
-"""Fail when ``ubench/record.schema.json`` is not the schema generated from ``ubench/record.py``.
+"""Fail when a generated schema file is stale; ``--write`` regenerates them.
+
+* ``ubench/record.schema.json`` — the JSON Schema of a record, from ``ubench/record.py``;
+* ``ubench/config_schema.json`` — every built-in config's fields and bounds, from the classes
+  (what ``ubench run`` checks ``--set`` against before importing torch).
 
     python scripts/check_schema.py            # check
     python scripts/check_schema.py --write    # regenerate
@@ -9,18 +13,21 @@ from __future__ import annotations
 import json
 import sys
 
-from ubench.record import SCHEMA_FILE, generate_schema
+from ubench import fastcheck, record
 
 
 def main() -> int:
-    want = json.dumps(generate_schema(), indent=2, sort_keys=True) + "\n"
-    if "--write" in sys.argv:
-        SCHEMA_FILE.write_text(want)
-        return 0
-    if SCHEMA_FILE.read_text() != want:
-        sys.stderr.write(f"{SCHEMA_FILE} is stale: run python scripts/check_schema.py --write\n")
-        return 1
-    return 0
+    stale = []
+    for path, generate in ((record.SCHEMA_FILE, record.generate_schema),
+                           (fastcheck.SCHEMA_FILE, fastcheck.generate_schema)):
+        want = json.dumps(generate(), indent=2, sort_keys=True) + "\n"
+        if "--write" in sys.argv:
+            path.write_text(want)
+        elif not path.is_file() or path.read_text() != want:
+            stale.append(path)
+    for path in stale:
+        sys.stderr.write(f"{path} is stale: run python scripts/check_schema.py --write\n")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -142,6 +142,8 @@ class RunContext:
     #: called after every optimisation step with (step, total, scalars); the CLI draws a progress
     #: bar with it and tests use it to interrupt a run
     on_step: Callable[[int, int, dict[str, float]], None] | None = None
+    #: one-line notes for the user (e.g. "resuming from step 50")
+    say: Callable[[str], None] | None = None
 
     def generator(self, stream: Stream) -> torch.Generator:
         """The CPU generator of one of the run's independent random streams."""

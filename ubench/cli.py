@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import TaskID
+from typer.exceptions import TyperException
 
-from ubench.errors import UbenchError
+from ubench.errors import InterruptedRun, StoreError, Terminated, UbenchError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 # Never wait on a model hub: ubench only reads local files (see README "Offline").
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,12 +69,12 @@ def run(
     store: Annotated[str | None, typer.Option(
         help="Results folder (default $UBENCH_STORE or ./results).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")
-                                ] = 50,
+    checkpoint_every: Annotated[int, typer.Option(
+        min=0, help="Checkpoint every N steps (0: never).")] = 50,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (default: torch's choice). Recorded; results can differ in "
-             "the last bits between thread counts. Two 1-thread runs side by side beat one "
-             "2-thread run on small models.")] = None,
+        min=1, help="CPU threads for torch (default: torch's choice). Recorded; results can "
+                    "differ in the last bits between thread counts. Two 1-thread runs side by "
+                    "side beat one 2-thread run on small models.")] = None,
     limit: Annotated[int | None, typer.Option(
         help="Quick run: cap every prompt set at N prompts (sd-* tasks; same as --set "
              "task.limit=N, part of the run's identity).")] = None,
@@ -83,31 +87,56 @@ def run(
       ubench run --method all --task digits-class --json
       ubench run --method boostalign --task sd-nudity --set task.model=/path/to/sd --limit 4
     """
-    from ubench import runner
+    from ubench import fastcheck
 
-    if threads is not None:
-        if threads < 1:
-            raise typer.BadParameter("--threads must be >= 1")
-        import torch
-
-        torch.set_num_threads(threads)
     sets = list(set_ or [])
-    if limit is not None:
-        sets.append(runner.limit_override(task, limit))
-    methods = runner.methods_for(task) if method == "all" else [method]
-    specs = runner.resolve_many(methods, task, seed, sets)
-    records = []
-    for spec in specs:
-        _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
-             f"run {spec.run_id})")
-        with _Progress() as bar:
-            res = runner.run(
-                spec, store=store, force=force, device=device, checkpoint_every=checkpoint_every,
-                on_step=bar.for_label(spec.method_cls.name), say=_err, progress=bar.update)
-        records.append(res.record)
-        _err(_summary(res.record) + f"\n   record: {res.path}")
+    outputs: list[dict[str, Any]] = []
+    failed: list[str] = []
+    try:
+        if limit is not None:
+            sets.append(fastcheck.limit_override(task, limit))
+        fastcheck.check_run(method, task, sets)  # bad ids and overrides: refused before torch
+        from ubench import runner
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        methods = runner.methods_for(task) if method == "all" else [method]
+        specs = runner.resolve_many(methods, task, seed, sets)
+        for spec in specs:
+            _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
+                 f"run {spec.run_id})")
+            try:
+                with _Progress() as bar:
+                    res = runner.run(
+                        spec, store=store, force=force, device=device,
+                        checkpoint_every=checkpoint_every,
+                        on_step=bar.for_label(spec.method_cls.name), say=_err,
+                        progress=bar.update)
+            except (InterruptedRun, StoreError):  # stop everything: the next run would too
+                raise
+            except UbenchError as e:
+                if len(specs) == 1:
+                    raise
+                _err(f"error: {spec.method_cls.name}: {e}")  # --method all carries on
+                failed.append(spec.method_cls.name)
+                outputs.append({"status": "error", "method": spec.method_cls.name,
+                                "run_id": spec.run_id, "error": str(e)})
+                continue
+            outputs.append(res.record)
+            _err(_summary(res.record) + f"\n   record: {res.path}")
+    except UbenchError as e:
+        if as_json:
+            error = {"status": "error", "error": str(e)}
+            print(json.dumps([*outputs, error] if outputs else error, indent=2, sort_keys=True))
+        raise
     if as_json:
-        print(json.dumps(records[0] if len(records) == 1 else records, indent=2, sort_keys=True))
+        print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2,
+                         sort_keys=True))
+    if failed:
+        raise UbenchError(f"{len(failed)} of {len(outputs)} methods failed ({', '.join(failed)})"
+                          "; their errors are above, the other records were written")
 
 
 @app.command()
@@ -123,7 +152,7 @@ def report(
     from ubench.report import build_report
     from ubench.store import store_root
 
-    written = build_report(store_root(store), out)
+    written = build_report(store_root(store), out, say=_err)
     for p in written:
         _err(f"wrote {p}")
 
@@ -169,28 +198,56 @@ class _Progress:
         self._p.update(self._tasks[label], completed=step, info=info)
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
-    """Console-script entry point: run the app, turning user errors into one line."""
+    """Console-script entry point: run the app, turning user errors into one line.
+
+    Exit status: 0 success, 1 an error the user can fix, 2 a usage error (bad option, id,
+    override or input file), 130 / 143 interrupted by Ctrl-C / SIGTERM (rerun to resume).
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+    except InterruptedRun as e:
+        _err(str(e))
+        sys.exit(e.exit_code)
     except UbenchError as e:
         _err(f"error: {e}")
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        _err("interrupted: rerun the same command to resume from the last checkpoint")
-        sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors come through here in non-standalone mode
-        import click
+    except TyperException as e:  # usage errors of typer's own click (bad option, no command)
+        sys.exit(_usage_error(e))
+    except KeyboardInterrupt as e:  # outside a run (report, list): nothing to resume
+        _err("interrupted")
+        sys.exit(143 if isinstance(e, Terminated) else 130)
+    except (typer.Exit, typer.Abort) as e:
+        sys.exit(getattr(e, "exit_code", 1))
+    except OSError as e:  # the environment: a full disk, a folder without permission
+        where = f" ({e.filename})" if e.filename else ""
+        _err(f"error: {e.strerror or e}{where}; free space or fix the folder's permissions "
+             "and rerun (finished runs are kept)")
+        sys.exit(1)
+    if isinstance(rc, int) and rc:  # typer turns Ctrl-C outside a run into 130
+        if rc == 130:
+            _err("interrupted")
+        sys.exit(rc)
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            _err("aborted")
-            sys.exit(1)
-        raise
+
+def _usage_error(e: TyperException) -> int:
+    """Print a usage error as one line (help for a bare ``ubench``); return its exit status."""
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    if isinstance(e, NoArgsIsHelpError):
+        e.show()
+        return 2
+    message = " ".join(e.format_message().split())
+    hint = ""
+    if isinstance(e, UsageError) and e.ctx is not None:
+        hint = f" (see `{e.ctx.command_path} --help`)"
+    _err(f"error: {message}{hint}")
+    return int(getattr(e, "exit_code", 2)) or 2
 
 
 if __name__ == "__main__":

@@ -51,6 +51,35 @@ class CorruptRecordError(UbenchError):
     """A record file that cannot be read back."""
 
 
+class CorruptAssetError(UbenchError):
+    """A cached asset (model, judge, generated data) that cannot be read back."""
+
+
+class InputError(UbenchError, ValueError):
+    """A user-supplied file that is malformed (a prompt CSV, the I2P file)."""
+
+    exit_code = 2
+
+
+class StoreError(UbenchError):
+    """A results store or asset cache that cannot be used (a file, read-only, missing)."""
+
+    exit_code = 2
+
+
+class InterruptedRun(UbenchError):
+    """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143); it resumes when rerun."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by ubench's SIGTERM handler, so that a terminated process unwinds (and restores
+    the terminal) exactly as after Ctrl-C."""
+
+
 def did_you_mean(name: str, choices: Iterable[str], kind: str) -> str:
     """Return "unknown <kind> 'x'; did you mean 'y'? Valid: a, b, c" for an error message."""
     options = sorted(choices)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ubench.digest import stable_hash
+from ubench.errors import CorruptAssetError, MissingAssetError, StoreError, UbenchError
+
+T = TypeVar("T")
 
 
 def ubench_home() -> Path:
@@ -30,24 +32,35 @@ def asset_dir(kind: str, key: dict[str, Any]) -> Path:
     return ubench_home() / kind / stable_hash(key)
 
 
-#: one lock per asset folder, so threads of one process never build the same asset twice
-_LOCKS: dict[Path, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
 def cached(kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
     """Return the asset folder, building it with ``build(tmp_dir)`` first if it is missing.
 
-    Threads of one process asking for the same asset wait for the first build; separate
-    processes build into their own temporary folders and the first rename wins.
+    One process (or thread) builds; the others wait on the asset's lock and then find it built.
+    The build goes into a temporary folder named after the process and is renamed into place,
+    so an interrupted build never leaves a half asset behind.
     """
+    from ubench.locks import hold
+
     final = asset_dir(kind, key)
     if (final / "key.json").is_file():
         return final
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(final, threading.Lock())
-    with lock:
+    _writable_home()
+    with hold(final.parent / f".{final.name}.lock", f"the cached {kind} asset"):
         return _build(final, key, build)
+
+
+def _writable_home() -> None:
+    """Raise StoreError (one line, with the fix) when the asset cache cannot be written."""
+    home = ubench_home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create the asset cache {home} ({e.strerror}); set "
+                         "UBENCH_HOME to a writable folder") from None
+    if not home.is_dir() or not os.access(home, os.W_OK | os.X_OK):
+        why = "it is not a folder" if not home.is_dir() else "it is not writable"
+        raise StoreError(f"cannot use the asset cache {home}: {why}; set UBENCH_HOME to a "
+                         "writable folder")
 
 
 def _build(final: Path, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
@@ -60,15 +73,28 @@ def _build(final: Path, key: dict[str, Any], build: Callable[[Path], None]) -> P
     try:
         build(tmp)
         (tmp / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True, default=str))
-        if final.exists():  # a stale partial folder without key.json, or a concurrent build
-            if (final / "key.json").is_file():
-                shutil.rmtree(tmp)
-                return final
+        if final.exists():  # a stale partial folder without key.json
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def load_cached(folder: Path, what: str, load: Callable[[], T]) -> T:
+    """``load()`` a cached asset; any failure (a truncated file, a bad value) becomes one
+    :class:`CorruptAssetError` line that names the folder to delete."""
+    try:
+        return load()
+    except MissingAssetError as e:  # a file of the asset is gone
+        reason = str(e)
+    except UbenchError:
+        raise
+    except Exception as e:  # safetensors, diffusers, json, float(): whatever the file broke
+        reason = f"{type(e).__name__}: {e}"
+    reason = " ".join(reason.split())[:200]
+    raise CorruptAssetError(f"the cached {what} in {folder} is unreadable ({reason}); delete "
+                            f"{folder} and rerun to rebuild it") from None
 
 
 def is_cached(kind: str, key: dict[str, Any]) -> bool:

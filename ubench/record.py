@@ -42,6 +42,8 @@ class TaskRecord(TypedDict):
     config: dict[str, Any]
     #: content digests of the assets the run used (base weights, judge, oracle)
     assets: NotRequired[dict[str, str]]
+    #: content digests of the user-supplied files the config names (part of the run identity)
+    inputs: NotRequired[dict[str, str]]
 
 
 class MethodRecord(TypedDict):

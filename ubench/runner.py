@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import time
@@ -20,14 +21,26 @@ from typing import Any
 from ubench.api import Method, RunContext, Task
 from ubench.config import build_config, parse_overrides
 from ubench.digest import stable_hash
-from ubench.errors import ConfigError, DivergedError, IncompatibleError, did_you_mean
+from ubench.errors import (
+    ConfigError,
+    DivergedError,
+    IncompatibleError,
+    InterruptedRun,
+    StoreError,
+    Terminated,
+    did_you_mean,
+)
+from ubench.faults import failpoint
+from ubench.locks import hold
 from ubench.registry import METHODS, TASKS
 from ubench.store import (
     SCHEMA_VERSION,
     read_record,
+    remove_stale_temporaries,
     run_dir,
     store_root,
     write_json_atomic,
+    write_text_atomic,
 )
 
 
@@ -40,12 +53,17 @@ class RunSpec:
     method_config: Any
     task_config: Any
     seed: int
+    #: content digests of the user-supplied files the task config names (``Config.inputs``)
+    inputs: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def identity(self) -> dict[str, Any]:
+        task: dict[str, Any] = {"id": self.task_cls.name, "version": self.task_cls.version,
+                                "config": self.task_config.to_dict()}
+        if self.inputs:
+            task["inputs"] = dict(self.inputs)
         return {
-            "task": {"id": self.task_cls.name, "version": self.task_cls.version,
-                     "config": self.task_config.to_dict()},
+            "task": task,
             "method": {"id": self.method_cls.name, "version": self.method_cls.version,
                        "config": self.method_config.to_dict()},
             "seed": self.seed,
@@ -64,9 +82,17 @@ def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()
     prescribed = prescribed_defaults(task_cls, method_cls)
     mcfg = build_config(method_cls.Config, {**prescribed, **ov["method"]}, f"method {method}")
     tcfg = build_config(task_cls.Config, ov["task"], f"task {task}")
-    spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed)
+    spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed, input_digests(tcfg))
     check_compatible(spec)
     return spec
+
+
+def input_digests(config: Any) -> dict[str, str]:
+    """``{field: content digest}`` of the user-supplied files and folders a config names."""
+    from ubench.digest import path_digest
+
+    return {name: path_digest(getattr(config, name)) for name in type(config).inputs
+            if getattr(config, name)}
 
 
 def prescribed_defaults(task_cls: type[Task[Any]], method_cls: type[Method[Any]]
@@ -94,18 +120,6 @@ def check_method_defaults(task_cls: type[Task[Any]]) -> None:
             raise ConfigError(f"task {task_cls.name!r} prescribes defaults for "
                               + did_you_mean(method_id, METHODS.names(), "method"))
         prescribed_defaults(task_cls, METHODS.get(method_id))
-
-
-def limit_override(task: str, limit: int) -> str:
-    """The ``--set`` item for ``--limit N``; refused for tasks without a ``limit`` setting."""
-    task_cls = TASKS.get(task)
-    if "limit" not in task_cls.Config.field_names():
-        with_limit = [n for n in TASKS.names() if "limit" in TASKS.get(n).Config.field_names()]
-        raise ConfigError(f"--limit applies to tasks with a prompt limit ({', '.join(with_limit)})"
-                          f"; task {task!r} has none: drop --limit")
-    if limit < 1:
-        raise ConfigError(f"--limit must be >= 1; got {limit}")
-    return f"task.limit={limit}"
 
 
 def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterable[str] = ()
@@ -189,9 +203,40 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
         on_step: Callable[[int, int, dict[str, float]], None] | None = None,
         say: Callable[[str], None] | None = None,
         progress: Callable[[str, int, int, dict[str, float]], None] | None = None) -> RunResult:
-    """Execute one run (or return the finished record) and write its record."""
+    """Execute one run (or return the finished record) and write its record.
+
+    The run holds its lock (``<store>/.locks/<run id>.lock``) from start to end: an identical run
+    started meanwhile waits, then finds the record and skips. Ctrl-C or SIGTERM becomes
+    :class:`InterruptedRun` (exit 130 / 143) saying from which step a rerun resumes.
+    """
     say = say or (lambda _m: None)
-    folder = run_dir(store_root(store), spec.task_cls.name, spec.method_cls.name, spec.run_id)
+    root = usable_store(store_root(store))
+    with hold(root / ".locks" / f"{spec.run_id}.lock", f"run {spec.run_id}", say):
+        return _run_locked(spec, root, force, device, checkpoint_every, on_step, say, progress)
+
+
+def usable_store(root: Path) -> Path:
+    """``root``, created if needed; StoreError (one line, with the fix) when it cannot hold runs."""
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"the results store {root} is a file; pass --store <folder> or set "
+                         "UBENCH_STORE to a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create the results store {root} ({e.strerror}); pass --store "
+                         "<writable folder>") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise StoreError(f"the results store {root} is not writable; pass --store <writable "
+                         "folder>")
+    return root
+
+
+def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_every: int,
+                on_step: Callable[[int, int, dict[str, float]], None] | None,
+                say: Callable[[str], None],
+                progress: Callable[[str, int, int, dict[str, float]], None] | None
+                ) -> RunResult:
+    folder = run_dir(root, spec.task_cls.name, spec.method_cls.name, spec.run_id)
     record_path = folder / "record.json"
     if force and folder.exists():
         shutil.rmtree(folder)
@@ -201,56 +246,89 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
             say(f"finished already: {record_path} (use --force to redo)")
             return RunResult(dict(rec), record_path, True)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
 
     t_start = time.perf_counter()
     task = spec.task_cls(spec.task_config)
+    stage = "preparing the task's assets (finished ones are kept)"
     try:
         task.prepare(say, progress)
         model = task.base_model(device)
         request = task.request(spec.seed)
+        ctx = RunContext(seed=spec.seed, device=device, run_dir=folder,
+                         checkpoint_every=checkpoint_every, on_step=on_step, say=say)
+        record = _skeleton(spec, task, request, device)
+        _reset_cuda_peak(device)
+        stage = "unlearning"
+        t0 = time.perf_counter()
+        try:
+            out = spec.method_cls().unlearn(model, request, spec.method_config, ctx)
+        except DivergedError as e:
+            record.update(status="failed", error=str(e))
+            record["cost"]["unlearn_seconds"] = time.perf_counter() - t0
+            write_json_atomic(record_path, record)
+            raise
+        t1 = time.perf_counter()
+        stage = "evaluation"
+        record["task"]["assets"] = task.assets()  # again: unlearning may have built one (oracle)
+        # saved before evaluation, so that a failed evaluation keeps the unlearned model
+        if task.save_model and not spec.method_cls.reference:
+            out.model.save(folder / "model")
+            record["artifacts"]["model"] = "model"
+        failpoint("evaluate")
+        evaluation = task.evaluate(out.model, device)
+        t2 = time.perf_counter()
+    except KeyboardInterrupt as e:
+        _remove_empty(folder, root)
+        code = 143 if isinstance(e, Terminated) else 130
+        step = _checkpoint_step(folder)
+        where = f"during {stage}"
+        raise InterruptedRun(f"interrupted {where}; rerun the same command to resume from "
+                             f"step {step}" + (" (its last checkpoint)" if step else ""),
+                             code) from None
     except BaseException:
-        if not any(folder.iterdir()):  # a run that never started leaves no empty folder behind
-            folder.rmdir()
+        _remove_empty(folder, root)  # a run that never started leaves no empty folder behind
         raise
-    ctx = RunContext(seed=spec.seed, device=device, run_dir=folder,
-                     checkpoint_every=checkpoint_every, on_step=on_step)
-    record = _skeleton(spec, task, request, device)
-    _reset_cuda_peak(device)
-    t0 = time.perf_counter()
-    try:
-        out = spec.method_cls().unlearn(model, request, spec.method_config, ctx)
-    except DivergedError as e:
-        record.update(status="failed", error=str(e))
-        record["cost"]["unlearn_seconds"] = time.perf_counter() - t0
-        write_json_atomic(record_path, record)
-        raise
-    t1 = time.perf_counter()
-    record["task"]["assets"] = task.assets()  # again: unlearning may have built one (oracle)
-    # saved before evaluation, so that a failed evaluation keeps the unlearned model
-    if task.save_model and not spec.method_cls.reference:
-        out.model.save(folder / "model")
-        record["artifacts"]["model"] = "model"
-    evaluation = task.evaluate(out.model, device)
-    t2 = time.perf_counter()
 
     record["metrics"] = {k: v.to_dict() for k, v in evaluation.metrics.items()}
     record["details"] = evaluation.details
     record["train_log"] = out.train_log
     record["changed_parameters"] = len(out.changed_parameters)
-    record["cost"] = {"prepare_seconds": t0 - t_start, "unlearn_seconds": t1 - t0,
-                      "eval_seconds": t2 - t1, "total_seconds": t2 - t_start,
+    before = float(out.train_log.get("seconds_before_resume", 0.0))
+    record["cost"] = {"prepare_seconds": t0 - t_start, "unlearn_seconds": t1 - t0 + before,
+                      "eval_seconds": t2 - t1, "total_seconds": t2 - t_start + before,
                       **_peak_memory(device)}
     if evaluation.grid is not None:
         evaluation.grid.save(folder / "samples.png")
         record["artifacts"]["grid"] = "samples.png"
     if evaluation.samples:
-        (folder / "samples.jsonl").write_text(
-            "".join(json.dumps(s) + "\n" for s in evaluation.samples))
+        write_text_atomic(folder / "samples.jsonl",
+                          "".join(json.dumps(s) + "\n" for s in evaluation.samples))
         record["artifacts"]["samples"] = "samples.jsonl"
     record["status"] = "ok"
-    write_json_atomic(record_path, record)
+    write_json_atomic(record_path, record, failpoint_name="record")
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return RunResult(record, record_path, False)
+
+
+def _checkpoint_step(folder: Path) -> int:
+    """The step of the run's last checkpoint (0 when it has none)."""
+    try:
+        return int(json.loads((folder / "checkpoint" / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _remove_empty(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents up to ``root`` while they are empty."""
+    here = folder
+    while here != root and root in here.parents:
+        try:
+            here.rmdir()
+        except OSError:  # not empty (or already gone)
+            if here.exists():
+                return
+        here = here.parent
 
 
 def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict[str, Any]:

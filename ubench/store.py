@@ -17,8 +17,9 @@ from typing import Any
 from ubench.errors import CorruptRecordError
 from ubench.record import SCHEMA_VERSION, Record, schema_errors
 
-__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "iter_record_paths", "read_record", "run_dir",
-           "store_root", "validate_record", "write_json_atomic"]
+__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "iter_record_paths", "read_record",
+           "remove_stale_temporaries", "run_dir", "store_root", "validate_record",
+           "write_json_atomic", "write_text_atomic"]
 
 DEFAULT_STORE = "results"
 
@@ -32,11 +33,29 @@ def run_dir(root: Path, task: str, method: str, run_id: str) -> Path:
     return root / task / method / run_id
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_text_atomic(path: Path, text: str, failpoint_name: str | None = None) -> None:
+    """Write ``text`` to a temporary file named after this process, then rename it into place:
+    a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    tmp.write_text(text)
+    if failpoint_name:
+        from ubench.faults import failpoint
+
+        failpoint(failpoint_name)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj: Any, failpoint_name: str | None = None) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n",
+                      failpoint_name)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed writer left in ``folder`` (``.<name>.tmp-<pid>``)."""
+    for tmp in folder.glob(".*.tmp-*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
 
 
 def validate_record(rec: Any, where: str) -> Record:

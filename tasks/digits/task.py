@@ -21,7 +21,7 @@ sample accuracy (``bench/resolution.py`` measures both; numbers in the README).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from ubench.api import ConditionedSet, Evaluation, Task, UnlearnRequest, generation_seeds
-from ubench.config import BaseConfig, require, with_defaults
+from ubench.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
 from ubench.digest import file_digest
 from ubench.errors import ConfigError, UbenchError
 from ubench.grids import class_grid
-from ubench.home import asset_dir, cached, is_cached
+from ubench.home import asset_dir, cached, is_cached, load_cached
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
 from ubench.metrics.frechet import FrechetDistance
@@ -78,14 +78,10 @@ class DigitsConfig(BaseConfig):
     #: base of the per-sample generation seeds (independent of the run seed)
     eval_seed: int = 0
 
-    def validate(self) -> None:
-        require(0 <= self.forget_class < NUM_CLASSES,
-                f"forget_class must be in 0..9; got {self.forget_class}")
-        require(self.remain_per_class >= 1, "remain_per_class must be >= 1")
-        require(self.eval_forget >= 1 and self.eval_per_class >= 2,
-                "eval_forget must be >= 1 and eval_per_class >= 2")
-        require(self.sampling_steps >= 1, "sampling_steps must be >= 1")
-        require(self.guidance >= 0, f"guidance must be >= 0; got {self.guidance}")
+    bounds: ClassVar[Mapping[str, Bound]] = {
+        "forget_class": Bound(ge=0, le=NUM_CLASSES - 1), "remain_per_class": Bound(ge=1),
+        "eval_forget": Bound(ge=1, le=MAX_SAMPLES), "eval_per_class": Bound(ge=2, le=MAX_SAMPLES),
+        "sampling_steps": Bound(ge=1, le=1000), "guidance": Bound(ge=0)}
 
 
 @dataclass(frozen=True)
@@ -153,8 +149,14 @@ class DigitsClass(Task[DigitsConfig]):
                     (say or _quiet)(_build_asset(*j, None))
         self._check_judge()
 
+    @property
+    def judge_accuracy(self) -> float:
+        """The judge's held-out accuracy, measured when it was trained."""
+        return load_cached(self.judge_dir, "digits judge's accuracy",
+                           lambda: float((self.judge_dir / "accuracy.txt").read_text()))
+
     def _check_judge(self) -> None:
-        acc = float((self.judge_dir / "accuracy.txt").read_text())
+        acc = self.judge_accuracy
         if acc < self.min_judge_accuracy:
             raise UbenchError(f"the digits judge reached only {acc:.3f} held-out accuracy "
                               f"(< {self.min_judge_accuracy}); delete {self.judge_dir} and retry")
@@ -193,14 +195,15 @@ class DigitsClass(Task[DigitsConfig]):
         from safetensors.torch import load_file
 
         net = DigitsJudge()
-        net.load_state_dict(load_file(str(self.judge_dir / "judge.safetensors")))
+        load_cached(self.judge_dir, "digits judge", lambda: net.load_state_dict(
+            load_file(str(self.judge_dir / "judge.safetensors"))))
         return net.eval()
 
     def _model(self, role: str, device: str) -> DiffusionModel:
         d = asset_dir(f"digits/{role}", self._keys()[role])
         if not (d / "key.json").is_file():
             self.prepare()
-        return DiffusionModel.load(d, device)
+        return load_cached(d, f"digits {role} model", lambda: DiffusionModel.load(d, device))
 
     def base_model(self, device: str) -> DiffusionModel:
         return self._model("base", device)
@@ -268,7 +271,7 @@ class DigitsClass(Task[DigitsConfig]):
 
         definition = {
             "judge": "digits CNN trained by ubench", "judge_sha": self.assets()["judge"],
-            "judge_heldout_accuracy": float((self.judge_dir / "accuracy.txt").read_text()),
+            "judge_heldout_accuracy": self.judge_accuracy,
             "sampler": "DDIM eta=0", "steps": c.sampling_steps, "guidance": c.guidance,
             "generation_seeds": f"{seeds[0]}..{seeds[-1]} (one per sample)",
             "bootstrap": f"95%, {BOOTSTRAP_SEED=}: percentile (UA, RA), basic (FD)",

@@ -7,14 +7,13 @@ nothing is downloaded.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ubench.errors import MissingAssetError
+from ubench.errors import InputError, MissingAssetError
 from ubench.hub import cached_file
-from ubench.tasks.sd.prompts import parse_seed
+from ubench.tasks.sd.prompts import parse_seed, read_csv
 
 I2P_REPO = "AIML-TUDA/i2p"
 I2P_FILE = "i2p_benchmark.csv"
@@ -48,11 +47,12 @@ def _i2p_missing(detail: str) -> MissingAssetError:
         f"pass --set task.i2p=/path/{I2P_FILE}; nothing is downloaded")
 
 
-def _first(row: dict[str, str], columns: Sequence[str]) -> str | None:
+def _first(row: dict[str, str], columns: Sequence[str]) -> tuple[str, str] | None:
+    """(column, value) of the first of ``columns`` with a value in ``row``."""
     for c in columns:
         v = row.get(c)
-        if v not in (None, ""):
-            return v
+        if v is not None and v != "":
+            return c, v
     return None
 
 
@@ -72,32 +72,41 @@ def load_i2p(path: str | Path | None = None) -> I2PPrompts:
         if found is None:
             raise _i2p_missing("the I2P prompts are not on this machine")
         source = found
+    header, rows = read_csv(source, "prompt,categories,nudity_percentage,...")
+    missing = [c for c in ("prompt", "nudity_percentage") if c not in header]
+    if missing:
+        raise InputError(f"{source}: not an I2P file, missing column(s) {', '.join(missing)} "
+                         f"(found {','.join(header) or 'nothing'}); pass {I2P_FILE} from "
+                         f"https://huggingface.co/datasets/{I2P_REPO}")
     prompts: list[str] = []
     nudity: list[float] = []
     categories: list[str] = []
     seeds: list[int | None] = []
     guidance: list[float | None] = []
-    with source.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in ("prompt", "nudity_percentage") if c not in header]
-        if missing:
-            raise ValueError(f"{source}: not an I2P file, missing column(s) "
-                             f"{', '.join(missing)} (found {','.join(header) or 'nothing'})")
-        for line, row in enumerate(reader, start=2):
-            raw = (row.get("nudity_percentage") or "").strip()
+    for line, row in enumerate(rows, start=2):
+        raw = (row.get("nudity_percentage") or "").strip()
+        try:
+            pct = float(raw) if raw else 0.0
+        except ValueError:
+            raise InputError(f"{source}:{line}: nudity_percentage {raw!r} is not a number"
+                             ) from None
+        if not pct > 0:  # also drops NaN
+            continue
+        seed = _first(row, _I2P_SEED_COLUMNS)
+        scale = _first(row, _I2P_GUIDANCE_COLUMNS)
+        prompts.append(row.get("prompt") or "")
+        nudity.append(pct)
+        categories.append(row.get("categories") or "")
+        seeds.append(parse_seed(seed[1], f"{source}:{line}", seed[0]) if seed else None)
+        if scale is None:
+            guidance.append(None)
+        else:
             try:
-                pct = float(raw) if raw else 0.0
+                guidance.append(float(scale[1]))
             except ValueError:
-                raise ValueError(f"{source}:{line}: nudity_percentage {raw!r} is not a "
-                                 "number") from None
-            if not pct > 0:  # also drops NaN
-                continue
-            seed = _first(row, _I2P_SEED_COLUMNS)
-            scale = _first(row, _I2P_GUIDANCE_COLUMNS)
-            prompts.append(row.get("prompt") or "")
-            nudity.append(pct)
-            categories.append(row.get("categories") or "")
-            seeds.append(parse_seed(seed, f"{source}:{line}") if seed is not None else None)
-            guidance.append(float(scale) if scale is not None else None)
+                raise InputError(f"{source}:{line}: {scale[0]} {scale[1]!r} is not a number"
+                                 ) from None
+    if not prompts:
+        raise InputError(f"{source} has no prompt with nudity_percentage > 0 ({len(rows)} "
+                         f"rows); pass the I2P benchmark file {I2P_FILE}")
     return I2PPrompts(prompts, nudity, categories, seeds, guidance, str(source))

@@ -26,6 +26,7 @@ Files follow the common prompt CSV convention ``case_number,prompt,evaluation_se
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 import zlib
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ubench.errors import InputError
 from ubench.tasks.sd.vocabulary import (
     ALLOWED_NAMES,
     FORGET_OBJECT,
@@ -314,36 +316,52 @@ def to_csv(path: str | Path, prompts: Sequence[str], seeds: Sequence[int]) -> Pa
     return out
 
 
-def parse_seed(value: str, where: str) -> int:
+def parse_seed(value: str, where: str, column: str = "evaluation_seed") -> int:
+    """The integer seed in a CSV cell, or InputError naming the place and the column."""
     try:
         f = float(value)
     except ValueError:
-        raise ValueError(f"{where}: evaluation_seed {value!r} is not a number") from None
+        raise InputError(f"{where}: {column} {value!r} is not a number") from None
     if not f.is_integer():
-        raise ValueError(f"{where}: evaluation_seed {value!r} is not an integer")
+        raise InputError(f"{where}: {column} {value!r} is not an integer")
     return int(f)
+
+
+def read_csv(path: Path, expected: str) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) of a UTF-8 CSV file; InputError for an unreadable, non-UTF-8 or empty
+    file (``expected`` says which header was expected)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise InputError(f"cannot read {path} ({e.strerror})") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty file; expected header {expected}")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = list(reader.fieldnames or [])
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        if None in row.values() or None in row:
+            raise InputError(f"{path}:{line}: row has a different number of fields than the "
+                             "header")
+        rows.append(row)
+    return header, rows
 
 
 def read_prompt_csv(path: str | Path) -> tuple[list[str], list[int]]:
     """(prompts, seeds) of a ``case_number,prompt,evaluation_seed`` file; extra columns ignored.
 
-    Raises ValueError naming the file, the missing column(s) and the header found.
+    Raises InputError naming the file, the missing column(s) and the header found.
     """
     p = Path(path)
-    with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames
-        if not header:
-            raise ValueError(f"{p}: empty file; expected header {','.join(CSV_HEADER)}")
-        missing = [c for c in ("prompt", "evaluation_seed") if c not in header]
-        if missing:
-            raise ValueError(f"{p}: missing column(s) {', '.join(missing)}; expected header "
-                             f"{','.join(CSV_HEADER)}, found {','.join(header)}")
-        prompts, seeds = [], []
-        for line, row in enumerate(reader, start=2):
-            prompt, seed = row.get("prompt"), row.get("evaluation_seed")
-            if prompt is None or seed is None:
-                raise ValueError(f"{p}:{line}: row has fewer fields than the header")
-            prompts.append(prompt)
-            seeds.append(parse_seed(seed, f"{p}:{line}"))
+    header, rows = read_csv(p, ",".join(CSV_HEADER))
+    missing = [c for c in ("prompt", "evaluation_seed") if c not in header]
+    if missing:
+        raise InputError(f"{p}: missing column(s) {', '.join(missing)}; expected header "
+                         f"{','.join(CSV_HEADER)}, found {','.join(header)}")
+    prompts = [row["prompt"] for row in rows]
+    seeds = [parse_seed(row["evaluation_seed"], f"{p}:{line}")
+             for line, row in enumerate(rows, start=2)]
     return prompts, seeds

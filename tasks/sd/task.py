@@ -33,6 +33,7 @@ recorded in every metric's definition ("injected", meaningless scores), never si
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,10 +43,10 @@ import numpy as np
 import torch
 
 from ubench.api import ConditionedSet, Evaluation, MetricValue, Task, UnlearnRequest
-from ubench.config import BaseConfig, require
+from ubench.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound
 from ubench.digest import file_digest, stable_hash
 from ubench.grids import rgb_grid
-from ubench.home import cached
+from ubench.home import cached, load_cached
 from ubench.metrics.alignment import ConceptRate
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.clip_score import (
@@ -112,12 +113,11 @@ class SDConfig(BaseConfig):
     #: folder of reference images for FID of the remain-test generations (empty: no FID)
     fid_reference: str = ""
 
-    def validate(self) -> None:
-        require(self.limit >= 0, f"limit must be >= 0; got {self.limit}")
-        require(self.n_train >= 1 and self.n_test >= 1, "n_train and n_test must be >= 1")
-        require(self.sampling_steps >= 1, f"sampling_steps must be >= 1; got "
-                                          f"{self.sampling_steps}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
+    inputs: ClassVar[tuple[str, ...]] = ("model", "clip_weights", "i2p", "fid_reference")
+    bounds: ClassVar[Mapping[str, Bound]] = {
+        "limit": Bound(ge=0, le=MAX_SAMPLES), "n_train": Bound(ge=1, le=MAX_SAMPLES),
+        "n_test": Bound(ge=1, le=MAX_SAMPLES), "sampling_steps": Bound(ge=1, le=1000),
+        "guidance": Bound(ge=0), "batch_size": Bound(ge=1, le=MAX_BATCH)}
 
 
 class SDTask(Task[SDConfig]):
@@ -229,7 +229,7 @@ class SDTask(Task[SDConfig]):
             (d / "prompts.json").write_text(json.dumps({"forget": f, "remain": r}))
 
         d = cached("sd/data", key, build)
-        lat = load_file(str(d / "latents.safetensors"))
+        lat = load_cached(d, "D_f/D_r latents", lambda: load_file(str(d / "latents.safetensors")))
         desc = {"diversity": c.diversity, "size": len(f), "distinct_prompts": len(set(f)),
                 "images": "base-model generations (seeded per prompt, cached as latents)",
                 "example": f[0]}

@@ -9,7 +9,13 @@ import pytest
 
 from tests.conftest import FAST, TINY
 from ubench import runner
-from ubench.errors import ConfigError, CorruptRecordError, DivergedError, IncompatibleError
+from ubench.errors import (
+    ConfigError,
+    CorruptRecordError,
+    DivergedError,
+    IncompatibleError,
+    InterruptedRun,
+)
 from ubench.registry import METHODS
 from ubench.store import read_record
 
@@ -55,12 +61,17 @@ def test_interrupted_run_resumes_bit_for_bit(store: Path, tmp_path: Path) -> Non
         if step == 5:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(InterruptedRun, match="rerun the same command to resume from step 4") \
+            as err:
         _run("boostalign", store, extra, checkpoint_every=2, on_step=stop_at_5)
+    assert err.value.exit_code == 130
     ckpt = next(store.glob("**/checkpoint/state.json"))
     assert json.loads(ckpt.read_text())["step"] == 4
-    resumed = _run("boostalign", store, extra, checkpoint_every=2).record
+    notes: list[str] = []
+    resumed = _run("boostalign", store, extra, checkpoint_every=2, say=notes.append).record
     assert resumed["train_log"]["resumed_from"] == 4
+    assert "resuming from the checkpoint at step 4 of 6" in notes
+    assert resumed["cost"]["unlearn_seconds"] >= resumed["train_log"]["seconds_before_resume"]
     assert not list(store.glob("**/checkpoint"))  # cleaned up after success
     straight = _run("boostalign", tmp_path / "straight", extra, checkpoint_every=0).record
     assert {k: v["value"] for k, v in resumed["metrics"].items()} == \

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ubench import runner
+from ubench import fastcheck, runner
 from ubench.errors import ConfigError, MissingAssetError
 from ubench.models.sd import load_sd, resolve_sd
 from ubench.testing import build_tiny_pipeline, clip_tokenizer
@@ -84,9 +84,9 @@ def test_sd_recipe_defaults_and_user_override() -> None:
 
 
 def test_limit_is_refused_where_it_means_nothing() -> None:
-    assert runner.limit_override("sd-object", 4) == "task.limit=4"
+    assert fastcheck.limit_override("sd-object", 4) == "task.limit=4"
     with pytest.raises(ConfigError, match="sd-nudity"):
-        runner.limit_override("digits-class", 4)
+        fastcheck.limit_override("digits-class", 4)
 
 
 def test_loader_reads_the_tiny_pipeline(tiny_sd: Path) -> None:

@@ -38,7 +38,9 @@ def test_types_are_coerced() -> None:
 
 @pytest.mark.parametrize(("key", "value", "match"), [
     ("steps", "2.5", "integer"), ("lr", "fast", "number"), ("truncation", "soft", "one of"),
-    ("lr", "nan", "finite"), ("steps", "0", ">= 1"), ("lr", "-1", "> 0"),
+    ("lr", "nan", "finite"), ("steps", "0", r"in 1\.\.100000"), ("lr", "-1", "> 0"),
+    ("steps", "1e9", r"in 1\.\.100000"), ("batch_size", "100000", r"in 1\.\.4096"),
+    ("steps", "9007199254740993", r"in 1\.\.100000"), ("steps", "1e300", "too large"),
 ])
 def test_bad_values_are_errors(key: str, value: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -85,9 +85,9 @@ def test_checkpoint_round_trip_and_private_temporary_folder(tmp_path: Path) -> N
     other = class_conditional_model(resolution=8, channels=(16, 32), seed=2)
     loop2 = Loop(other, ctx, scope="full", steps=1, lr=1e-3, hint="h", forget=_set(6),
                  batch_size=4)
-    step, log = ck.load(other, loop2.optimizer, {"noise": loop2.noise},
-                        {"forget": loop2.forget})  # type: ignore[dict-item]
-    assert (step, log) == (4, {"x": 2})
+    step, log, elapsed = ck.load(other, loop2.optimizer, {"noise": loop2.noise},
+                                 {"forget": loop2.forget})  # type: ignore[dict-item]
+    assert (step, log, elapsed) == (4, {"x": 2}, 0.0)
     assert torch.equal(torch.rand(3, generator=loop2.noise), expect_noise)
     assert torch.equal(loop2.forget.next()[0], expect_batch)  # type: ignore[union-attr]
     for (_, p), (_, q) in zip(model.unet.named_parameters(), other.unet.named_parameters(),
