@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -119,6 +119,9 @@ class Stream(IntEnum):
 #: multiplier of the run seed in a stream's generator seed (see :class:`Stream`)
 STREAM_STRIDE = 1_000_003
 
+#: points in every method's tuning space: the fair protocol gives each method the same budget
+TUNING_BUDGET = 8
+
 #: generation seeds of an evaluation: sample i of a task with ``eval_seed = e`` starts from the
 #: noise of seed ``e * EVAL_SEED_STRIDE + i`` (independent of the run seed and of batching)
 EVAL_SEED_STRIDE = 1_000_000
@@ -211,6 +214,11 @@ class Method(ABC, Generic[C]):
     requires_model: ClassVar[frozenset[str]] = frozenset()
     #: reference rows (base model, oracle) are methods too but are marked as such in reports
     reference: ClassVar[bool] = False
+    #: the method's tuning space for the fair protocol, per model family (``"class-conditional"``,
+    #: ``"text-conditional"``): config key -> candidate values. The product of the value lists has
+    #: exactly :data:`TUNING_BUDGET` points, so every method gets the same budget. Empty for
+    #: reference rows and for methods without a space yet.
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {}
 
     @abstractmethod
     def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: C,
