@@ -13,7 +13,6 @@ it and never restate its direction.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,9 +180,17 @@ class MetricValue:
     higher_is_better: bool
     #: everything needed to recompute the number (judge hash, n, sampler, steps, guidance, ...)
     definition: dict[str, Any] = field(default_factory=dict)
+    #: per-sample data for paired comparisons (``ubench compare``), saved next to the record and
+    #: not part of its JSON: ``{"scores": (n,)}`` for a mean of per-sample scores (sample ``i``
+    #: of every run of a task setting comes from the same generation seed), ``{"features":
+    #: (n, d), "ref_mean": (d,), "ref_cov": (d, d)}`` for a Fréchet distance against a fixed
+    #: reference
+    samples: Mapping[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "n": self.n, "higher_is_better": self.higher_is_better,
+                "definition": dict(self.definition)}
 
 
 @dataclass
@@ -269,8 +276,12 @@ class Task(ABC, Generic[C]):
     def evaluate(self, model: DiffusionModel, device: str) -> Evaluation:
         """Score ``model`` with fixed generation seeds (independent of the run seed)."""
 
-    def assets(self) -> dict[str, str]:
-        """Content hashes of the cached assets (base model, judge, oracle) for the record."""
+    def assets(self, uses_oracle: bool = False) -> dict[str, str]:
+        """Digests of the assets a run uses (base weights, judge / evaluator, data; the oracle
+        only when ``uses_oracle``), **part of the run identity**: two records with one run id
+        were measured with the same models. Must be cheap and load or train nothing (pinned
+        assets: their manifest digests; assets built from a recipe: the recipe's digest;
+        user-supplied files are already in the identity through ``Config.inputs``)."""
         return {}
 
 
@@ -289,6 +300,11 @@ class Metric(ABC):
     split: ClassVar[str]
     #: the values the metric can take; intervals aggregated over runs are clipped to it
     bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    #: the smallest change in the bad direction that ``ubench compare`` calls a regression
+    #: (besides its paired interval excluding 0): absolute, and relative to the baseline value;
+    #: the larger applies. ``--tolerance NAME=x`` / ``NAME=x%`` overrides them.
+    tolerance: ClassVar[float] = 0.01
+    relative_tolerance: ClassVar[float] = 0.0
 
     @classmethod
     def from_scores(cls, scores: np.ndarray | list[float] | list[bool],
@@ -297,14 +313,19 @@ class Metric(ABC):
 
         ``n`` is the number of scores (also written into the definition); no scores give NaN.
         """
+        import numpy as np
+
         from ubench.metrics.bootstrap import mean_with_ci
 
         value, lo, hi, n = mean_with_ci(scores)
-        return cls.make(value, lo, hi, n, definition)
+        kept = np.asarray(scores, dtype=np.float64).reshape(-1)
+        return cls.make(value, lo, hi, n, definition, samples={"scores": kept})
 
     @classmethod
     def make(cls, value: float, ci_low: float, ci_high: float, n: int,
-             definition: Mapping[str, Any]) -> MetricValue:
-        """A :class:`MetricValue` of this metric (its direction; ``n`` added to the definition)."""
+             definition: Mapping[str, Any],
+             samples: Mapping[str, np.ndarray] | None = None) -> MetricValue:
+        """A :class:`MetricValue` of this metric (its direction; ``n`` added to the definition;
+        ``samples``: per-sample data for paired comparisons, see :class:`MetricValue`)."""
         return MetricValue(float(value), float(ci_low), float(ci_high), int(n),
-                           cls.higher_is_better, {**definition, "n": int(n)})
+                           cls.higher_is_better, {**definition, "n": int(n)}, samples)

@@ -109,6 +109,11 @@ BUILTIN_METRICS = {
         "ubench.metrics.classification:RemainingAccuracy",
         "Remaining accuracy: fraction of remain-condition generations judged as their condition.",
     ),
+    "garbage_rate": (
+        "ubench.metrics.classification:GarbageRate",
+        "Garbage rate: fraction of forget-condition generations the judge rejects as not an "
+        "image of any class.",
+    ),
     "concept_rate": (
         "ubench.metrics.alignment:ConceptRate",
         "Concept rate: fraction of forget-prompt generations in which the concept is detected.",

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -155,6 +156,114 @@ def report(
     written = build_report(store_root(store), out, say=_err)
     for p in written:
         _err(f"wrote {p}")
+
+
+@app.command()
+def compare(
+    baseline: Annotated[str, typer.Argument(help="Baseline store or folder of records.")],
+    current: Annotated[str, typer.Argument(help="Current store or folder of records.")],
+    tolerance: Annotated[list[str] | None, typer.Option(
+        help="Per-metric tolerance: METRIC=VALUE (absolute) or METRIC=PERCENT% (relative to "
+             "the baseline), e.g. --tolerance ra=0.01 --tolerance fd=5%.")] = None,
+    allow_asset_change: Annotated[bool, typer.Option(
+        help="Compare runs measured with different assets (judge, base model, data).")
+                                  ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")
+                       ] = False,
+    out: Annotated[str | None, typer.Option(
+        help="Also write the Markdown report to this file (e.g. for a pull-request comment).")
+                   ] = None,
+) -> None:
+    """Pair the runs of two result sets and flag significant regressions (paired bootstrap).
+
+    Exit status: 0 no regression, 1 a regression, 2 unusable input.
+
+    Example: ubench compare leaderboard/baseline/quick results/quick --tolerance ra=0.01
+    """
+    from ubench.compare import compare as run_compare
+    from ubench.compare import parse_tolerances, to_markdown
+
+    result = run_compare(baseline, current, tolerances=parse_tolerances(list(tolerance or [])),
+                         allow_asset_change=allow_asset_change)
+    text = to_markdown(result)
+    if out:
+        Path(out).write_text(text)
+    print(json.dumps(result.to_json(), indent=2, sort_keys=True) if as_json else text)
+    if result.regressions:
+        _err(f"{len(result.regressions)} regression(s); see the table above")
+        raise typer.Exit(1)
+
+
+assets_app = typer.Typer(no_args_is_help=True, help="The pinned reference assets (judges, base "
+                         "models, oracles) that records are measured with.")
+app.add_typer(assets_app, name="assets")
+
+
+@assets_app.command("build")
+def assets_build(
+    task: Annotated[str, typer.Argument(help="digits-class (judge, base, ten oracles) or a t2i "
+                                             "task (the world's base model).")],
+    out: Annotated[str | None, typer.Option(
+        help="Pinned folder to write (default: $UBENCH_ASSETS or the package's pinned/).")
+                   ] = None,
+) -> None:
+    """Train a task's reference assets with ubench's own code (deterministic given their seeds;
+    finished ones are cached) and write them as pinned files with their manifest entries.
+
+    Example: ubench assets build digits-class
+    """
+    from ubench.assets import pinned_root
+    from ubench.registry import TASKS
+
+    task_cls = TASKS.get(task)
+    if not getattr(task_cls, "pinned", False) or not hasattr(task_cls, "build_pinned"):
+        pinnable = [n for n in TASKS.names() if getattr(TASKS.get(n), "pinned", False)]
+        raise UbenchError(f"task {task!r} has no pinned assets; tasks with pinned assets: "
+                          f"{', '.join(pinnable)}")
+    root = Path(out).expanduser() if out else pinned_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create {root} ({e.strerror}); pass --out <writable folder> and "
+                         "point UBENCH_ASSETS at it") from None
+    with _Progress() as bar:
+        names = task_cls(task_cls.Config()).build_pinned(root, _err, bar.update)
+    _err(f"wrote {len(names)} pinned assets into {root} (manifest: {root / 'manifest.json'})")
+
+
+@assets_app.command("verify")
+def assets_verify(
+    folder: Annotated[str | None, typer.Option(
+        "--dir", help="Pinned folder to check (default: $UBENCH_ASSETS or the package's).")
+                      ] = None,
+) -> None:
+    """Re-hash every pinned file against the manifest; exit 1 if any is missing or differs.
+
+    Example: ubench assets verify
+    """
+    from ubench.assets import pinned_root, read_manifest, verify
+
+    root = Path(folder).expanduser() if folder else pinned_root()
+    results = verify(root)
+    if not results:
+        raise StoreError(f"no pinned assets in {root} (no manifest.json entries); build them "
+                         "with `ubench assets build digits-class`")
+    bad = [r for r in results if r[2] != "ok"]
+    manifest = read_manifest(root)["assets"]
+    for name in sorted({r[0] for r in results}):
+        files = [r for r in results if r[0] == name]
+        state = "ok" if all(r[2] == "ok" for r in files) else "BAD"
+        quality = manifest[name].get("quality", {})
+        headline = next((f"{k}={v:.4f}" for k, v in quality.items()
+                         if isinstance(v, float)), "")
+        print(f"{state:<3}  {name:<18} {manifest[name]['digest']}  {len(files)} files  "
+              f"{headline}")
+    for name, rel, problem in bad:
+        _err(f"error: {root / name / rel}: {problem}")
+    if bad:
+        raise UbenchError(f"{len(bad)} pinned files are missing or differ; rebuild them with "
+                          "`ubench assets build TASK` or restore them with `git checkout -- "
+                          "ubench/pinned`")
 
 
 def _summary(rec: dict) -> str:

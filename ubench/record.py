@@ -21,6 +21,9 @@ from typing_extensions import NotRequired, TypedDict
 
 #: version of the record layout; bumped only when a reader of the old one would misread it
 SCHEMA_VERSION = 1
+#: how the run id is computed: 2 = the digests of the assets the run used are part of it
+#: (``task.assets``); records without ``identity_version`` (1) are reported as legacy assets
+IDENTITY_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
 
 
@@ -40,7 +43,8 @@ class TaskRecord(TypedDict):
     id: str
     version: str
     config: dict[str, Any]
-    #: content digests of the assets the run used (base weights, judge, oracle)
+    #: digests of the assets the run used (pinned base weights, judge, data, the oracle when
+    #: used); part of the run identity from identity_version 2 on
     assets: NotRequired[dict[str, str]]
     #: content digests of the user-supplied files the config names (part of the run identity)
     inputs: NotRequired[dict[str, str]]
@@ -62,7 +66,12 @@ class Record(TypedDict):
     """A run's ``record.json``."""
 
     schema_version: int
+    #: 2: the run id includes the asset digests; absent (1): a legacy record
+    identity_version: NotRequired[int]
     run_id: str
+    #: the run id without the asset digests (what ``ubench compare`` pairs by); absent in
+    #: legacy records, where it equals ``run_id``
+    config_id: NotRequired[str]
     status: Literal["running", "ok", "failed"]
     created_at: str
     task: TaskRecord
@@ -74,7 +83,7 @@ class Record(TypedDict):
     #: package versions, git state, hardware, thread count
     env: dict[str, Any]
     request: NotRequired[RequestRecord]
-    #: files next to the record (``grid``, ``samples``, ``model``)
+    #: files next to the record (``grid``, ``samples``, ``scores``, ``features``, ``model``)
     artifacts: NotRequired[dict[str, str]]
     error: NotRequired[str | None]
     details: NotRequired[dict[str, Any]]

@@ -89,6 +89,17 @@ def _aggregate(values: list[float], cis: list[tuple[float, float]],
     return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
+#: the title suffix of tables of records made before run identities included asset digests
+LEGACY_SUFFIX = " (legacy assets)"
+
+
+def is_legacy(rec: dict[str, Any]) -> bool:
+    """A record whose run id does not include the digests of its assets (``identity_version``
+    below 2): its judge and base model cannot be told apart from today's, so it is kept in
+    tables of its own."""
+    return int(rec.get("identity_version", 1)) < 2
+
+
 def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{table title: rows}, one table per (task, setting)."""
     from ubench.registry import TASKS
@@ -101,11 +112,13 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
         if tid in TASKS and TASKS.get(tid).version != rec["task"]["version"]:
             continue  # an older task version: not comparable with current records
         setting = {k: v for k, v in rec["task"]["config"].items() if k not in INSTANCE_KEYS}
-        groups[(tid, json.dumps(setting, sort_keys=True))].append(rec)
+        groups[(tid, json.dumps(setting, sort_keys=True), is_legacy(rec))].append(rec)
     tables: dict[str, list[dict[str, Any]]] = {}
-    for (tid, setting_json), recs in sorted(groups.items()):
+    for (tid, setting_json, legacy), recs in sorted(groups.items()):
         setting = json.loads(setting_json)
         title = f"{tid} — " + ", ".join(f"{k}={v}" for k, v in sorted(setting.items()))
+        if legacy:
+            title += LEGACY_SUFFIX
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in recs:
             by_method[_label(rec, _default_config(rec["method"]["id"], tid))].append(rec)
@@ -176,7 +189,10 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
     lines = [BANNER, "", "# ubench leaderboard", "",
              "Each cell: mean over runs [95 % interval]. One run: its bootstrap interval over "
              "samples; several runs: Student-t interval over runs. ↑ higher is better, "
-             "↓ lower is better. Reference rows are marked *(ref)*.", ""]
+             "↓ lower is better. Reference rows are marked *(ref)*. Tables marked *(legacy "
+             "assets)* hold records made before run identities included the digests of the "
+             "judge and base model they were measured with; their numbers are not comparable "
+             "with the others'.", ""]
     for title, rows in tables.items():
         names = _metric_order({n for r in rows for n in r["metric_names"]})
         arrows = {n: next(("↑" if r[f"{n}_higher_is_better"] else "↓") for r in rows if n in r)
@@ -203,6 +219,8 @@ def _slug(title: str) -> str:
     """A short file name for a table: the task id plus the settings that differ from defaults."""
     from ubench.registry import TASKS
 
+    legacy = title.endswith(LEGACY_SUFFIX)
+    title = title.removesuffix(LEGACY_SUFFIX)
     tid, _, rest = title.partition(" — ")
     pairs = [kv.split("=", 1) for kv in rest.split(", ") if "=" in kv]
     try:
@@ -210,7 +228,7 @@ def _slug(title: str) -> str:
     except Exception:  # an unregistered task: keep every setting
         defaults = {}
     diff = [f"{k}-{v}" for k, v in pairs if defaults.get(k) != v]
-    name = "_".join([tid, *diff])
+    name = "_".join([tid, *diff, *(["legacy"] if legacy else [])])
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
 
 

@@ -1,8 +1,12 @@
 """One run = resolve -> check compatibility -> prepare -> unlearn -> evaluate -> record.
 
-The run's identity is a hash of (task id, version, resolved config; method id, version, resolved
-config; seed). A finished run is found by that hash and skipped (``force`` redoes it); an
-interrupted run resumes from its last checkpoint; a diverged run writes a ``failed`` record.
+The run's identity is a hash of (task id, version, resolved config, the digests of user-supplied
+files and of the assets the run uses — pinned base model, judge, data, the oracle for runs that
+use it; method id, version, resolved config; seed). Two records with one run id were therefore
+measured with the same models and judges. A finished run is found by that hash and skipped
+(``force`` redoes it); an interrupted run resumes from its last checkpoint; a diverged run writes
+a ``failed`` record. The *config id* is the same hash without the asset digests: ``ubench
+compare`` pairs runs by it and then checks that their assets agree.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ubench.faults import failpoint
 from ubench.locks import hold
 from ubench.registry import METHODS, TASKS
 from ubench.store import (
+    IDENTITY_VERSION,
     SCHEMA_VERSION,
     read_record,
     remove_stale_temporaries,
@@ -55,13 +60,16 @@ class RunSpec:
     seed: int
     #: content digests of the user-supplied files the task config names (``Config.inputs``)
     inputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: digests of the assets the run uses (``Task.assets``): pinned models, judge, data
+    assets: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    @property
-    def identity(self) -> dict[str, Any]:
+    def _identity(self, with_assets: bool) -> dict[str, Any]:
         task: dict[str, Any] = {"id": self.task_cls.name, "version": self.task_cls.version,
                                 "config": self.task_config.to_dict()}
         if self.inputs:
             task["inputs"] = dict(self.inputs)
+        if with_assets:
+            task["assets"] = dict(self.assets)
         return {
             "task": task,
             "method": {"id": self.method_cls.name, "version": self.method_cls.version,
@@ -70,8 +78,19 @@ class RunSpec:
         }
 
     @property
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the run's numbers (hashed into :attr:`run_id`)."""
+        return self._identity(with_assets=True)
+
+    @property
     def run_id(self) -> str:
         return stable_hash(self.identity, 16)
+
+    @property
+    def config_id(self) -> str:
+        """The identity's hash without the asset digests: what ``ubench compare`` pairs runs by
+        (for records made before assets entered the identity it equals their run id)."""
+        return stable_hash(self._identity(with_assets=False), 16)
 
 
 def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()) -> RunSpec:
@@ -84,6 +103,7 @@ def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()
     tcfg = build_config(task_cls.Config, ov["task"], f"task {task}")
     spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed, input_digests(tcfg))
     check_compatible(spec)
+    spec.assets = task_cls(tcfg).assets(uses_oracle="oracle" in method_cls.requires)
     return spec
 
 
@@ -270,7 +290,6 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
             raise
         t1 = time.perf_counter()
         stage = "evaluation"
-        record["task"]["assets"] = task.assets()  # again: unlearning may have built one (oracle)
         # saved before evaluation, so that a failed evaluation keeps the unlearned model
         if task.save_model and not spec.method_cls.reference:
             out.model.save(folder / "model")
@@ -291,7 +310,7 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
         raise
 
     record["metrics"] = {k: v.to_dict() for k, v in evaluation.metrics.items()}
-    record["details"] = evaluation.details
+    record["details"] = {**evaluation.details, "n_samples": len(evaluation.samples)}
     record["train_log"] = out.train_log
     record["changed_parameters"] = len(out.changed_parameters)
     before = float(out.train_log.get("seconds_before_resume", 0.0))
@@ -305,6 +324,7 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
         write_text_atomic(folder / "samples.jsonl",
                           "".join(json.dumps(s) + "\n" for s in evaluation.samples))
         record["artifacts"]["samples"] = "samples.jsonl"
+    record["artifacts"].update(write_metric_samples(folder, evaluation.metrics))
     record["status"] = "ok"
     write_json_atomic(record_path, record, failpoint_name="record")
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
@@ -335,11 +355,12 @@ def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict
     from ubench.env import environment
 
     ident = spec.identity
-    ident["task"]["assets"] = task.assets()
     ident["method"]["reference"] = spec.method_cls.reference
     return {
         "schema_version": SCHEMA_VERSION,
+        "identity_version": IDENTITY_VERSION,
         "run_id": spec.run_id,
+        "config_id": spec.config_id,
         "status": "running",
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **ident,
@@ -353,6 +374,40 @@ def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict
         "artifacts": {},
         "error": None,
     }
+
+
+#: per-sample files of a run (``ubench compare``): scores of mean metrics (small), and the
+#: generated features of Fréchet metrics (larger; kept out of the committed leaderboard)
+SCORES_FILE = "scores.safetensors"
+FEATURES_FILE = "features.safetensors"
+
+
+def write_metric_samples(folder: Path, metrics: dict[str, Any]) -> dict[str, str]:
+    """Save the metrics' per-sample data (``MetricValue.samples``) next to the record:
+    ``scores.safetensors`` (``<metric>``: per-sample scores) and ``features.safetensors``
+    (``<metric>.features`` / ``.ref_mean`` / ``.ref_cov``). Returns the artifacts written."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    scores: dict[str, torch.Tensor] = {}
+    features: dict[str, torch.Tensor] = {}
+    for name, mv in metrics.items():
+        for key, arr in (mv.samples or {}).items():
+            t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+            if key == "scores":
+                scores[name] = t
+            else:  # features in float32 (their FD is recomputed in float64), stats in float64
+                features[f"{name}.{key}"] = t.float() if key == "features" else t
+    out = {}
+    for fname, tensors, art in ((SCORES_FILE, scores, "scores"),
+                                (FEATURES_FILE, features, "features")):
+        if tensors:
+            tmp = folder / f".{fname}.tmp-{os.getpid()}"
+            save_file(tensors, str(tmp))
+            os.replace(tmp, folder / fname)
+            out[art] = fname
+    return out
 
 
 def _reset_cuda_peak(device: str) -> None:

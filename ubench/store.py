@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ubench.errors import CorruptRecordError
-from ubench.record import SCHEMA_VERSION, Record, schema_errors
+from ubench.record import IDENTITY_VERSION, SCHEMA_VERSION, Record, schema_errors
 
-__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "iter_record_paths", "read_record",
-           "remove_stale_temporaries", "run_dir", "store_root", "validate_record",
+__all__ = ["DEFAULT_STORE", "IDENTITY_VERSION", "SCHEMA_VERSION", "iter_record_paths",
+           "read_record", "remove_stale_temporaries", "run_dir", "store_root", "validate_record",
            "write_json_atomic", "write_text_atomic"]
 
 DEFAULT_STORE = "results"

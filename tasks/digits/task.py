@@ -21,6 +21,7 @@ sample accuracy (``bench/resolution.py`` measures both; numbers in the README).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -32,17 +33,35 @@ import numpy as np
 import torch
 
 from ubench.api import ConditionedSet, Evaluation, Task, UnlearnRequest, generation_seeds
+from ubench.assets import (
+    export_model,
+    export_tensors,
+    pinned_digest,
+    pinned_folder,
+    write_entry,
+)
 from ubench.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
-from ubench.digest import file_digest
-from ubench.errors import ConfigError, UbenchError
+from ubench.digest import stable_hash
+from ubench.errors import ConfigError, MissingAssetError, UbenchError
 from ubench.grids import class_grid
 from ubench.home import asset_dir, cached, is_cached, load_cached
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
-from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
+from ubench.metrics.classification import (
+    GarbageRate,
+    RemainingAccuracy,
+    UnlearningAccuracy,
+)
 from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
 from ubench.tasks.digits.data import data_digest, load_digits_splits
-from ubench.tasks.digits.judge import DigitsJudge, JudgeSpec, judge_predict, train_judge
+from ubench.tasks.digits.judge import (
+    NOT_A_DIGIT,
+    DigitsJudge,
+    JudgeSpec,
+    judge_predict,
+    judge_quality,
+    train_judge,
+)
 from ubench.training import TrainSpec, train_diffusion
 
 #: the two classes "closest" to each digit (by the judge's confusions and shape), for the
@@ -110,11 +129,14 @@ class DigitsClass(Task[DigitsConfig]):
     min_judge_accuracy: ClassVar[float] = 0.98
     #: train references in worker processes with one thread each (deterministic, 2 in parallel)
     use_workers: ClassVar[bool] = True
+    #: read the judge, base model and oracles from the pinned files shipped with ubench
+    #: (``ubench/pinned``, built by ``ubench assets build digits-class``) instead of the cache
+    pinned: ClassVar[bool] = True
 
-    # ------------------------------------------------------------------ cache keys
+    # ------------------------------------------------------------------ asset keys
     def _key(self, role: str, **extra: Any) -> dict[str, Any]:
         key: dict[str, Any] = {"task_family": "digits", "role": role, "data": data_digest(),
-                               "code_version": "1", **extra}
+                               "code_version": "2" if role == "judge" else "1", **extra}
         if role == "judge":
             key["judge"] = asdict(self.judge_spec)
         else:
@@ -129,14 +151,32 @@ class DigitsClass(Task[DigitsConfig]):
             "oracle": self._key("oracle", without_class=self.config.forget_class),
         }
 
+    def asset_name(self, role: str) -> str:
+        """The pinned asset name of ``role`` (``digits/judge``, ``digits/base``,
+        ``digits/oracle-3``)."""
+        return f"digits/oracle-{self.config.forget_class}" if role == "oracle" else f"digits/{role}"
+
     # ------------------------------------------------------------------ preparation
     def prepare(self, say: Say | None = None, progress: Progress | None = None) -> None:
-        """Train (or find in the cache) the judge, the base model and this class's oracle.
+        """Check the pinned judge and base model (or, for tasks without pinned assets, train
+        them into the cache). The oracle is only touched by runs that use it.
 
-        Missing assets are trained in worker processes with one thread each, two at a time:
-        deterministic whatever the machine's core count, and about twice as fast on two cores.
+        Missing cached assets are trained in worker processes with one thread each, two at a
+        time: deterministic whatever the machine's core count, and about twice as fast on two
+        cores.
         """
-        missing = {r: k for r, k in self._keys().items() if not is_cached(f"digits/{r}", k)}
+        self.build_missing(["judge", "base"], say, progress)
+        self._check_judge()
+
+    def build_missing(self, roles: list[str], say: Say | None = None,
+                      progress: Progress | None = None) -> None:
+        """Train the cached assets among ``roles`` that are missing (pinned tasks: none)."""
+        if self.pinned:
+            for role in roles:
+                self.asset_folder(role)  # checks the files, or one line with the fix
+            return
+        keys = self._keys()
+        missing = {r: keys[r] for r in roles if not is_cached(f"digits/{r}", keys[r])}
         if missing:
             (say or _quiet)(f"training {', '.join(missing)} for {self.name} once (cached under "
                             f"{asset_dir('digits', {}).parent})")
@@ -147,19 +187,35 @@ class DigitsClass(Task[DigitsConfig]):
             else:
                 for j in jobs:
                     (say or _quiet)(_build_asset(*j, None))
-        self._check_judge()
+
+    def asset_folder(self, role: str) -> Path:
+        """The folder of ``role``'s asset: the pinned files (checked) or the cache folder (trained
+        first when missing)."""
+        key = self._keys()[role]
+        if self.pinned:
+            return pinned_folder(self.asset_name(role), key, self.name)
+        d = asset_dir(f"digits/{role}", key)
+        if not (d / "key.json").is_file():
+            self.build_missing([role])
+        return d
+
+    @property
+    def judge_quality(self) -> dict[str, float]:
+        """The judge's quality measured when it was built (``quality.json``)."""
+        d = self.asset_folder("judge")
+        return load_cached(d, "digits judge's quality", lambda: _read_quality(d))
 
     @property
     def judge_accuracy(self) -> float:
-        """The judge's held-out accuracy, measured when it was trained."""
-        return load_cached(self.judge_dir, "digits judge's accuracy",
-                           lambda: float((self.judge_dir / "accuracy.txt").read_text()))
+        """The judge's held-out accuracy on real digits, measured when it was built."""
+        return float(self.judge_quality["heldout_accuracy"])
 
     def _check_judge(self) -> None:
         acc = self.judge_accuracy
         if acc < self.min_judge_accuracy:
             raise UbenchError(f"the digits judge reached only {acc:.3f} held-out accuracy "
-                              f"(< {self.min_judge_accuracy}); delete {self.judge_dir} and retry")
+                              f"(< {self.min_judge_accuracy}); delete "
+                              f"{self.asset_folder('judge')} and retry")
 
     def build_asset(self, role: str, directory: Path,
                     report: Callable[[int, int, float], None] | None = None) -> str:
@@ -167,13 +223,13 @@ class DigitsClass(Task[DigitsConfig]):
         train, held = load_digits_splits()
         if role == "judge":
             net = train_judge(train.images, train.labels, self.judge_spec)
-            pred, _ = judge_predict(net, held.images)
-            acc = float((pred == held.labels).float().mean())
             from safetensors.torch import save_file
 
             save_file(net.state_dict(), str(directory / "judge.safetensors"))
-            (directory / "accuracy.txt").write_text(f"{acc:.6f}")
-            return f"judge: held-out accuracy {acc:.4f}"
+            quality = judge_quality(net, held.images, held.labels)
+            (directory / "quality.json").write_text(json.dumps(quality, indent=1) + "\n")
+            return (f"judge: held-out accuracy {quality['heldout_accuracy']:.4f}, garbage "
+                    f"rejected {quality['garbage_reject_rate']:.3f}")
         keep = torch.ones_like(train.labels, dtype=torch.bool)
         if role == "oracle":
             keep = train.labels != self.config.forget_class
@@ -188,21 +244,20 @@ class DigitsClass(Task[DigitsConfig]):
     # ------------------------------------------------------------------ assets
     @property
     def judge_dir(self) -> Path:
-        return asset_dir("digits/judge", self._keys()["judge"])
+        return self.asset_folder("judge")
 
     @cached_property
     def judge(self) -> DigitsJudge:
         from safetensors.torch import load_file
 
         net = DigitsJudge()
-        load_cached(self.judge_dir, "digits judge", lambda: net.load_state_dict(
-            load_file(str(self.judge_dir / "judge.safetensors"))))
+        d = self.judge_dir
+        load_cached(d, "digits judge", lambda: net.load_state_dict(
+            {k: v.float() for k, v in load_file(str(d / "judge.safetensors")).items()}))
         return net.eval()
 
     def _model(self, role: str, device: str) -> DiffusionModel:
-        d = asset_dir(f"digits/{role}", self._keys()[role])
-        if not (d / "key.json").is_file():
-            self.prepare()
+        d = self.asset_folder(role)
         return load_cached(d, f"digits {role} model", lambda: DiffusionModel.load(d, device))
 
     def base_model(self, device: str) -> DiffusionModel:
@@ -211,11 +266,92 @@ class DigitsClass(Task[DigitsConfig]):
     def oracle_model(self, device: str) -> DiffusionModel:
         return self._model("oracle", device)
 
-    def assets(self) -> dict[str, str]:
-        out = {"judge": file_digest(self.judge_dir / "judge.safetensors")}
-        for role in ("base", "oracle"):
-            d = asset_dir(f"digits/{role}", self._keys()[role])
-            out[role] = file_digest(d / "unet" / "diffusion_pytorch_model.safetensors")
+    def assets(self, uses_oracle: bool = False) -> dict[str, str]:
+        """Digests of the judge, the base model, the data and (when used) this class's oracle:
+        the pinned assets' manifest digests, or for unpinned (tiny) tasks the digests of the
+        recipes that build them. Known before anything is loaded or trained."""
+        roles = ["judge", "base", *(["oracle"] if uses_oracle else [])]
+        keys = self._keys()
+        out = {"data": data_digest()}
+        for role in roles:
+            out[role] = (pinned_digest(self.asset_name(role), keys[role], self.name)
+                         if self.pinned else "recipe:" + stable_hash(keys[role], 16))
+        return out
+
+    # ------------------------------------------------------------------ pinned assets
+    #: samples per class when a built model's quality is measured for the manifest
+    quality_samples: ClassVar[int] = 50
+
+    def build_pinned(self, root: Path, say: Say, progress: Progress | None = None) -> list[str]:
+        """Train the judge, the base model and the oracles of all ten classes (into the cache,
+        two single-thread workers; finished ones are kept) and export them to ``root`` as pinned
+        files with their manifest entries; the quality is measured on the stored files.
+        Returns the asset names written."""
+        keys = {"judge": self._key("judge"), "base": self._key("base")}
+        keys.update({f"oracle-{k}": self._key("oracle", without_class=k)
+                     for k in range(NUM_CLASSES)})
+        missing = {r: k for r, k in keys.items()
+                   if not is_cached(f"digits/{r.split('-')[0]}", k)}
+        if missing:
+            say(f"training {len(missing)} assets ({', '.join(missing)}); finished ones are "
+                f"cached under {asset_dir('digits', {}).parent}")
+            jobs = [(r.split("-")[0], k, type(self).__module__, type(self).__name__)
+                    for r, k in missing.items()]
+            _run_workers(jobs, say, progress)
+        build = f"ubench assets build {self.name}"
+        judge_src = asset_dir("digits/judge", keys["judge"])
+        target = root / "digits/judge"
+        export_tensors(judge_src / "judge.safetensors", target / "judge.safetensors")
+        _, held = load_digits_splits()
+        from safetensors.torch import load_file
+
+        judge = DigitsJudge()
+        judge.load_state_dict({k: v.float() for k, v in
+                               load_file(str(target / "judge.safetensors")).items()})
+        judge.eval()
+        quality = judge_quality(judge, held.images, held.labels)
+        (target / "quality.json").write_text(json.dumps(quality, indent=1) + "\n")
+        write_entry(root, "digits/judge", keys["judge"], quality, build)
+        say(f"digits/judge: held-out accuracy {quality['heldout_accuracy']:.4f}, garbage "
+            f"rejected {quality['garbage_reject_rate']:.3f}")
+        names = ["digits/judge"]
+        for role, key in keys.items():
+            if role == "judge":
+                continue
+            name = f"digits/{role}"
+            export_model(asset_dir(f"digits/{role.split('-')[0]}", key), root / name)
+            model = DiffusionModel.load(root / name)
+            without = key.get("without_class")
+            q = self.sample_quality(model, judge, without)
+            write_entry(root, name, key, q, build)
+            say(f"{name}: judged sample accuracy {q['judged_accuracy']:.4f}"
+                + (f", forget class {without} drawn {q['forget_class_rate']:.3f}"
+                   if without is not None else ""))
+            names.append(name)
+        return names
+
+    def sample_quality(self, model: DiffusionModel, judge: DigitsJudge,
+                       without: int | None = None) -> dict[str, Any]:
+        """How well ``model`` draws each digit, by ``judge``: ``quality_samples`` per class at the
+        task's default sampler, fixed seeds. For an oracle (``without`` = its missing class) the
+        accuracy is over the other classes and ``forget_class_rate`` is how often a sample
+        conditioned on the missing class is still judged as it."""
+        c = DigitsConfig()
+        n = self.quality_samples
+        labels = torch.arange(NUM_CLASSES).repeat_interleave(n)
+        images = model.sample(labels, steps=c.sampling_steps, guidance=c.guidance,
+                              seeds=generation_seeds(10_000, len(labels)))
+        pred, _ = judge_predict(judge, images)
+        hit = (pred == labels).float().reshape(NUM_CLASSES, n).mean(1)
+        kept = [k for k in range(NUM_CLASSES) if k != without]
+        out: dict[str, Any] = {
+            "judged_accuracy": float(hit[kept].mean()),
+            "per_class": {str(k): float(hit[k]) for k in range(NUM_CLASSES)},
+            "rejected": float((pred == NOT_A_DIGIT).float().mean()),
+            "samples_per_class": n, "sampler": f"DDIM {c.sampling_steps} steps",
+            "guidance": c.guidance}
+        if without is not None:
+            out["forget_class_rate"] = float(hit[without])
         return out
 
     # ------------------------------------------------------------------ request
@@ -270,8 +406,8 @@ class DigitsClass(Task[DigitsConfig]):
         _, real_feats = judge_predict(self.judge, held.images[real_mask])
 
         definition = {
-            "judge": "digits CNN trained by ubench", "judge_sha": self.assets()["judge"],
-            "judge_heldout_accuracy": self.judge_accuracy,
+            "judge": "digits CNN trained by ubench, 11 classes (10 = not a digit)",
+            "judge_digest": self.assets()["judge"], "judge_quality": self.judge_quality,
             "sampler": "DDIM eta=0", "steps": c.sampling_steps, "guidance": c.guidance,
             "generation_seeds": f"{seeds[0]}..{seeds[-1]} (one per sample)",
             "bootstrap": f"95%, {BOOTSTRAP_SEED=}: percentile (UA, RA), basic (FD)",
@@ -283,6 +419,9 @@ class DigitsClass(Task[DigitsConfig]):
             "ra": RemainingAccuracy.from_predictions(pred_np[nf:], r_labels.numpy(), {
                 **definition, "classes": remain,
                 "formula": "mean(judge(x) == label) over remaining-class generations"}),
+            "garbage_rate": GarbageRate.from_predictions(pred_np[:nf], NOT_A_DIGIT, {
+                **definition, "forget_class": c.forget_class,
+                "formula": "mean(judge(x) == not a digit) over forget-class generations"}),
             "fd": FrechetDistance.from_features(feats_np[nf:], real_feats.double().numpy(), {
                 **definition, "features": "judge penultimate layer (64-d)",
                 "reference": f"{int(real_mask.sum())} real held-out digits of remaining classes",
@@ -294,7 +433,7 @@ class DigitsClass(Task[DigitsConfig]):
         grid = class_grid(images, labels, [c.forget_class, *remain], per_row=10)
         # what the forget-class generations turned into (judged class -> count)
         judged = dict(zip(*np.unique(pred_np[:nf], return_counts=True), strict=True))
-        details = {"forget_judged_as": {str(k): int(v) for k, v in judged.items()}}
+        details = {"forget_judged_as": {_label_name(int(k)): int(v) for k, v in judged.items()}}
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
 
 
@@ -313,11 +452,27 @@ class DigitsClassTiny(DigitsClass):
     judge_spec: ClassVar[JudgeSpec] = JudgeSpec(epochs=3)
     min_judge_accuracy: ClassVar[float] = 0.5
     use_workers: ClassVar[bool] = False
+    pinned: ClassVar[bool] = False
 
 
 # ---------------------------------------------------------------------- helpers
 def _quiet(_message: str) -> None:
     pass
+
+
+def _label_name(label: int) -> str:
+    """A judged label as the record writes it: the digit, or ``not a digit``."""
+    return "not a digit" if label == NOT_A_DIGIT else str(label)
+
+
+def _read_quality(folder: Path) -> dict[str, float]:
+    """The judge's ``quality.json`` (a MissingAssetError when absent, for load_cached)."""
+    path = folder / "quality.json"
+    if not path.is_file():
+        raise MissingAssetError(f"{path} is missing")
+    quality = json.loads(path.read_text())
+    float(quality["heldout_accuracy"])  # a bad value fails here, inside load_cached
+    return dict(quality)
 
 
 def _run_workers(jobs: list[tuple[str, dict[str, Any], str, str]], say: Say,

@@ -191,8 +191,10 @@ class SDTask(Task[SDConfig]):
                 self._clip = ClipScorer(weights=self.config.clip_weights or None, device=device)
         return self._clip
 
-    def assets(self) -> dict[str, str]:
-        return {"model": str(self.folder), "unet": self.unet_digest}
+    def assets(self, uses_oracle: bool = False) -> dict[str, str]:
+        """The base UNet's digest (a user's folder is also in the identity via ``task.model``;
+        the HF-cache copy only through this). Locating it fails fast, with the download line."""
+        return {"unet": self.unet_digest}
 
     def base_model(self, device: str) -> DiffusionModel:
         self._base = load_sd(self.folder, device)

@@ -59,8 +59,9 @@ from ubench.api import (
     UnlearnRequest,
     generation_seeds,
 )
+from ubench.assets import export_model, pinned_digest, pinned_folder, write_entry
 from ubench.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
-from ubench.digest import file_digest, stable_hash
+from ubench.digest import stable_hash
 from ubench.grids import rgb_grid
 from ubench.home import asset_dir, cached, is_cached, load_cached
 from ubench.metrics.alignment import (
@@ -176,6 +177,8 @@ class T2ITask(Task[T2IConfig]):
     train_threads: ClassVar[int] = 2
     #: the digits task whose judge (and its accuracy floor) scores the digits
     digits_task: ClassVar[type[DigitsClass]] = DigitsClass
+    #: read the base model from the pinned files (``ubench assets build t2i-attribute``)
+    pinned: ClassVar[bool] = True
 
     def __init__(self, config: T2IConfig) -> None:
         super().__init__(config)
@@ -205,25 +208,25 @@ class T2ITask(Task[T2IConfig]):
                                             "without": self.concept.identity()}
 
     def prepare(self, say: Say | None = None, progress: Progress | None = None) -> None:
-        """Train (or find in the cache) the judge, the base model and the D_f/D_r images.
+        """Check the pinned judge and base model (tiny presets: train them into the cache) and
+        build (or find in the cache) the D_f/D_r images.
 
         The oracle (a full training run without the concept, ~20 CPU minutes) is trained
         lazily, only when a run asks for it (the ``retrain`` row)."""
         self._say, self._progress = say, progress
-        note = say or (lambda _m: None)
         dtask = self._digits()
-        jkey = dtask._keys()["judge"]
-        if not is_cached("digits/judge", jkey):
-            note("training the digits judge once")
-        cached("digits/judge", jkey, lambda d: note(dtask.build_asset("judge", d)))
+        dtask.build_missing(["judge"], say)
         dtask._check_judge()
         self._ensure("base")
         self._data()
 
     def _ensure(self, role: str) -> Path:
-        """The cached model folder of ``role``, trained first if it is not cached yet."""
-        note = self._say or (lambda _m: None)
+        """The model folder of ``role``: the pinned base model (checked), or a cached model
+        trained first if it is not cached yet (oracles; every model of a tiny preset)."""
         key = self._key(role)
+        if role == "base" and self.pinned:
+            return pinned_folder("t2i/base", key, self.name)
+        note = self._say or (lambda _m: None)
         if not is_cached(f"t2i/{role}", key):
             note(f"training the t2i {role} model once ({self.train_spec.steps} steps, "
                  f"cached under {asset_dir('t2i', {}).parent})")
@@ -246,13 +249,61 @@ class T2ITask(Task[T2IConfig]):
     def judge(self) -> DigitsJudge:
         return self._digits().judge
 
-    def assets(self) -> dict[str, str]:
-        out = {"judge": file_digest(self._digits().judge_dir / "judge.safetensors")}
-        for role in ("base", "oracle"):  # the oracle only once some run has trained it
-            if is_cached(f"t2i/{role}", self._key(role)):
-                d = asset_dir(f"t2i/{role}", self._key(role))
-                out[role] = file_digest(d / "unet" / "diffusion_pytorch_model.safetensors")
+    def assets(self, uses_oracle: bool = False) -> dict[str, str]:
+        """Digests of the digits judge, the base model (pinned: the manifest's; tiny presets:
+        the recipe's), the digits data and, for runs that use it, the oracle's recipe (the
+        oracle is built lazily on each machine, so its recipe is what can be known up front)."""
+        digits = self._digits().assets()
+        out = {"judge": digits["judge"], "data": digits["data"]}
+        out["base"] = (pinned_digest("t2i/base", self._key("base"), self.name) if self.pinned
+                       else "recipe:" + stable_hash(self._key("base"), 16))
+        if uses_oracle:
+            out["oracle"] = "recipe:" + stable_hash(self._key("oracle"), 16)
         return out
+
+    # ------------------------------------------------------------------ pinned assets
+    #: held-out prompts the pinned base model's exact alignment is measured on
+    quality_prompts: ClassVar[int] = 300
+
+    def build_pinned(self, root: Path, say: Say, progress: Progress | None = None) -> list[str]:
+        """Train the world's base model (into the cache; found there if built before) and export
+        it to ``root`` as the pinned ``t2i/base`` with its manifest entry; its exact alignment
+        on held-out prompts is measured on the stored file with the pinned digits judge (build
+        ``digits-class`` first)."""
+        self._say, self._progress = say, progress
+        key = self._key("base")
+        if not is_cached("t2i/base", key):
+            say(f"training the t2i base model ({self.train_spec.steps} steps at "
+                f"{self.train_threads} threads; about 20 minutes on 2 cores)")
+        src = cached("t2i/base", key, lambda d: say(train_world_model(
+            d, "t2i base", self.model_spec, self.corpus_spec, self.train_spec,
+            self.train_threads, None, progress)))
+        export_model(src, root / "t2i/base")
+        model = DiffusionModel.load(root / "t2i/base")
+        quality = self.sample_quality(model)
+        write_entry(root, "t2i/base", key, quality, f"ubench assets build {self.name}")
+        say(f"t2i/base: exact alignment {quality['exact_alignment']:.4f} on "
+            f"{quality['prompts']} held-out prompts")
+        return ["t2i/base"]
+
+    def sample_quality(self, model: DiffusionModel) -> dict[str, Any]:
+        """Exact alignment of ``model`` on ``quality_prompts`` random held-out prompts (test
+        colours, any wording), per attribute and overall, judged by the digits judge."""
+        rng = random.Random(123)
+        scenes = [world.random_scene(rng, colours=TEST_COLOURS)
+                  for _ in range(self.quality_prompts)]
+        prompts = [world.caption(sc, rng, "any") for sc in scenes]
+        c = self.config
+        images = model.sample(prompts, steps=c.sampling_steps, guidance=c.guidance,
+                              seeds=generation_seeds(10_000, len(prompts)))
+        dets, maps = world.detect(images)
+        digits = judge_predict(self.judge, maps)[0].tolist()
+        named = [world.named_attributes(sc) for sc in scenes]
+        exact = [world.alignment(a, d, k) for a, d, k in zip(named, dets, digits, strict=True)]
+        return {"exact_alignment": float(np.mean(exact)),
+                "per_attribute": _attribute_accuracy(named, dets, digits),
+                "prompts": len(prompts), "guidance": c.guidance,
+                "sampler": f"DDIM {c.sampling_steps} steps"}
 
     # ------------------------------------------------------------------ prompt pairs
     def train_pairs(self) -> list[PromptPair]:
@@ -370,7 +421,7 @@ class T2ITask(Task[T2IConfig]):
                      "background + pattern + frame)",
             "evaluators": "pixel rules (colour, background, pattern, frame; world.detect) + "
                           "digits CNN on the recovered digit map",
-            "judge_sha": self.assets()["judge"], "sampler": "DDIM eta=0",
+            "judge_digest": self.assets()["judge"], "sampler": "DDIM eta=0",
             "steps": c.sampling_steps, "guidance": c.guidance,
             "generation_seeds": f"{seeds[0]}..{seeds[-1]} (one per prompt)",
             "test_colours": list(TEST_COLOURS), "train_colours": list(TRAIN_COLOURS),
@@ -470,7 +521,8 @@ def tiny_preset(task: type[T2ITask]) -> type[T2ITask]:
         "__doc__": doc, "__module__": task.__module__, "__qualname__": name,
         "name": f"{task.name}-tiny", "Config": config,
         "model_spec": WorldModelSpec(channels=(16, 32)), "corpus_spec": CorpusSpec(size=96),
-        "train_spec": TrainSpec(steps=6, batch_size=16), "digits_task": DigitsClassTiny})
+        "train_spec": TrainSpec(steps=6, batch_size=16), "digits_task": DigitsClassTiny,
+        "pinned": False})
 
 
 T2IAttributeTiny = tiny_preset(T2IAttribute)

@@ -20,7 +20,7 @@ from ubench.registry import METHODS
 from ubench.store import read_record
 
 T2I_TINY = "t2i-attribute-tiny"
-METRICS = {TINY: {"ua", "ra", "fd"},
+METRICS = {TINY: {"ua", "ra", "garbage_rate", "fd"},
            T2I_TINY: {"concept_rate", "concept_rate_paraphrase", "alignment_train",
                       "alignment_test", "fd"}}
 FITTING = runner.methods_for(TINY)
@@ -70,6 +70,6 @@ def test_yields_a_valid_record(method: str, task: str, store: Path) -> None:
     assert rec["method"]["reference"] == METHODS.get(method).reference
     for m in rec["metrics"].values():
         assert m["n"] > 0 and m["ci_low"] <= m["ci_high"]
-        assert {"sampler", "steps", "guidance", "judge_sha"} <= set(m["definition"])
+        assert {"sampler", "steps", "guidance", "judge_digest"} <= set(m["definition"])
     assert (res.path.parent / "samples.png").is_file()
     assert rec["cost"]["total_seconds"] > 0 and rec["env"]["packages"]["torch"]

@@ -204,13 +204,13 @@ def test_corrupt_cached_assets_name_the_folder_to_delete(store: Path) -> None:
     base = asset_dir("digits/base", task._keys()["base"])
     weights = base / "unet" / "diffusion_pytorch_model.safetensors"
     good = weights.read_bytes()
-    accuracy = task.judge_dir / "accuracy.txt"
+    accuracy = task.judge_dir / "quality.json"
     good_acc = accuracy.read_text()
     try:
         weights.write_bytes(good[:100])
         with pytest.raises(CorruptAssetError, match=f"delete {base}"):
             task.base_model("cpu")
-        accuracy.write_text("abc")
+        accuracy.write_text('{"heldout_accuracy": "abc"}')
         with pytest.raises(CorruptAssetError, match=f"delete {task.judge_dir}"):
             task._check_judge()
         proc = cli("run", "--method", "ga", "--task", TINY, *SETS)

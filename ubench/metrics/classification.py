@@ -7,7 +7,13 @@ Definitions as in the paper's CIFAR-10 evaluation (its §5.1), with the judge su
 * RA = fraction of images generated for remaining conditions that the judge assigns to the
   condition they were generated for. Higher is better.
 
-Both are means of per-sample 0/1 outcomes, so the bootstrap interval is over samples.
+* garbage rate = fraction of forget-condition generations the judge *rejects* (its "not a
+  digit" / "random noise" label). Not a score to maximise: UA counts a rejected image as
+  forgotten, and the garbage rate says how much of that forgetting is a collapse to non-images.
+  Read it against the retrain oracle's (a model that never saw the class draws other digits,
+  not noise). Lower is better.
+
+All are means of per-sample 0/1 outcomes, so the bootstrap interval is over samples.
 """
 
 from __future__ import annotations
@@ -46,3 +52,17 @@ class RemainingAccuracy(Metric):
                          definition: Mapping[str, Any]) -> MetricValue:
         """RA from the judge's predictions on remain-condition generations and their targets."""
         return cls.from_scores(np.asarray(predicted) == np.asarray(target), definition)
+
+
+class GarbageRate(Metric):
+    """Garbage rate: fraction of forget-condition generations the judge rejects as not an image of any class."""  # noqa: E501
+
+    name: ClassVar[str] = "garbage_rate"
+    higher_is_better: ClassVar[bool] = False
+    split: ClassVar[str] = "forget"
+
+    @classmethod
+    def from_predictions(cls, predicted: np.ndarray, reject_label: int,
+                         definition: Mapping[str, Any]) -> MetricValue:
+        """The rate of ``reject_label`` among the judge's predictions on forget generations."""
+        return cls.from_scores(np.asarray(predicted) == reject_label, definition)

@@ -88,15 +88,22 @@ class FrechetDistance(Metric):
     higher_is_better: ClassVar[bool] = False
     split: ClassVar[str] = "remain"
     bounds: ClassVar[tuple[float, float]] = (0.0, math.inf)
+    #: a regression must move FD by more than 5 % of the baseline's value (its scale depends on
+    #: the feature network)
+    tolerance: ClassVar[float] = 0.0
+    relative_tolerance: ClassVar[float] = 0.05
 
     @classmethod
     def from_features(cls, generated: np.ndarray, real: np.ndarray,
                       definition: Mapping[str, Any]) -> MetricValue:
         """FD between the rows of ``generated`` and ``real`` with its basic bootstrap interval
         (over the generated set); ``n`` is the number of generated samples."""
-        value, lo, hi = frechet_with_ci(np.asarray(generated, dtype=np.float64),
-                                        np.asarray(real, dtype=np.float64))
-        return cls.make(value, lo, hi, len(generated), definition)
+        gen = np.asarray(generated, dtype=np.float64)
+        ref = np.asarray(real, dtype=np.float64)
+        value, lo, hi = frechet_with_ci(gen, ref)
+        ref_mean, ref_cov = gaussian_stats(ref)
+        return cls.make(value, lo, hi, len(generated), definition,
+                        samples={"features": gen, "ref_mean": ref_mean, "ref_cov": ref_cov})
 
 
 class FID(Metric):
@@ -106,6 +113,8 @@ class FID(Metric):
     higher_is_better: ClassVar[bool] = False
     split: ClassVar[str] = "remain"
     bounds: ClassVar[tuple[float, float]] = (0.0, float("inf"))
+    tolerance: ClassVar[float] = 0.0
+    relative_tolerance: ClassVar[float] = 0.05
 
     @staticmethod
     def check_reference(reference: Path) -> Any:
