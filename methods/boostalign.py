@@ -58,7 +58,7 @@ digits-class (forget class 0, seed 0, one thread), UA / RA / FD:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -140,6 +140,13 @@ class BoostAlign(GradientMethod):
     """Restricted gradient (Ko et al. 2024): forget ascent and remain descent, each projected off the other when they conflict."""  # noqa: E501
 
     name: ClassVar[str] = "boostalign"
+    family: ClassVar[str] = "gradient"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [1e-4, 3e-4], "remain_weight": [1.0, 5.0],
+                              "clip_alpha": [0.1, 1.0]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "remain_weight": [1.6, 5.0]},
+    }
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2412.07808"
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
     log_counters: ClassVar[tuple[str, ...]] = ("conflicts",)

@@ -67,7 +67,7 @@ models have no cross-attention).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -188,6 +188,13 @@ class ESDFull(ESDMethod):
     """ESD (Gandikota et al. 2023): negative-guidance self-distillation on every parameter."""
 
     name: ClassVar[str] = "esd-full"
+    family: ClassVar[str] = "esd"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: negative guidance eta
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "negative_guidance": [1.0, 3.0]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "negative_guidance": [1.0, 3.0]},
+    }
     Config: ClassVar[type[BaseConfig]] = ESDConfig
 
 
@@ -195,6 +202,13 @@ class ESDu(ESDMethod):
     """ESD-u (Gandikota et al. 2023): negative-guidance self-distillation outside cross-attention."""  # noqa: E501
 
     name: ClassVar[str] = "esd-u"
+    family: ClassVar[str] = "esd"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: negative guidance eta
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "negative_guidance": [1.0, 3.0]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "negative_guidance": [1.0, 3.0]},
+    }
     Config: ClassVar[type[BaseConfig]] = ESDuConfig
 
 
@@ -202,6 +216,12 @@ class ESDx(ESDMethod):
     """ESD-x (Gandikota et al. 2023): negative-guidance self-distillation on cross-attention only."""  # noqa: E501
 
     name: ClassVar[str] = "esd-x"
+    family: ClassVar[str] = "esd"
+    #: the fair protocol's tuning space (8 points; README "Protocol"): lr x the negative
+    #: guidance eta; cross-attention alone needs larger steps (t2i recipe lr 1e-3)
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "text-conditional": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "negative_guidance": [1.0, 3.0]},
+    }
     Config: ClassVar[type[BaseConfig]] = ESDxConfig
     #: explicit, besides ``scope=xattn``: without cross-attention there is nothing to train
     requires_model: ClassVar[frozenset[str]] = frozenset({"xattn"})

@@ -11,9 +11,9 @@ the rule (highest UA, RA within 0.005 of the best, lowest FD) the default is lr 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ubench.api import UnlearnRequest
 from ubench.config import BaseConfig
@@ -33,6 +33,12 @@ class Finetune(GradientMethod):
     """Fine-tuning on the remain set only."""
 
     name: ClassVar[str] = "finetune"
+    family: ClassVar[str] = "gradient"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "steps": [100, 200]},
+        "text-conditional": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "steps": [100, 200]},
+    }
     requires: ClassVar[frozenset[str]] = frozenset({"remain_data"})
     uses_forget: ClassVar[bool] = False
     Config: ClassVar[type[BaseConfig]] = FinetuneConfig

@@ -24,9 +24,9 @@ under the same step budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ubench.api import UnlearnRequest
 from ubench.config import BaseConfig
@@ -46,6 +46,12 @@ class GradientAscent(GradientMethod):
     """Gradient ascent on the forget set only."""
 
     name: ClassVar[str] = "ga"
+    family: ClassVar[str] = "gradient"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "clip_alpha": [0.1, 1.0]},
+        "text-conditional": {"lr": [3e-6, 1e-5, 3e-5, 1e-4], "threshold_m": [1.1, 1.5]},
+    }
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data"})
     uses_remain: ClassVar[bool] = False
     Config: ClassVar[type[BaseConfig]] = GradientAscentConfig

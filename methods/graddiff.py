@@ -24,9 +24,9 @@ Chosen: remain_weight 5, clip_alpha 1.0 (boostalign keeps the paper's 0.1).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ubench.api import UnlearnRequest
 from ubench.config import BaseConfig
@@ -51,6 +51,13 @@ class GradDiff(GradientMethod):
     """Gradient difference: forget ascent plus weighted remain descent, summed without projection."""  # noqa: E501
 
     name: ClassVar[str] = "graddiff"
+    family: ClassVar[str] = "gradient"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [1e-4, 3e-4], "remain_weight": [1.0, 5.0],
+                              "clip_alpha": [0.1, 1.0]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "remain_weight": [1.6, 5.0]},
+    }
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2412.07808"
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
     Config: ClassVar[type[BaseConfig]] = GradDiffConfig

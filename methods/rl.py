@@ -101,6 +101,13 @@ class RandomLabel(Method[RandomLabelConfig]):
     """Random label: train the forget condition toward another condition's prediction, plus a remain term."""  # noqa: E501
 
     name: ClassVar[str] = "rl"
+    family: ClassVar[str] = "random-label"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: remain weight alpha
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [3e-5, 1e-4, 3e-4, 1e-3], "remain_weight": [0.1, 1.0]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "remain_weight": [0.1, 1.0]},
+    }
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2310.12508"
     Config: ClassVar[type[BaseConfig]] = RandomLabelConfig
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})

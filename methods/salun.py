@@ -129,6 +129,13 @@ class SalUn(RandomLabel):
     """SalUn (Fan et al. 2024): random-label forgetting restricted by a weight-saliency mask."""
 
     name: ClassVar[str] = "salun"
+    family: ClassVar[str] = "random-label"
+    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: remain weight alpha
+    search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
+        "class-conditional": {"lr": [3e-5, 1e-4, 3e-4, 1e-3], "remain_weight": [0.1, 1.0]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "remain_weight": [0.1, 1.0]},
+    }
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2310.12508"
     Config: ClassVar[type[BaseConfig]] = SalUnConfig
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ubench.models.diffusion import DiffusionModel
+    from ubench.protocol import TuningRule
 
 C = TypeVar("C", bound=BaseConfig)
 
@@ -226,6 +227,9 @@ class Method(ABC, Generic[C]):
     #: exactly :data:`TUNING_BUDGET` points, so every method gets the same budget. Empty for
     #: reference rows and for methods without a space yet.
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {}
+    #: the method's family (``gradient``, ``random-label``, ``esd``, ...): the fair protocol's
+    #: forgetting target on text tasks is chosen so that every family can reach it
+    family: ClassVar[str] = ""
 
     @abstractmethod
     def unlearn(self, model: DiffusionModel, request: UnlearnRequest, config: C,
@@ -251,6 +255,13 @@ class Task(ABC, Generic[C]):
     method_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: whether the runner saves the unlearned model in the run folder (``model/``)
     save_model: ClassVar[bool] = False
+    #: the fair protocol (``ubench tune``, :mod:`ubench.protocol`): the task-config overrides of
+    #: each tuning cell — forget instances or prompt sets the leaderboard never evaluates — and
+    #: the run seed of tuning runs (the leaderboard uses seeds 0-2)
+    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    tuning_seed: ClassVar[int] = 100
+    #: the declared selection rule of ``ubench tune`` (None: the task has no tuning protocol)
+    tuning_rule: ClassVar[TuningRule | None] = None
 
     def __init__(self, config: C) -> None:
         self.config: C = config

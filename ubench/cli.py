@@ -79,6 +79,9 @@ def run(
     limit: Annotated[int | None, typer.Option(
         help="Quick run: cap every prompt set at N prompts (sd-* tasks; same as --set "
              "task.limit=N, part of the run's identity).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="Apply a preset of method values before --set: 'tuned' (chosen by `ubench tune` "
+             "under the fair protocol) or a preset file.")] = None,
 ) -> None:
     """Unlearn with METHOD on TASK, evaluate, and write one record per run.
 
@@ -87,6 +90,7 @@ def run(
       ubench run --method graddiff --task digits-class --set method.remain_weight=5
       ubench run --method all --task digits-class --json
       ubench run --method boostalign --task sd-nudity --set task.model=/path/to/sd --limit 4
+      ubench run --method all --task digits-class --preset tuned
     """
     from ubench import fastcheck
 
@@ -104,7 +108,7 @@ def run(
 
             torch.set_num_threads(threads)
         methods = runner.methods_for(task) if method == "all" else [method]
-        specs = runner.resolve_many(methods, task, seed, sets)
+        specs = runner.resolve_many(methods, task, seed, sets, preset)
         for spec in specs:
             _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
                  f"run {spec.run_id})")

@@ -87,6 +87,8 @@ class Record(TypedDict):
     artifacts: NotRequired[dict[str, str]]
     error: NotRequired[str | None]
     details: NotRequired[dict[str, Any]]
+    #: how the fair protocol made the run: ``{"role": "tuning", ...}`` or a preset's provenance
+    protocol: NotRequired[dict[str, Any]]
     train_log: NotRequired[dict[str, Any]]
     changed_parameters: NotRequired[int]
 

@@ -62,6 +62,10 @@ class RunSpec:
     inputs: dict[str, str] = dataclasses.field(default_factory=dict)
     #: digests of the assets the run uses (``Task.assets``): pinned models, judge, data
     assets: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: how the fair protocol made this run (recorded, not part of the identity: the values it
+    #: chose are in the method config): ``{"role": "tuning", ...}`` for a tuning run, the
+    #: preset's provenance for a run made with ``--preset``
+    protocol: dict[str, Any] | None = None
 
     def _identity(self, with_assets: bool) -> dict[str, Any]:
         task: dict[str, Any] = {"id": self.task_cls.name, "version": self.task_cls.version,
@@ -93,17 +97,27 @@ class RunSpec:
         return stable_hash(self._identity(with_assets=False), 16)
 
 
-def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()) -> RunSpec:
-    """Look up method and task, apply ``--set`` overrides, check they fit together."""
+def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = (),
+            preset: str | None = None) -> RunSpec:
+    """Look up method and task, apply the task's recipe, the preset (``--preset``) and the
+    ``--set`` overrides (in that order), check they fit together."""
     method_cls = METHODS.get(method)
     task_cls = TASKS.get(task)
     ov = parse_overrides(overrides)
     prescribed = prescribed_defaults(task_cls, method_cls)
+    provenance = None
+    if preset:
+        from ubench.presets import preset_values
+
+        chosen, provenance = preset_values(preset, task, method,
+                                           tunable=bool(method_cls.search_space))
+        prescribed = {**prescribed, **chosen}
     mcfg = build_config(method_cls.Config, {**prescribed, **ov["method"]}, f"method {method}")
     tcfg = build_config(task_cls.Config, ov["task"], f"task {task}")
     spec = RunSpec(method_cls, task_cls, mcfg, tcfg, seed, input_digests(tcfg))
     check_compatible(spec)
     spec.assets = task_cls(tcfg).assets(uses_oracle="oracle" in method_cls.requires)
+    spec.protocol = provenance
     return spec
 
 
@@ -142,8 +156,8 @@ def check_method_defaults(task_cls: type[Task[Any]]) -> None:
         prescribed_defaults(task_cls, METHODS.get(method_id))
 
 
-def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterable[str] = ()
-                 ) -> list[RunSpec]:
+def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterable[str] = (),
+                 preset: str | None = None) -> list[RunSpec]:
     """Resolve several methods with shared overrides (``--method all``).
 
     A ``method.KEY`` override applies to every method whose config has KEY (``method.steps`` does
@@ -151,14 +165,14 @@ def resolve_many(methods: list[str], task: str, seed: int = 0, overrides: Iterab
     """
     items = list(overrides)
     if len(methods) == 1:
-        return [resolve(methods[0], task, seed, items)]
+        return [resolve(methods[0], task, seed, items, preset)]
     method_items = [o for o in items if o.strip().startswith("method.")]
     other = [o for o in items if o not in method_items]
     fields = {m: set(METHODS.get(m).Config.field_names()) for m in methods}
     specs = []
     for m in methods:
         mine = [o for o in method_items if o.split("=", 1)[0].strip()[7:] in fields[m]]
-        specs.append(resolve(m, task, seed, [*other, *mine]))
+        specs.append(resolve(m, task, seed, [*other, *mine], preset))
     known = set().union(*fields.values())
     for o in method_items:
         key = o.split("=", 1)[0].strip()[7:]
@@ -368,6 +382,7 @@ def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict
             "forget": request.forget.description if request.forget is not None else None,
             "remain": request.remain.description if request.remain is not None else None,
         },
+        **({"protocol": spec.protocol} if spec.protocol else {}),
         "metrics": {},
         "cost": {},
         "env": environment(device),

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ubench.tasks.digits.judge import NOT_A_DIGIT
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.world import Scene
 
@@ -49,6 +50,12 @@ class Concept(ABC):
     def phrases(self) -> list[str]:
         """The concept's own common phrasings (what ESD erases, as it erases "nudity" on SD)."""
 
+    @abstractmethod
+    def label(self, det: world.Detection, digit: int) -> str:
+        """What a forget-prompt generation shows in the concept's own terms (the frame or not,
+        the detected pattern, the judged digit): the distribution of these labels is compared
+        with the retrain oracle's (the oracle gap)."""
+
     def identity(self) -> dict[str, Any]:
         """The concept's identity for cache keys and records."""
         return {"concept": self.kind}
@@ -70,6 +77,9 @@ class Frame(Concept):
 
     def shown(self, det: world.Detection, digit: int) -> bool:
         return det.frame
+
+    def label(self, det: world.Detection, digit: int) -> str:
+        return "frame" if det.frame else "no frame"
 
     def phrases(self) -> list[str]:
         return list(world.PHRASES["frame"][True][0])
@@ -93,6 +103,9 @@ class Style(Concept):
 
     def shown(self, det: world.Detection, digit: int) -> bool:
         return det.pattern == self.style
+
+    def label(self, det: world.Detection, digit: int) -> str:
+        return det.pattern or "no pattern"
 
     def phrases(self) -> list[str]:
         return list(world.PHRASES["pattern"][self.style][0])
@@ -119,6 +132,9 @@ class Digit(Concept):
 
     def shown(self, det: world.Detection, digit: int) -> bool:
         return digit == self.digit
+
+    def label(self, det: world.Detection, digit: int) -> str:
+        return "not a digit" if digit == NOT_A_DIGIT else str(digit)
 
     def phrases(self) -> list[str]:
         return list(world.PHRASES["digit"][self.digit][0])

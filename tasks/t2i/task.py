@@ -71,10 +71,12 @@ from ubench.metrics.alignment import (
     ConceptRateParaphrase,
 )
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.metrics.classification import GarbageRate
 from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel
+from ubench.protocol import TuningRule
 from ubench.tasks.digits.data import data_digest, load_digits_splits
-from ubench.tasks.digits.judge import DigitsJudge, judge_predict
+from ubench.tasks.digits.judge import NOT_A_DIGIT, DigitsJudge, judge_predict
 from ubench.tasks.digits.task import DigitsClass, DigitsClassTiny, DigitsConfig
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.concepts import (
@@ -111,6 +113,8 @@ class Seeds(IntEnum):
     TRAIN_SUBSET = 20_000
     #: which real held-out digits the FD reference takes
     FD_REFERENCE = 30_000
+    #: the held-out train-colour prompt pairs of ``eval_split=tune``
+    TUNE_PAIRS = 40_000
     #: base of the generation seeds of the D_f / D_r images
     DATA_IMAGES = 2_000_000
 
@@ -132,6 +136,11 @@ class T2IConfig(BaseConfig):
     guidance: float = 3.0
     #: base of the evaluation generation seeds (independent of the run seed)
     eval_seed: int = 0
+    #: which prompts the forget/remain "test" metrics use: ``test`` — the held-out colours (the
+    #: paper's test prompts; what the leaderboard reports); ``tune`` — fresh prompts of the
+    #: *train* colours that are not in D_f/D_r (the fair protocol tunes on these, so tuning
+    #: never sees a test prompt)
+    eval_split: Literal["test", "tune"] = "test"
 
     bounds: ClassVar[Mapping[str, Bound]] = {
         "n_forget": Bound(ge=1, le=MAX_SAMPLES), "eval_prompts": Bound(ge=2, le=MAX_SAMPLES),
@@ -179,6 +188,15 @@ class T2ITask(Task[T2IConfig]):
     digits_task: ClassVar[type[DigitsClass]] = DigitsClass
     #: read the base model from the pinned files (``ubench assets build t2i-attribute``)
     pinned: ClassVar[bool] = True
+    #: the fair protocol: tune on held-out prompts of the train colours (``eval_split=tune``,
+    #: 50 per set, seed 100; subclasses with other instances also tune on another instance) and
+    #: pick the best held-out alignment among points whose concept rate reaches the smallest
+    #: target of the ladder that every method family reaches (ties within 0.01: lowest FD)
+    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {"eval_split": "tune", "eval_prompts": 50},)
+    tuning_rule: ClassVar[TuningRule | None] = TuningRule(
+        forget="concept_rate", forget_higher_is_better=False, keep="alignment_test",
+        ladder=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9), tie_margin=0.01, tie_break="fd")
 
     def __init__(self, config: T2IConfig) -> None:
         super().__init__(config)
@@ -363,13 +381,24 @@ class T2ITask(Task[T2IConfig]):
 
     # ------------------------------------------------------------------ evaluation
     def eval_sets(self) -> dict[str, tuple[list[str], list[Scene]]]:
-        """The four fixed evaluation prompt sets and the scene each prompt names."""
+        """The four fixed evaluation prompt sets and the scene each prompt names.
+
+        Under ``eval_split=tune`` the forget, paraphrase and remain "test" sets are drawn from
+        the train colours with their own seed, and any pair whose forget prompt is a D_f prompt
+        is replaced, so tuning and the reported test prompts never meet."""
         c = self.config
         n = c.eval_prompts
-        test = prompt_pairs(self.concept, n, TEST_COLOURS, Seeds.TEST_PAIRS + c.eval_seed,
-                            "common")
-        para = prompt_pairs(self.concept, n, TEST_COLOURS, Seeds.TEST_PAIRS + c.eval_seed,
-                            "paraphrase")
+        if c.eval_split == "tune":
+            seen = {p.forget for p in self.train_pairs()}
+            seed = Seeds.TUNE_PAIRS + c.eval_seed
+            test = [p for p in prompt_pairs(self.concept, 2 * n, TRAIN_COLOURS, seed, "common")
+                    if p.forget not in seen][:n]
+            para = prompt_pairs(self.concept, n, TRAIN_COLOURS, seed, "paraphrase")
+        else:
+            test = prompt_pairs(self.concept, n, TEST_COLOURS, Seeds.TEST_PAIRS + c.eval_seed,
+                                "common")
+            para = prompt_pairs(self.concept, n, TEST_COLOURS, Seeds.TEST_PAIRS + c.eval_seed,
+                                "paraphrase")
         train = self.train_pairs()
         rng = random.Random(Seeds.TRAIN_SUBSET + c.eval_seed)
         train = [train[i] for i in sorted(rng.sample(range(len(train)), min(n, len(train))))]
@@ -392,6 +421,7 @@ class T2ITask(Task[T2IConfig]):
         judged = digits.tolist()
 
         outcome: dict[str, np.ndarray] = {}
+        garbage: dict[str, np.ndarray] = {}
         per_attr: dict[str, dict[str, float]] = {}
         lo = 0
         split_of: list[str] = []
@@ -401,6 +431,7 @@ class T2ITask(Task[T2IConfig]):
             split_of += [name] * len(ps)
             if name.startswith("forget"):
                 outcome[name] = np.array([self.concept.shown(dets[i], judged[i]) for i in idx])
+                garbage[name] = np.array([judged[i] == NOT_A_DIGIT for i in idx])
             else:
                 named = [world.named_attributes(s) for s in ss]
                 outcome[name] = np.array([world.alignment(a, dets[i], judged[i])
@@ -443,6 +474,9 @@ class T2ITask(Task[T2IConfig]):
             name: metric.from_scores(outcome[split], {**definition, "prompts": split,
                                                       "formula": formula})
             for name, (metric, split, formula) in rates.items()}
+        metrics["garbage_rate"] = GarbageRate.from_scores(garbage["forget_test"], {
+            **definition, "prompts": "forget_test",
+            "formula": "mean(digits judge says not a digit) over forget test prompts"})
         metrics["fd"] = FrechetDistance.from_features(
             feats[r_lo:].double().numpy(), real_feats.double().numpy(), {
                 **definition, "features": "digits judge penultimate (64-d) of the recovered "
@@ -451,9 +485,11 @@ class T2ITask(Task[T2IConfig]):
 
         samples = []
         for i, (p, s, d) in enumerate(zip(prompts, scenes, dets, strict=True)):
-            samples.append({"seed": seeds[i], "split": split_of[i], "prompt": p,
-                            "scene": asdict(s), "judged_digit": judged[i],
-                            "detected": asdict(d)})
+            row = {"seed": seeds[i], "split": split_of[i], "prompt": p, "scene": asdict(s),
+                   "judged_digit": judged[i], "detected": asdict(d)}
+            if split_of[i].startswith("forget"):  # what it shows, for the oracle gap
+                row["label"] = self.concept.label(d, judged[i])
+            samples.append(row)
         details = {"attribute_accuracy": per_attr,
                    "concept": self.concept.identity(),
                    "example_pair": {"forget": sets["forget_test"][0][0],
@@ -490,6 +526,8 @@ class T2IStyle(T2ITask):
 
     name: ClassVar[str] = "t2i-style"
     Config: ClassVar[type[BaseConfig]] = StyleConfig
+    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {"forget_style": "checkered", "eval_split": "tune", "eval_prompts": 50},)
 
     def make_concept(self) -> Concept:
         assert isinstance(self.config, StyleConfig)
@@ -501,6 +539,8 @@ class T2IObject(T2ITask):
 
     name: ClassVar[str] = "t2i-object"
     Config: ClassVar[type[BaseConfig]] = ObjectConfig
+    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {"forget_digit": 3, "eval_split": "tune", "eval_prompts": 50},)
 
     def make_concept(self) -> Concept:
         assert isinstance(self.config, ObjectConfig)
@@ -522,7 +562,9 @@ def tiny_preset(task: type[T2ITask]) -> type[T2ITask]:
         "name": f"{task.name}-tiny", "Config": config,
         "model_spec": WorldModelSpec(channels=(16, 32)), "corpus_spec": CorpusSpec(size=96),
         "train_spec": TrainSpec(steps=6, batch_size=16), "digits_task": DigitsClassTiny,
-        "pinned": False})
+        "pinned": False,
+        "tuning_cells": tuple({k: v for k, v in cell.items() if k != "eval_prompts"}
+                              for cell in task.tuning_cells)})
 
 
 T2IAttributeTiny = tiny_preset(T2IAttribute)

@@ -21,7 +21,7 @@ from ubench.store import read_record
 
 T2I_TINY = "t2i-attribute-tiny"
 METRICS = {TINY: {"ua", "ra", "garbage_rate", "fd"},
-           T2I_TINY: {"concept_rate", "concept_rate_paraphrase", "alignment_train",
+           T2I_TINY: {"concept_rate", "concept_rate_paraphrase", "alignment_train", "garbage_rate",
                       "alignment_test", "fd"}}
 FITTING = runner.methods_for(TINY)
 CASES = [(m, t) for t in (TINY, T2I_TINY) for m in runner.methods_for(t)]

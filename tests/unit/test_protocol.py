@@ -1,0 +1,121 @@
+"""The fair protocol's pure parts: selection rules, targets, fronts, and the oracle gap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ubench.protocol import (
+    Point,
+    TuningRule,
+    best_keep_at,
+    choose_target,
+    front_area,
+    front_scalars,
+    oracle_gap,
+    pareto_front,
+    select,
+    total_variation,
+    tv_with_ci,
+)
+
+DIGITS = TuningRule("ua", True, "ra", target=0.95, tie_margin=0.005, tie_break="fd")
+T2I = TuningRule("concept_rate", False, "alignment_test", ladder=(0.05, 0.1, 0.3, 0.9),
+                 tie_margin=0.01)
+
+
+def pt(method: str, forget: float, keep: float, fd: float = 0.0, **values: Any) -> Point:
+    return Point(method, values, {DIGITS.forget: forget, DIGITS.keep: keep, "fd": fd,
+                                  T2I.forget: forget, T2I.keep: keep})
+
+
+def test_selection_reaches_the_target_then_keeps_most_then_breaks_ties() -> None:
+    pts = [pt("m", 0.90, 0.999, lr=1), pt("m", 0.99, 0.990, fd=30, lr=2),
+           pt("m", 1.00, 0.993, fd=40, lr=3), pt("m", 0.97, 0.80, lr=4)]
+    chosen, reached = select(DIGITS, pts, 0.95)
+    # 0.993 and 0.990 are tied (within 0.005): the lower FD wins
+    assert reached and chosen.values == {"lr": 2}
+    chosen, reached = select(DIGITS, [pts[0]], 0.95)
+    assert not reached and chosen.values == {"lr": 1}
+
+
+def test_no_point_reaching_the_target_picks_the_one_that_forgets_most() -> None:
+    pts = [pt("m", 0.98, 0.9, lr=1), pt("m", 0.6, 0.1, lr=2), pt("m", 0.6, 0.5, lr=3)]
+    chosen, reached = select(T2I, pts, 0.05)
+    assert not reached and chosen.values == {"lr": 3}
+
+
+def test_ladder_target_is_the_smallest_every_family_reaches() -> None:
+    points = {"salun": [pt("salun", 0.0, 1.0)], "esd-u": [pt("esd-u", 0.08, 0.9)],
+              "boostalign": [pt("boostalign", 0.95, 1.0), pt("boostalign", 0.25, 0.3)],
+              "graddiff": [pt("graddiff", 0.99, 1.0)]}
+    fam = {"salun": "random-label", "esd-u": "esd", "boostalign": "gradient",
+           "graddiff": "gradient"}
+    assert choose_target(T2I, points, fam) == (0.3, True)
+    points["boostalign"] = [pt("boostalign", 0.95, 1.0)]
+    assert choose_target(T2I, points, fam) == (0.9, False)
+    assert choose_target(DIGITS, points, fam) == (0.95, True)  # a fixed target
+
+
+def test_pareto_front_and_area() -> None:
+    xy = [(0.0, 1.0), (0.5, 0.9), (0.4, 0.5), (1.0, 0.2), (1.0, 0.1)]
+    assert pareto_front(xy) == [0, 1, 3]
+    assert best_keep_at(xy, 0.6) == 0.2 and best_keep_at(xy, 0.0) == 1.0
+    # K = 0.9 on (0, 0.5], 0.2 on (0.5, 1]
+    assert front_area(xy) == pytest.approx(0.5 * 0.9 + 0.5 * 0.2)
+    assert front_area([(1.0, 1.0)]) == pytest.approx(1.0)  # forgets fully, keeps everything
+
+
+def test_front_scalars_have_intervals_that_contain_the_estimate() -> None:
+    rng = np.random.default_rng(0)
+    runs = []
+    for ua, ra in [(0.99, 0.95), (0.5, 1.0)]:
+        runs.append([{"ua": (rng.random(200) < ua).astype(float),
+                      "ra": (rng.random(300) < ra).astype(float)} for _ in range(2)])
+    s = front_scalars(DIGITS, 0.95, "m", runs, [{"lr": 1}, {"lr": 2}], resamples=200)
+    assert s.reached and s.best_keep_ci[0] <= s.best_keep <= s.best_keep_ci[1]
+    assert s.area_ci[0] <= s.area <= s.area_ci[1] and len(s.points) == 2
+
+
+def test_total_variation() -> None:
+    assert total_variation(["a"] * 10, ["a"] * 10) == 0
+    assert total_variation(["a"] * 10, ["b"] * 10) == 1
+    v, lo, hi = tv_with_ci(["a"] * 50 + ["b"] * 50, ["a"] * 100)
+    assert v == pytest.approx(0.5) and lo <= v <= hi and 0 <= lo and hi <= 1
+
+
+def _record(tmp: Path, name: str, labels: list[str], ua: float) -> dict[str, Any]:
+    folder = tmp / name
+    folder.mkdir()
+    (folder / "samples.jsonl").write_text("".join(
+        json.dumps({"split": "forget", "label": lab}) + "\n" for lab in labels))
+    return {"run_id": name, "_path": str(folder / "record.json"),
+            "artifacts": {"samples": "samples.jsonl"},
+            "metrics": {"ua": {"value": ua, "ci_low": ua - 0.01, "ci_high": min(1, ua + 0.01),
+                               "n": len(labels), "higher_is_better": True}}}
+
+
+def test_a_model_that_draws_blank_images_is_far_from_the_oracle(tmp_path: Path) -> None:
+    """The issue's check: blank generations score UA 1.0 and garbage rate ~1 with the pinned
+    judge, and a large oracle gap (the oracle draws other digits)."""
+    from ubench.tasks.digits.judge import NOT_A_DIGIT, judge_predict
+    from ubench.tasks.digits.task import DigitsClass
+
+    task = DigitsClass(DigitsClass.Config())
+    blank = torch.ones(100, 1, 8, 8)  # white squares: what the collapsed model drew
+    pred = judge_predict(task.judge, blank)[0].numpy()
+    ua = float((pred != 0).mean())
+    garbage = float((pred == NOT_A_DIGIT).mean())
+    assert ua == 1.0 and garbage > 0.99
+    oracle_labels = [str(k) for k in (1, 2, 3, 6, 8)] * 20  # other digits, no garbage
+    rec = _record(tmp_path, "blank", ["not a digit" if p == NOT_A_DIGIT else str(p)
+                                      for p in pred], ua)
+    oracle = _record(tmp_path, "oracle", oracle_labels, 0.99)
+    gap = oracle_gap(rec, oracle, ["ua"])
+    assert gap["oracle_gap_ua"]["value"] == pytest.approx(0.01)
+    assert gap["oracle_tv"]["value"] > 0.99 and gap["oracle_tv"]["ci_low"] > 0.9
