@@ -33,7 +33,8 @@ def model_family(task_cls: Any) -> str:
     return "text-conditional" if "text-conditional" in caps else "class-conditional"
 
 
-def space_points(method_cls: Any, task_cls: Any) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+def space_points(method_cls: Any, task_cls: Any
+                 ) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
     """(the space, its points) of a method on a task; ConfigError when it has none or its size
     is not the budget."""
     family = model_family(task_cls)
