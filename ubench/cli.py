@@ -235,6 +235,11 @@ def assets_build(
     _err(f"wrote {len(names)} pinned assets into {root} (manifest: {root / 'manifest.json'})")
 
 
+#: the quality figures ``ubench assets verify`` shows, when an asset has them
+HEADLINE_QUALITY = ("heldout_accuracy", "garbage_reject_rate", "judged_accuracy",
+                    "forget_class_rate", "exact_alignment")
+
+
 @assets_app.command("verify")
 def assets_verify(
     folder: Annotated[str | None, typer.Option(
@@ -258,8 +263,8 @@ def assets_verify(
         files = [r for r in results if r[0] == name]
         state = "ok" if all(r[2] == "ok" for r in files) else "BAD"
         quality = manifest[name].get("quality", {})
-        headline = next((f"{k}={v:.4f}" for k, v in quality.items()
-                         if isinstance(v, float)), "")
+        headline = ", ".join(f"{k} {quality[k]:.4f}" for k in HEADLINE_QUALITY
+                             if isinstance(quality.get(k), (int, float)))
         print(f"{state:<3}  {name:<18} {manifest[name]['digest']}  {len(files)} files  "
               f"{headline}")
     for name, rel, problem in bad:
