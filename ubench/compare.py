@@ -310,9 +310,22 @@ class Comparison:
                 "not_ok": self.not_ok}
 
 
+def _defaults(kind: str, name: str) -> dict[str, Any]:
+    """A built-in config's defaults from ``ubench/config_schema.json`` (no torch import)."""
+    from ubench.fastcheck import schema
+
+    entry = schema().get(kind, {}).get(name)
+    return {k: f["default"] for k, f in entry["fields"].items()} if entry else {}
+
+
+def _diff(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(config.items())
+                     if k not in INSTANCE_KEYS and (k not in defaults or defaults[k] != v))
+
+
 def _setting(rec: Mapping[str, Any]) -> str:
-    cfg = rec["task"]["config"]
-    return ", ".join(f"{k}={v}" for k, v in sorted(cfg.items()) if k not in INSTANCE_KEYS)
+    """The task config values that differ from the task's defaults (the instance aside)."""
+    return _diff(rec["task"]["config"], _defaults("tasks", rec["task"]["id"]))
 
 
 def _instance(rec: Mapping[str, Any]) -> str:
@@ -321,7 +334,11 @@ def _instance(rec: Mapping[str, Any]) -> str:
 
 
 def _method_label(rec: Mapping[str, Any]) -> str:
-    return f"{rec['method']['id']} [{stable_hash(rec['method']['config'], 6)}]"
+    """``method [preset] (values that differ from the method's own defaults)``."""
+    preset = (rec.get("protocol") or {}).get("preset")
+    diff = _diff(rec["method"]["config"], _defaults("methods", rec["method"]["id"]))
+    return rec["method"]["id"] + (f" [{preset}]" if preset else "") + (
+        f" ({diff})" if diff else "")
 
 
 def _brief(rec: Mapping[str, Any]) -> dict[str, Any]:
