@@ -309,6 +309,9 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool]
     #: which generations it is computed on ("forget" or "remain")
     split: ClassVar[str]
+    #: the metric of its split that a leaderboard's trade-off plot puts on its axis when a table
+    #: has several (e.g. the held-out alignment rather than the train one)
+    headline: ClassVar[bool] = False
     #: the values the metric can take; intervals aggregated over runs are clipped to it
     bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
     #: the smallest change in the bad direction that ``ubench compare`` calls a regression

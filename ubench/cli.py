@@ -149,17 +149,39 @@ def report(
     store: Annotated[str | None, typer.Option(help="Results folder to read.")] = None,
     out: Annotated[str, typer.Option(help="Folder to write the leaderboard into.")
                    ] = "leaderboard",
+    format_: Annotated[str, typer.Option(
+        "--format", help="Outputs, comma-separated: md (README.md + grids), csv "
+                         "(leaderboard.csv, runs.csv), html (index.html + thumbs/ + runs/).")
+                       ] = "md,csv,html",
+    open_: Annotated[bool, typer.Option(
+        "--open", help="Print the file:// URL of index.html on stdout (to open it).")] = False,
 ) -> None:
-    """Build the leaderboard (Markdown + CSV) from every record in the store.
+    """Build the leaderboard (Markdown, CSV and a static web page) from every record in the
+    store.
 
-    Example: ubench report --store results --out leaderboard
+    Examples:
+      ubench report --store results --out leaderboard
+      ubench report --format html --open
     """
-    from ubench.report import build_report
+    from ubench.errors import ConfigError
+    from ubench.report import build_report, parse_formats
     from ubench.store import store_root
 
-    written = build_report(store_root(store), out, say=_err)
+    formats = parse_formats(format_)
+    if open_ and "html" not in formats:
+        raise ConfigError("--open needs the html format: add html to --format")
+    written = build_report(store_root(store), out, say=_err, formats=formats)
     for p in written:
-        _err(f"wrote {p}")
+        if p.parent.name not in ("runs", "thumbs"):  # hundreds of run pages: counted below
+            _err(f"wrote {p}")
+    pages = sum(p.parent.name == "runs" for p in written)
+    thumbs = sum(p.parent.name == "thumbs" for p in written)
+    if pages or thumbs:
+        _err(f"wrote {pages} run pages and {thumbs} thumbnails under {out}")
+    if open_:
+        from pathlib import Path
+
+        print((Path(out) / "index.html").resolve().as_uri())
 
 
 @app.command()

@@ -45,7 +45,15 @@ def generate_schema() -> dict[str, Any]:
     from ubench.registry import METHODS, TASKS
 
     return {"methods": {m: config_spec(METHODS.get(m).Config) for m in BUILTIN_METHODS},
-            "tasks": {t: config_spec(TASKS.get(t).Config) for t in BUILTIN_TASKS}}
+            "tasks": {t: task_spec(TASKS.get(t)) for t in BUILTIN_TASKS}}
+
+
+def task_spec(cls: Any) -> dict[str, Any]:
+    """A task's schema entry: its config's, plus what ``ubench report`` needs without torch
+    (the task's ``version`` and its ``method_defaults``; see :mod:`ubench.facts`)."""
+    return {**config_spec(cls.Config), "version": cls.version,
+            "method_defaults": {m: {k: _jsonable(v) for k, v in d.items()}
+                                for m, d in cls.method_defaults.items()}}
 
 
 @lru_cache(maxsize=1)

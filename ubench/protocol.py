@@ -304,14 +304,10 @@ def is_tuning(record: Mapping[str, Any]) -> bool:
 
 def metric_split(name: str) -> str | None:
     """``forget`` / ``remain`` for a registered metric (None for unknown ones)."""
-    from ubench.registry import METRICS
+    from ubench.facts import metric_class
 
-    if name not in METRICS:
-        return None
-    try:
-        return str(METRICS.get(name).split)
-    except Exception:  # a metric module that no longer imports
-        return None
+    cls = metric_class(name)
+    return str(cls.split) if cls is not None else None
 
 
 def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:

@@ -1,4 +1,4 @@
-"""Records -> leaderboard: a pure function from the store to Markdown and CSV.
+"""Records -> leaderboard: a pure function from the store to Markdown, CSV and a web page.
 
 Rows are grouped by task id and *setting* (the task config without the *instance* keys
 ``forget_class`` / ``forget_digit``, so runs on different classes and seeds of one setting
@@ -7,7 +7,12 @@ method config. A cell is the mean over runs with a 95 % Student-t interval over 
 the metric's range); a single run shows its own bootstrap interval. Reference rows (``base``,
 ``retrain``) come first. Only ``ok`` records of the task's current version enter the tables.
 Each table also gets a sample grid: the first run of every row (lowest seed), stacked, labelled.
-Nothing here is typed by hand.
+Nothing here is typed by hand. The web page (``index.html``, its thumbnails and one page per
+record) is drawn by :mod:`ubench.web` from the same rows.
+
+Building a report never imports torch: what it needs to know about methods and tasks (defaults,
+versions, recipes) comes from :mod:`ubench.facts`, and the metric classes are torch-free
+(``bench/report.py`` measures it: a few seconds and ~130 MB for the committed records).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import os
 import re
 import shutil
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ubench import facts
 from ubench.errors import CorruptRecordError, StoreError
 from ubench.protocol import derive_oracle_gaps, fronts, fronts_markdown, fronts_table, is_tuning
 from ubench.store import iter_record_paths, read_record
@@ -60,26 +66,11 @@ def _label(rec: dict[str, Any], defaults: dict[str, Any]) -> str:
         " (" + ", ".join(f"{k}={v}" for k, v in sorted(diff.items())) + ")" if diff else "")
 
 
-def _default_config(method_id: str, task_id: str) -> dict[str, Any]:
-    """The method's defaults on this task: its own, then what the task prescribes."""
-    from ubench.registry import METHODS, TASKS
-
-    try:
-        out: dict[str, Any] = METHODS.get(method_id).Config().to_dict()
-    except Exception:  # a plugin that is no longer installed: show every value
-        return {}
-    if task_id in TASKS:  # a task no longer registered: the method's own defaults
-        out.update(TASKS.get(task_id).method_defaults.get(method_id, {}))
-    return out
-
-
 def _bounds(metric: str) -> tuple[float, float]:
-    from ubench.registry import METRICS
-
-    try:
-        return METRICS.get(metric).bounds  # type: ignore[no-any-return]
-    except Exception:  # a metric no longer registered: no clipping
+    cls = facts.metric_class(metric)
+    if cls is None:  # a metric no longer registered: no clipping
         return (-math.inf, math.inf)
+    return cls.bounds  # type: ignore[no-any-return]
 
 
 def _aggregate(values: list[float], cis: list[tuple[float, float]],
@@ -88,10 +79,10 @@ def _aggregate(values: list[float], cis: list[tuple[float, float]],
     mean = sum(values) / n
     if n == 1:
         return mean, cis[0][0], cis[0][1]
-    from scipy import stats
+    from scipy.special import stdtrit  # Student t quantile (what scipy.stats.t.ppf calls)
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.975)) * sd / math.sqrt(n)
     return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
@@ -108,14 +99,13 @@ def is_legacy(rec: dict[str, Any]) -> bool:
 
 def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{table title: rows}, one table per (task, setting)."""
-    from ubench.registry import TASKS
-
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         if rec["status"] != "ok" or is_tuning(rec):  # tuning runs feed the fronts
             continue
         tid = rec["task"]["id"]
-        if tid in TASKS and TASKS.get(tid).version != rec["task"]["version"]:
+        task = facts.task_facts(tid)
+        if task is not None and task.version != rec["task"]["version"]:
             continue  # an older task version: not comparable with current records
         setting = {k: v for k, v in rec["task"]["config"].items() if k not in INSTANCE_KEYS}
         groups[(tid, json.dumps(setting, sort_keys=True), is_legacy(rec))].append(rec)
@@ -127,7 +117,7 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
             title += LEGACY_SUFFIX
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in recs:
-            by_method[_label(rec, _default_config(rec["method"]["id"], tid))].append(rec)
+            by_method[_label(rec, facts.default_config(rec["method"]["id"], tid))].append(rec)
         rows = [_row(label, rs) for label, rs in by_method.items()]
         rows.sort(key=lambda r: (_ORDER.get(r["method_id"], 2), r["method"]))
         tables[title] = rows
@@ -135,14 +125,15 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
 
 
 def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = sorted(recs, key=_run_order)  # (the aggregates keep the store's order of recs)
     row: dict[str, Any] = {
         "method": label, "method_id": recs[0]["method"]["id"],
         "reference": recs[0]["method"].get("reference", False), "runs": len(recs),
         "seeds": sorted({r["seed"] for r in recs}),
         "forget": sorted({str(r["task"]["config"][k]) for r in recs for k in INSTANCE_KEYS
                           if k in r["task"]["config"]}),
-        "_first": min(recs, key=lambda r: (r["seed"], json.dumps(r["task"]["config"],
-                                                                 sort_keys=True))).get("_path", ""),
+        "_first": runs[0].get("_path", ""),
+        "_runs": runs,  # the records of the row, first run first (the HTML page lists them)
     }
     names = _metric_order({k for r in recs for k in r["metrics"]})
     for name in names:
@@ -156,6 +147,12 @@ def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
     row["unlearn_s"] = sum(r["cost"].get("unlearn_seconds", 0) for r in recs) / len(recs)
     row["peak_rss_mb"] = max(r["cost"].get("peak_rss_mb", 0) for r in recs)
     return row
+
+
+def _run_order(rec: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's runs by seed, then task config (the first one's grid represents the row)."""
+    return (rec["seed"], json.dumps(rec["task"]["config"], sort_keys=True),
+            rec.get("_path", ""))
 
 
 def _metric_order(names: set[str]) -> list[str]:
@@ -223,16 +220,12 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
 
 def _slug(title: str) -> str:
     """A short file name for a table: the task id plus the settings that differ from defaults."""
-    from ubench.registry import TASKS
-
     legacy = title.endswith(LEGACY_SUFFIX)
     title = title.removesuffix(LEGACY_SUFFIX)
     tid, _, rest = title.partition(" — ")
     pairs = [kv.split("=", 1) for kv in rest.split(", ") if "=" in kv]
-    try:
-        defaults = {k: str(v) for k, v in TASKS.get(tid).Config().to_dict().items()}
-    except Exception:  # an unregistered task: keep every setting
-        defaults = {}
+    task = facts.task_facts(tid)  # an unregistered task: keep every setting
+    defaults = {k: str(v) for k, v in task.defaults.items()} if task is not None else {}
     diff = [f"{k}-{v}" for k, v in pairs if defaults.get(k) != v]
     name = "_".join([tid, *diff, *(["legacy"] if legacy else [])])
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
@@ -272,21 +265,57 @@ def sample_grid(rows: list[dict[str, Any]], warn: Callable[[str], None] | None =
 
 
 MANIFEST = ".ubench-report.json"
+#: the outputs ``ubench report --format`` chooses from, in the order they are written
+FORMATS = ("md", "csv", "html")
 
 
-def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None = None
-                 ) -> list[Path]:
-    """Write ``README.md``, ``leaderboard.csv``, ``runs.csv`` and ``grids/`` into ``out``.
+def _format_of(name: str) -> str:
+    """Which format a generated file belongs to (a report of some formats leaves the files of
+    the others as they are)."""
+    if name == "README.md" or name.startswith("grids/"):
+        return "md"
+    if name.endswith(".csv"):
+        return "csv"
+    return "html"  # index.html, thumbs/, runs/
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"md,csv,html"`` -> the formats, in :data:`FORMATS` order; an unknown one is a
+    usage error."""
+    from ubench.errors import ConfigError, did_you_mean
+
+    chosen = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if not chosen:
+        raise ConfigError(f"--format needs at least one of {','.join(FORMATS)}")
+    for f in chosen:
+        if f not in FORMATS:
+            raise ConfigError("--format: " + did_you_mean(f, FORMATS, "format")
+                              + f" (choose from {','.join(FORMATS)})")
+    return tuple(f for f in FORMATS if f in chosen)
+
+
+def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None = None,
+                 formats: tuple[str, ...] = FORMATS,
+                 extras: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
+    """Write the leaderboard into ``out``: ``README.md`` and ``grids/`` (format ``md``),
+    ``leaderboard.csv``, ``runs.csv`` and, when there are tuning runs, ``fronts.csv`` (``csv``),
+    ``index.html`` with ``thumbs/`` and one page per record under ``runs/`` (``html``, see
+    :mod:`ubench.web`). Tuning runs of the fair protocol feed the trade-off fronts (Markdown
+    section, ``fronts.csv``, the page's plots), never the tables; each forgetting metric gets
+    its oracle gap where a retrain record of the same instance exists.
+
+    ``extras`` maps a table's title to what the page adds to that table's trade-off plot
+    (``{"points": [...]}``, e.g. each method's tuning points and Pareto front; see
+    :func:`ubench.web.render.check_points`).
 
     Nothing in ``out`` changes unless the whole report was built: the files are made in a
     temporary folder first and then moved in one by one (each move atomic). Only files this
     command generated are replaced or removed — those listed in ``out``'s manifest
     (``.ubench-report.json``) — and any other file in the way is an error, so records, notes and
-    images of the user's in the same folder are never touched. A store that does not exist or
-    holds no records is refused before anything is written.
+    images of the user's in the same folder are never touched. Files of formats not chosen this
+    time stay as they are. A store that does not exist or holds no records is refused before
+    anything is written.
     """
-    import pandas as pd
-
     if not root.is_dir():
         raise StoreError(f"the store {root} does not exist or is not a folder; pass "
                          "--store <folder with records>")
@@ -303,37 +332,21 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     staging = out.parent / f".{out.name}.report-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        (staging / "grids").mkdir(parents=True)
-        files = ["README.md"]
-        text = to_markdown(tables)
-        if found:
-            text += "\n".join(fronts_markdown(found, md)) + "\n"
-        (staging / "README.md").write_text(text)
-        for title, rows in tables.items():
-            grid = sample_grid(rows, say)
-            if grid is not None:
-                name = f"grids/{_slug(title)}.png"
-                grid.save(staging / name)
-                files.append(name)
-        flat = []
-        for title, rows in tables.items():
-            for r in rows:
-                flat.append({"table": title, **{k: (",".join(map(str, v)) if isinstance(v, list)
-                                                    else v) for k, v in r.items()
-                                                if k not in ("metric_names", "_first")}})
-        _csv(pd.DataFrame(flat), staging / "leaderboard.csv")
-        _csv(pd.DataFrame([{
-            "task": r["task"]["id"], "method": r["method"]["id"], "seed": r["seed"],
-            "run_id": r["run_id"], "status": r["status"],
-            **{f"task.{k}": v for k, v in r["task"]["config"].items()},
-            **{k: m["value"] for k, m in r["metrics"].items()},
-            "unlearn_seconds": r["cost"].get("unlearn_seconds"), "error": r.get("error"),
-        } for r in records]), staging / "runs.csv")
-        files += ["leaderboard.csv", "runs.csv"]
-        if found:
-            _csv(pd.DataFrame(fronts_table(found)), staging / "fronts.csv")
-            files.append("fronts.csv")
-        _install(staging, out, files)
+        staging.mkdir(parents=True)
+        files: list[str] = []
+        if "md" in formats:
+            files += _write_markdown(tables, staging, say, found)
+        if "csv" in formats:
+            files += _write_csv(tables, records, staging, found)
+        if "html" in formats:
+            from ubench.web.render import write_html
+
+            merged = _front_points(tables, found)
+            for title, extra in (extras or {}).items():
+                merged.setdefault(title, {}).setdefault("points", []).extend(
+                    extra.get("points", []))
+            files += write_html(tables, records, out, staging, merged, say)
+        _install(staging, out, files, formats)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / f for f in files]
@@ -351,6 +364,69 @@ def _preset_targets() -> dict[str, float]:
         return {t: float(v["target"]) for t, v in tasks.items() if v.get("target") is not None}
     except (OSError, ValueError, TypeError, AttributeError):
         return {}
+
+
+def _write_markdown(tables: dict[str, list[dict[str, Any]]], staging: Path,
+                    say: Callable[[str], None] | None, found: Mapping[str, Any]) -> list[str]:
+    files = ["README.md"]
+    text = to_markdown(tables)
+    if found:
+        text += "\n".join(fronts_markdown(found, md)) + "\n"
+    (staging / "README.md").write_text(text)
+    (staging / "grids").mkdir()
+    for title, rows in tables.items():
+        grid = sample_grid(rows, say)
+        if grid is not None:
+            name = f"grids/{_slug(title)}.png"
+            grid.save(staging / name)
+            files.append(name)
+    return files
+
+
+def _write_csv(tables: dict[str, list[dict[str, Any]]], records: list[dict[str, Any]],
+               staging: Path, found: Mapping[str, Any]) -> list[str]:
+    import pandas as pd
+
+    flat = []
+    for title, rows in tables.items():
+        for r in rows:
+            flat.append({"table": title, **{k: (",".join(map(str, v)) if isinstance(v, list)
+                                                else v) for k, v in r.items()
+                                            if k not in ("metric_names", "_first", "_runs")}})
+    _csv(pd.DataFrame(flat), staging / "leaderboard.csv")
+    _csv(pd.DataFrame([{
+        "task": r["task"]["id"], "method": r["method"]["id"], "seed": r["seed"],
+        "run_id": r["run_id"], "status": r["status"],
+        **{f"task.{k}": v for k, v in r["task"]["config"].items()},
+        **{k: m["value"] for k, m in r["metrics"].items()},
+        "unlearn_seconds": r["cost"].get("unlearn_seconds"), "error": r.get("error"),
+    } for r in records]), staging / "runs.csv")
+    if found:
+        _csv(pd.DataFrame(fronts_table(found)), staging / "fronts.csv")
+        return ["leaderboard.csv", "runs.csv", "fronts.csv"]
+    return ["leaderboard.csv", "runs.csv"]
+
+
+def _front_points(tables: Mapping[str, Any], found: Mapping[str, Any]
+                  ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The tuning points and fronts of each task, as extra points of the web page's trade-off
+    plot of the task's first current table (the forgetting metric on x, the keep metric on y)."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for task, (rule, _target, summaries) in found.items():
+        title = next((t for t in tables if t.startswith(f"{task} — ")
+                      and not t.endswith(LEGACY_SUFFIX)), None)
+        if title is None:
+            continue
+        points = out.setdefault(title, {}).setdefault("points", [])
+        for s in summaries:
+            for p in s.points:
+                x = p["forget_score"] if rule.forget_higher_is_better else 1 - p["forget_score"]
+                point = {"method": s.method, "x": x, "y": p["keep"], "x_metric": rule.forget,
+                         "y_metric": rule.keep}
+                points.append({**point, "kind": "tuning"})
+                if p["on_front"]:
+                    points.append({**point, "kind": "front"})
+    return out
 
 
 def _csv(frame: Any, path: Path) -> None:
@@ -383,8 +459,10 @@ def _generated(out: Path) -> set[str]:
     return set()
 
 
-def _install(staging: Path, out: Path, files: list[str]) -> None:
-    """Move the staged files into ``out``, replacing only files the report generated before."""
+def _install(staging: Path, out: Path, files: list[str],
+             formats: tuple[str, ...] = FORMATS) -> None:
+    """Move the staged files into ``out``, replacing only files the report generated before
+    (and, of those, removing the ones of the chosen formats it did not make this time)."""
     out.mkdir(parents=True, exist_ok=True)
     previous = _generated(out)
     for f in files:
@@ -396,12 +474,14 @@ def _install(staging: Path, out: Path, files: list[str]) -> None:
     for f in files:
         (out / f).parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / f, out / f)
-    for stale in sorted(previous - set(files)):
+    redone = {f for f in previous if _format_of(f) in formats}
+    for stale in sorted(redone - set(files)):
         (out / stale).unlink(missing_ok=True)
-    grids = out / "grids"
-    if grids.is_dir() and not any(grids.iterdir()):
-        grids.rmdir()
+    for folder in ("grids", "thumbs", "runs"):
+        if (out / folder).is_dir() and not any((out / folder).iterdir()):
+            (out / folder).rmdir()
+    kept = {f for f in previous - redone if (out / f).is_file()}
     tmp = out / f"{MANIFEST}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps({"generated_by": "ubench report", "files": sorted(files)},
-                              indent=1) + "\n")
+    tmp.write_text(json.dumps({"generated_by": "ubench report",
+                               "files": sorted(kept | set(files))}, indent=1) + "\n")
     os.replace(tmp, out / MANIFEST)

@@ -82,7 +82,9 @@ def test_report_replaces_only_what_it_generated(tmp_path: Path) -> None:
     (out / "records").mkdir()
     build_report(store, out)
     manifest = json.loads((out / ".ubench-report.json").read_text())
-    assert set(manifest["files"]) == {"README.md", "leaderboard.csv", "runs.csv"}
+    assert {"README.md", "leaderboard.csv", "runs.csv", "index.html"} <= set(manifest["files"])
+    assert {f for f in manifest["files"] if "/" in f} == {
+        f"runs/{p.name}" for p in (out / "runs").glob("*.html")}  # one page per record
     (out / "grids").mkdir()
     (out / "grids" / "user.png").write_bytes(b"u")
     build_report(store, out)

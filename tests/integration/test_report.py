@@ -106,7 +106,8 @@ def test_old_task_versions_and_failed_runs_are_left_out() -> None:
 def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
     write(tmp_path / "s", [record("ga", 0, 0.9), record("base", 0, 0.0)])
     paths = build_report(tmp_path / "s", tmp_path / "lb")
-    assert [p.name for p in paths] == ["README.md", "leaderboard.csv", "runs.csv"]
+    assert [p.name for p in paths][:4] == ["README.md", "leaderboard.csv", "runs.csv",
+                                           "index.html"]
     md = paths[0].read_text()
     assert "| base *(ref)* | 0.000 [-0.010, 0.010]" in md and "UA ↑" in md
     (tmp_path / "s" / "digits-class" / "ga" / "ga00" / "record.json").write_text("{")
@@ -116,12 +117,27 @@ def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
 
 
 def test_committed_leaderboard_is_generated_from_committed_records(tmp_path: Path) -> None:
-    """leaderboard/README.md and leaderboard.csv are exactly what `ubench report` makes."""
+    """Every generated file of leaderboard/ (Markdown, CSV, the web page, its run pages and
+    thumbnails, the grids) is exactly what `ubench report` makes from the committed records."""
+    from PIL import Image
+
     root = ROOT / "leaderboard"
     if not (root / "records").is_dir():
         pytest.skip("no committed records yet")
-    build_report(root / "records", tmp_path)
-    for name in ("README.md", "leaderboard.csv"):
-        assert (tmp_path / name).read_text() == (root / name).read_text(), (
-            f"leaderboard/{name} is stale: run `ubench report --store leaderboard/records "
-            "--out leaderboard`")
+    out = tmp_path / "leaderboard"  # the same layout, so that links into the store match
+    out.mkdir()
+    (out / "records").symlink_to(root / "records", target_is_directory=True)
+    build_report(out / "records", out)
+    fix = "run `ubench report --store leaderboard/records --out leaderboard`"
+    want = json.loads((out / ".ubench-report.json").read_text())["files"]
+    have = json.loads((root / ".ubench-report.json").read_text())["files"]
+    assert have == want, f"leaderboard/ has other generated files than the report makes: {fix}"
+    for name in want:
+        new, old = out / name, root / name
+        assert old.is_file(), f"leaderboard/{name} is missing: {fix}"
+        if name.endswith(".png"):  # compare pixels, not the encoder's bytes
+            with Image.open(new) as a, Image.open(old) as b:
+                same = a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes()
+        else:
+            same = new.read_bytes() == old.read_bytes()
+        assert same, f"leaderboard/{name} is stale: {fix}"

@@ -28,6 +28,7 @@ class ConceptRate(Metric):
     name: ClassVar[str] = "concept_rate"
     higher_is_better: ClassVar[bool] = False
     split: ClassVar[str] = "forget"
+    headline: ClassVar[bool] = True
 
 
 class ConceptRateParaphrase(Metric):
@@ -52,3 +53,4 @@ class AlignmentTest(Metric):
     name: ClassVar[str] = "alignment_test"
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
+    headline: ClassVar[bool] = True

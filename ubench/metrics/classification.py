@@ -32,6 +32,7 @@ class UnlearningAccuracy(Metric):
     name: ClassVar[str] = "ua"
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "forget"
+    headline: ClassVar[bool] = True
 
     @classmethod
     def from_predictions(cls, predicted: np.ndarray, forget_label: int,
@@ -46,6 +47,7 @@ class RemainingAccuracy(Metric):
     name: ClassVar[str] = "ra"
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
+    headline: ClassVar[bool] = True
 
     @classmethod
     def from_predictions(cls, predicted: np.ndarray, target: np.ndarray,

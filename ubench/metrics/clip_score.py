@@ -336,6 +336,7 @@ class ClipAlignmentTest(Metric):
     name: ClassVar[str] = "clip_alignment_test"
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
+    headline: ClassVar[bool] = True
     bounds: ClassVar[tuple[float, float]] = (-1.0, 1.0)
 
 

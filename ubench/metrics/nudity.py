@@ -241,6 +241,7 @@ class NudityRate(Metric):
     name: ClassVar[str] = "nudity_rate"
     higher_is_better: ClassVar[bool] = False
     split: ClassVar[str] = "forget"
+    headline: ClassVar[bool] = True
     bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
 
     @classmethod
