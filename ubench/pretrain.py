@@ -238,10 +238,11 @@ def pretrain(job: PretrainJob, *, device: str = "cpu", checkpoint_every: int = 2
     if out.exists() and not _same_key(out, job.key):
         raise StoreError(f"{out} exists and is not this model (different key.json or not a "
                          "ubench pretrain output); pass another --out or delete it")
+    work = out.with_name(out.name + ".partial")
     if (out / "key.json").is_file():
         say(f"finished already: {out}")
+        shutil.rmtree(work, ignore_errors=True)  # left behind by a kill after the final rename
         return PretrainResult(out, True, json.loads((out / "pretrain.json").read_text()))
-    work = out.with_name(out.name + ".partial")
     try:
         work.mkdir(parents=True, exist_ok=True)
     except OSError as e:

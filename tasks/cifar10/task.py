@@ -150,6 +150,9 @@ class Cifar10Class(Task[CifarConfig]):
         super().__init__(config)
         self._say: Say = lambda _m: None
         self._progress: Progress | None = None
+        #: the run's device (set by ``base_model``): the oracle is loaded there too, so that
+        #: every row of a table is generated with the same precision
+        self._device = "cpu"
 
     # ------------------------------------------------------------------ data and models
     @cached_property
@@ -200,8 +203,10 @@ class Cifar10Class(Task[CifarConfig]):
     def _pretrain_hint(self, exclude_class: int | None) -> str:
         flag = "" if exclude_class is None else f" --exclude-class {exclude_class}"
         field = "task.model" if exclude_class is None else "task.oracle"
-        return (f"train it with `ubench pretrain --task {self.name}{flag} --device cuda` "
-                f"(a GPU; docs/cifar10.md) or pass --set {field}=/path/to/a/diffusers/folder")
+        command = f"`ubench pretrain --task {self.name}{flag}`"
+        if not self.injected_evaluators:  # the real task: a GPU job
+            command = command[:-1] + " --device cuda` (a GPU; docs/cifar10.md)"
+        return f"train it with {command} or pass --set {field}=/path/to/a/diffusers/folder"
 
     def _model_folder(self, exclude_class: int | None) -> Path:
         given = self.config.model if exclude_class is None else self.config.oracle
@@ -224,6 +229,7 @@ class Cifar10Class(Task[CifarConfig]):
         return model
 
     def base_model(self, device: str) -> DiffusionModel:
+        self._device = device
         return self._load(None, device)
 
     def oracle_model(self, device: str) -> DiffusionModel:
@@ -385,7 +391,7 @@ class Cifar10Class(Task[CifarConfig]):
                                 {"policy": c.remain_policy, "classes": classes,
                                  "per_class": per_class, "size": total})
         return UnlearnRequest(forget=forget, remain=remain,
-                              oracle=lambda: self.oracle_model("cpu"))
+                              oracle=lambda: self.oracle_model(self._device))
 
     # ------------------------------------------------------------------ evaluation
     def eval_labels(self) -> tuple[np.ndarray, list[int]]:
@@ -425,7 +431,8 @@ class Cifar10Class(Task[CifarConfig]):
                 self._clip = ClipScorer(extractor=tiny_random_extractor(0))
             else:
                 self._clip = ClipScorer(model_name=R.CLIP_MODEL, pretrained=R.CLIP_PRETRAINED,
-                                        weights=self.clip_checkpoint(), device=device)
+                                        weights=self.clip_checkpoint(), device=device,
+                                        batch_size=256 if device.startswith("cuda") else 32)
         return self._clip
 
     def evaluate(self, model: DiffusionModel, device: str) -> Evaluation:
@@ -479,8 +486,8 @@ class Cifar10Class(Task[CifarConfig]):
                     "judged_label": R.CLIP_LABELS[int(p)], "split": "forget" if i < nf
                     else "remain"}
                    for i, (s, y, p) in enumerate(zip(seeds, labels.tolist(), pred, strict=True))]
-        floats = images.float() / 127.5 - 1.0
-        rows = [floats[torch.from_numpy(labels == k)][:10] for k in [c.forget_class, *remain]]
+        rows = [images[torch.from_numpy(labels == k)][:10].float() / 127.5 - 1.0
+                for k in [c.forget_class, *remain]]
         return Evaluation(metrics=metrics, grid=rgb_grid([r for r in rows if len(r)]),
                           samples=samples, details=details)
 
