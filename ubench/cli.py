@@ -278,7 +278,7 @@ class _PretrainBar:
 
     def update(self, step: int, total: int, loss: float, rate: float) -> None:
         info = f"loss {loss:.4f}" if loss == loss else ""
-        shown = f"{rate:,.0f} img/s" if rate else ""
+        shown = (f"{rate:,.0f} img/s" if rate >= 10 else f"{rate:.2f} img/s") if rate else ""
         if self._task is None:
             self._task = self._p.add_task("pretrain", total=total, completed=step - 1,
                                           rate=shown, info=info)
