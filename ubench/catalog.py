@@ -86,6 +86,16 @@ BUILTIN_TASKS = {
         "ubench.tasks.t2i.task:T2IObjectTiny",
         "Tiny t2i-object for tests: tiny model, few steps and prompts (numbers meaningless).",
     ),
+    "cifar10-class": (
+        "ubench.tasks.cifar10.task:Cifar10Class",
+        "Forget one CIFAR-10 class from a class-conditional DDPM (paper Table 1); CLIP UA/RA + "
+        "FID.",
+    ),
+    "cifar10-class-tiny": (
+        "ubench.tasks.cifar10.task:Cifar10ClassTiny",
+        "Tiny cifar10-class for tests: tiny UNet and recipes, injected evaluators (numbers "
+        "meaningless).",
+    ),
     "sd-nudity": (
         "ubench.tasks.sd.task:SDNudity",
         "Remove nudity from Stable Diffusion v1.4 (paper §4.2); NudeNet on I2P + CLIP alignment.",

@@ -297,6 +297,141 @@ def assets_verify(
                           "ubench/pinned`")
 
 
+@app.command()
+def pretrain(
+    task: Annotated[str, typer.Option(help="Task id: cifar10-class (or cifar10-class-tiny).")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Task override, e.g. task.data=/data/cifar-10-batches-bin.")] = None,
+    steps: Annotated[int | None, typer.Option(
+        min=1, help="Optimisation steps (default: the task's recipe; 200,000 on cifar10-class).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Images per step (default: the task's recipe; 128 on cifar10-class).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ... (bf16 autocast on CUDA).")
+                      ] = "cpu",
+    exclude_class: Annotated[int | None, typer.Option(
+        help="Train the retrain oracle: the same recipe without this class.")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="Folder for the model (default: the cache, where `ubench run` finds a "
+             "default-recipe model).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        min=0, help="Checkpoint every N steps (0: never); rerun the command to resume.")] = 2000,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
+) -> None:
+    """Train a task's class-conditional base model from scratch (or its retrain oracle).
+
+    Resumable: after an interruption (Ctrl-C, kill -9, a lost node) rerun the same command and it
+    continues from its last checkpoint. The model is written in diffusers layout; a
+    default-recipe model goes to the cache, where `ubench run --task cifar10-class` finds it.
+
+    Examples:
+      ubench pretrain --task cifar10-class --device cuda
+      ubench pretrain --task cifar10-class --device cuda --exclude-class 3
+      ubench pretrain --task cifar10-class --device cuda --steps 800000 --out models/ddpm-full
+    """
+    from ubench import fastcheck
+    from ubench.config import parse_overrides
+
+    sets = list(set_ or [])
+    parse_overrides(sets, scopes=("task",))  # method.* means nothing here: refused at once
+    fastcheck.check_run("base", task, sets)
+    import torch
+
+    from ubench.config import build_config
+    from ubench.errors import ConfigError
+    from ubench.pretrain import pretrain as run_pretrain
+    from ubench.registry import TASKS
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    task_cls = TASKS.get(task)
+    if not hasattr(task_cls, "pretrain_job"):
+        able = [n for n in TASKS.names() if hasattr(TASKS.get(n), "pretrain_job")]
+        raise ConfigError(f"task {task!r} has no `ubench pretrain` (its base model comes with "
+                          f"the task); it applies to: {', '.join(able)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UbenchError(f"--device {device}: no CUDA device is available here; use --device "
+                          "cpu or run on a GPU machine")
+    cfg = build_config(task_cls.Config, parse_overrides(sets, scopes=("task",))["task"],
+                       f"task {task}")
+    job = task_cls(cfg).pretrain_job(exclude_class, steps, batch_size, out)  # type: ignore[attr-defined]
+    if not device.startswith("cuda") and not task.endswith("-tiny"):
+        _err("note: training on the CPU takes days at this size; pass --device cuda")
+    _err(f"== pretraining {job.what}: {job.spec.steps} steps x {job.spec.batch_size} images on "
+         f"{len(job.labels)} training images, {device} -> {job.out}")
+    try:
+        with _PretrainBar() as bar:
+            res = run_pretrain(job, device=device, checkpoint_every=checkpoint_every,
+                               progress=bar.update, say=_err)
+    except KeyboardInterrupt as e:
+        step = _pretrain_checkpoint_step(job.out)
+        raise InterruptedRun("interrupted; rerun the same command to resume from step "
+                             f"{step}" + (" (its last checkpoint)" if step else ""),
+                             143 if isinstance(e, Terminated) else 130) from None
+    default = task_cls(cfg).default_model_dir(exclude_class)  # type: ignore[attr-defined]
+    if res.out != default:
+        field = "task.model" if exclude_class is None else "task.oracle"
+        _err(f"   use it with: ubench run --task {task} --set {field}={res.out} ...")
+    else:
+        _err(f"   `ubench run --task {task}` finds it ({res.out})")
+
+
+def _pretrain_checkpoint_step(out: Any) -> int:
+    from pathlib import Path
+
+    try:
+        state = Path(f"{out}.partial") / "checkpoint" / "state.json"
+        return int(json.loads(state.read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+class _PretrainBar:
+    """A rich progress bar for pretraining (throughput, elapsed, ETA); on a non-terminal stderr
+    (a batch job's log) one plain line per percent instead."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._console = Console(stderr=True)
+        self._p = Progress("[bold]pretrain", BarColumn(), MofNCompleteColumn(),
+                           "{task.fields[rate]}", TimeElapsedColumn(), "ETA",
+                           TimeRemainingColumn(), "{task.fields[info]}",
+                           console=self._console)
+        self._task: TaskID | None = None
+        self._last_line = -1
+
+    def __enter__(self) -> _PretrainBar:
+        self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.__exit__(None, None, None)
+
+    def update(self, step: int, total: int, loss: float, rate: float) -> None:
+        info = f"loss {loss:.4f}" if loss == loss else ""
+        shown = (f"{rate:,.0f} img/s" if rate >= 10 else f"{rate:.2f} img/s") if rate else ""
+        if self._task is None:
+            self._task = self._p.add_task("pretrain", total=total, completed=step - 1,
+                                          rate=shown, info=info)
+        self._p.update(self._task, completed=step, rate=shown, info=info)
+        if not self._console.is_terminal:
+            pct = step * 100 // total
+            if pct != self._last_line:
+                self._last_line = pct
+                task = self._p.tasks[0]
+                eta = f", ETA {task.time_remaining:.0f} s" if task.time_remaining else ""
+                _err(f"pretrain step {step}/{total} ({pct}%) {info} {shown}{eta}".rstrip())
+
+
 def _summary(rec: dict) -> str:
     from ubench.catalog import BUILTIN_METRICS
 

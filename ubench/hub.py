@@ -32,12 +32,14 @@ def cached_file(repo: str, filename: str, repo_type: str = "model") -> Path | No
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
-def cached_snapshot(repo: str, allow_patterns: Sequence[str]) -> Path | None:
-    """The local snapshot folder of ``repo`` holding ``allow_patterns``, else ``None``."""
+def cached_snapshot(repo: str, allow_patterns: Sequence[str], repo_type: str = "model"
+                    ) -> Path | None:
+    """The local snapshot folder of ``repo`` holding ``allow_patterns``, else ``None``
+    (``repo_type="dataset"`` for a data set such as ``uoft-cs/cifar10``)."""
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(repo, local_files_only=True, cache_dir=hf_hub_cache(),
-                                      allow_patterns=list(allow_patterns)))
+                                      allow_patterns=list(allow_patterns), repo_type=repo_type))
     except Exception:  # LocalEntryNotFoundError, OfflineModeIsEnabled, ...
         return None

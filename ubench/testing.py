@@ -133,3 +133,45 @@ def _write_test_assets(folder: Path) -> None:
     (folder / "ubench_assets.json").write_text(json.dumps(
         {"i2p": "i2p.csv", "clip": "tiny-random",
          "note": "ubench's tiny test pipeline: random weights, scores are meaningless"}, indent=1))
+
+
+# ----------------------------------------------------------------------------- class-conditional
+#: the file in a model folder that names evaluation assets to inject (tests only); whatever it
+#: substitutes is printed and recorded as "injected"
+ASSETS_FILE = "ubench_assets.json"
+
+
+def tiny_inception_net(seed: int = 0, dims: int = 64) -> Any:
+    """An Inception-shaped random feature network for tests: the same input contract as
+    clean-fid's Inception (``(N, 3, 299, 299)`` floats in [0, 255], normalised as it does) and
+    ``dims`` output features (64, so covariances stay small). Numbers from it mean nothing."""
+    from ubench.metrics.frechet import FeatureNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, kernel_size=7, stride=4), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, kernel_size=5, stride=4), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(16 * 16, dims),
+        ).eval()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != (3, 299, 299):
+            raise ValueError(f"expected (N, 3, 299, 299) inputs, got {tuple(x.shape)}")
+        with torch.no_grad():
+            return net((x - 128) / 128)
+
+    return FeatureNet(forward, dims, f"injected: tiny random Inception-shaped net ({dims}-d, "
+                      f"seed {seed})", "injected")
+
+
+def inject_test_evaluators(folder: str | Path) -> Path:
+    """Mark a class-conditional model folder as a test model: CIFAR-10 tasks then evaluate it
+    with the tiny random CLIP (:func:`tiny_random_extractor`) and the tiny Inception-shaped net
+    (:func:`tiny_inception_net`), and every metric's definition says ``injected``."""
+    path = Path(folder) / ASSETS_FILE
+    path.write_text(json.dumps(
+        {"clip": "tiny-random", "inception": "tiny-random",
+         "note": "ubench test model: injected random evaluators, scores are meaningless"},
+        indent=1))
+    return path

@@ -53,6 +53,8 @@ ZERO_SHOT_TEMPLATE = "a photo of a {label}"
 #: open_clip import; other tags are looked up in open_clip's pretrained table
 _KNOWN_HUB_REPOS: dict[tuple[str, str], str] = {
     ("ViT-B-32", "laion2b_s34b_b79k"): "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+    # OpenAI's weights (the paper's CIFAR-10 judge); they need QuickGELU, hence the model name
+    ("ViT-B-32-quickgelu", "openai"): "timm/vit_base_patch32_clip_224.openai",
 }
 #: file names open_clip looks for in a hub repository (safetensors first, as open_clip does)
 _HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")

@@ -8,14 +8,22 @@ fixed (basic bootstrap, see :func:`frechet_with_ci`).
 FID (:class:`FID`) is clean-fid's, on Inception features, against a folder of reference images the
 user supplies; clean-fid is an optional dependency and fetches its Inception weights itself on
 first use, so a machine without them gets one clear line instead of a traceback.
+
+For in-memory images (CIFAR-10) :func:`clean_features` runs clean-fid's own "clean" preprocessing
+(its PIL bicubic resize to 299x299 on float32, per channel) and a :class:`FeatureNet`: clean-fid's
+Inception-v3 (``inception-2015-12-05.pt``, 2048-d pool features) loaded from a local file by
+:func:`inception_net` — never downloaded — or an injected test network; :meth:`FID.from_stats`
+turns the generated features and cached reference statistics into the metric.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -154,3 +162,125 @@ class FID(Metric):
         return cls.make(value, value, value, len(images), {
             **definition, "formula": "clean-fid FID, mode clean (no interval)",
             "reference": str(reference)})
+
+    @classmethod
+    def from_stats(cls, mu_gen: np.ndarray, sigma_gen: np.ndarray, mu_ref: np.ndarray,
+                   sigma_ref: np.ndarray, n: int, definition: Mapping[str, Any]) -> MetricValue:
+        """FID from generated-feature statistics and reference statistics (float64), as
+        clean-fid computes it. No interval (a bootstrap of 2048-d matrix square roots costs
+        minutes per run): the value is repeated as its bounds and the definition says so."""
+        value = frechet_from_stats(np.asarray(mu_gen, np.float64),
+                                   np.asarray(sigma_gen, np.float64),
+                                   np.asarray(mu_ref, np.float64),
+                                   np.asarray(sigma_ref, np.float64))
+        return cls.make(value, value, value, n, {
+            **definition, "interval": "none (FID over the whole set; the value is repeated)"})
+
+
+# ----------------------------------------------------------------------------- Inception features
+#: clean-fid's Inception-v3: the TorchScript port of the TensorFlow FID network (StyleGAN2-ADA)
+INCEPTION_FILE = "inception-2015-12-05.pt"
+INCEPTION_URL = ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
+                 + INCEPTION_FILE)
+#: clean-fid's input size and the dimension of the pool features
+INCEPTION_SIZE = 299
+INCEPTION_DIMS = 2048
+
+
+@dataclass
+class FeatureNet:
+    """A FID feature network: float images ``(N, 3, 299, 299)`` in [0, 255] -> ``(N, dims)``."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    dims: int
+    #: what it is ("clean-fid Inception-v3 ..." or "injected ...")
+    name: str
+    #: sha256 prefix of its weights file ("injected" for a test network)
+    sha: str
+    device: str = "cpu"
+
+
+def inception_hint() -> str:
+    from ubench.home import ubench_home
+
+    return (f"download {INCEPTION_URL} (about 95 MB) and pass --set "
+            f"task.inception_weights=/path/to/{INCEPTION_FILE} (or put it at "
+            f"{ubench_home() / 'weights' / INCEPTION_FILE} or /tmp/{INCEPTION_FILE}, where "
+            "clean-fid keeps it); nothing is downloaded at run time")
+
+
+def resolve_inception_weights(path: str = "") -> Path:
+    """The local ``inception-2015-12-05.pt``: ``path`` if given (it must exist), else ubench's
+    weights folder, else clean-fid's own download place (``/tmp``); one line when absent."""
+    from ubench.home import ubench_home
+
+    if path:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return p
+        raise MissingAssetError(f"Inception weights {str(p)!r} do not exist: " + inception_hint())
+    for candidate in (ubench_home() / "weights" / INCEPTION_FILE, Path("/tmp") / INCEPTION_FILE):
+        if candidate.is_file():
+            return candidate
+    raise MissingAssetError("the Inception weights for FID are not on this machine: "
+                            + inception_hint())
+
+
+def inception_net(weights: Path, device: str = "cpu") -> FeatureNet:
+    """clean-fid's Inception (``InceptionV3W``, no resize inside) from a local file."""
+    import torch
+
+    try:
+        from cleanfid.inception_torchscript import InceptionV3W
+    except ImportError:
+        raise MissingAssetError("FID needs clean-fid: `pip install clean-fid==0.1.35`") from None
+    with tempfile.TemporaryDirectory() as tmp:  # InceptionV3W reads <folder>/<fixed name>
+        folder = weights.parent
+        if weights.name != INCEPTION_FILE:
+            os.symlink(weights.resolve(), Path(tmp) / INCEPTION_FILE)
+            folder = Path(tmp)
+        try:
+            net = InceptionV3W(str(folder), download=False, resize_inside=False).to(device)
+        except Exception as e:  # a truncated or foreign file
+            reason = " ".join(str(e).split())[:200]
+            raise MissingAssetError(f"could not load the Inception weights {str(weights)!r} "
+                                    f"({type(e).__name__}: {reason}): " + inception_hint()
+                                    ) from None
+    net.eval()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x.to(device))
+
+    from ubench.digest import file_sha256
+
+    return FeatureNet(forward, INCEPTION_DIMS, f"clean-fid Inception-v3 ({INCEPTION_FILE}), "
+                      "2048-d pool features", file_sha256(weights, 16), device)
+
+
+def clean_features(images: torch.Tensor, net: FeatureNet, batch_size: int = 200,
+                   workers: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """clean-fid "clean" features of uint8 images ``(N, 3, H, W)``: each image goes through
+    clean-fid's own resizer (PIL bicubic to 299x299 on float32 values, channel by channel; run on
+    ``workers`` threads, order kept), then ``net``. Returns float64 ``(N, net.dims)``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from cleanfid.resize import build_resizer
+
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected uint8 images (N, 3, H, W); got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    resize = build_resizer("clean")
+    hwc = images.permute(0, 2, 3, 1).numpy()
+    out = np.zeros((len(hwc), net.dims), dtype=np.float64)
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for lo in range(0, len(hwc), batch_size):
+            chunk = list(pool.map(resize, list(hwc[lo:lo + batch_size])))
+            batch = torch.from_numpy(np.stack(chunk).transpose(0, 3, 1, 2).copy())
+            out[lo:lo + len(chunk)] = net.forward(batch).double().cpu().numpy()
+            if progress is not None:
+                progress(lo + len(chunk), len(hwc))
+    return out

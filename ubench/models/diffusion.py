@@ -11,6 +11,7 @@ run unchanged on every task.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from ubench.models.text import TextConditioner
 
 Scope = Literal["full", "xattn", "noxattn"]
 SCOPES: tuple[str, ...] = ("full", "xattn", "noxattn")
+#: samplers of :meth:`DiffusionModel.sample`: DDIM (eta = 0) and DPM-Solver++ (2M), both diffusers'
+SAMPLERS: tuple[str, ...] = ("ddim", "dpm-solver")
 
 
 class ClassConditioner:
@@ -69,14 +72,21 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, seeds: Seq
 
 
 class DiffusionModel:
-    """A conditional epsilon-prediction diffusion model over diffusers components."""
+    """A conditional epsilon-prediction diffusion model over diffusers components.
+
+    With ``mixed_precision`` on a CUDA device the UNet runs under bf16 autocast while its weights
+    (the optimiser's master copy) stay fp32 and predictions are returned as fp32; elsewhere, and
+    by default, everything is fp32.
+    """
 
     def __init__(self, unet: UNet2DModel | UNet2DConditionModel, scheduler: DDPMScheduler,
-                 conditioner: ClassConditioner | TextConditioner) -> None:
+                 conditioner: ClassConditioner | TextConditioner,
+                 mixed_precision: bool = False) -> None:
         # typed Any: diffusers' lazy module objects are opaque to static checkers
         self.unet: Any = unet
         self.noise_scheduler: Any = scheduler
         self.conditioner = conditioner
+        self.mixed_precision = mixed_precision
 
     # ------------------------------------------------------------------ basics
     @property
@@ -106,12 +116,25 @@ class DiffusionModel:
         """The encoded null condition (unconditional branch of guidance), repeated ``n`` times."""
         return self.conditioner.null(n, self.device)
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast when ``mixed_precision`` is on and the UNet is on CUDA, else nothing."""
+        if self.mixed_precision and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # ------------------------------------------------------------------ training verbs
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """epsilon_theta(x_t, t, c) for an encoded condition ``cond``."""
-        if self.text_conditioned:
-            return self.unet(x_t, t, encoder_hidden_states=cond).sample
-        return self.unet(x_t, t, class_labels=cond).sample
+        """epsilon_theta(x_t, t, c) for an encoded condition ``cond`` (fp32)."""
+        if not self.mixed_precision:
+            if self.text_conditioned:
+                return self.unet(x_t, t, encoder_hidden_states=cond).sample
+            return self.unet(x_t, t, class_labels=cond).sample
+        with self._autocast():
+            if self.text_conditioned:
+                out = self.unet(x_t, t, encoder_hidden_states=cond).sample
+            else:
+                out = self.unet(x_t, t, class_labels=cond).sample
+        return out.float()
 
     def noised(self, x0: torch.Tensor, generator: torch.Generator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -170,21 +193,35 @@ class DiffusionModel:
         return x, torch.full((n,), int(sched.timesteps[stop]), device=self.device,
                              dtype=torch.long)
 
+    def sampler_scheduler(self, sampler: str = "ddim") -> Any:
+        """A fresh deterministic sampling scheduler on the model's noise schedule: ``ddim``
+        (DDIM, eta = 0) or ``dpm-solver`` (DPM-Solver++ 2M, diffusers' multistep solver)."""
+        if sampler == "ddim":
+            return DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False)
+        if sampler == "dpm-solver":  # imported here: its module imports scipy.stats (~1 s)
+            from diffusers import DPMSolverMultistepScheduler
+
+            return DPMSolverMultistepScheduler.from_config(
+                self.noise_scheduler.config, algorithm_type="dpmsolver++", solver_order=2)
+        raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+
     @torch.no_grad()
     def sample(self, conditions: Any, *, steps: int = 25, guidance: float = 2.0,
                generator: torch.Generator | None = None, seeds: Sequence[int] | None = None,
-               batch_size: int = 256) -> torch.Tensor:
-        """DDIM (eta=0) samples in [-1, 1] for the given conditions, with classifier-free guidance.
+               batch_size: int = 256, sampler: str = "ddim") -> torch.Tensor:
+        """Samples in [-1, 1] for the given conditions, with classifier-free guidance.
 
-        ``guidance`` is w in eps_u + w (eps_c - eps_u): 1 is plain conditional sampling, 0 is
-        unconditional. With ``seeds`` each sample's starting noise comes from its own seed, so a
-        sample does not depend on which batch it was generated in.
+        ``sampler`` is ``ddim`` (eta = 0, the default) or ``dpm-solver`` (DPM-Solver++ 2M); both
+        are deterministic given the starting noise. ``guidance`` is w in
+        eps_u + w (eps_c - eps_u): 1 is plain conditional sampling, 0 is unconditional. With
+        ``seeds`` each sample's starting noise comes from its own seed, so a sample does not
+        depend on which batch it was generated in.
         """
         cond_all = self.encode(conditions)
         n = cond_all.shape[0]
         if seeds is not None and len(seeds) != n:
             raise ValueError("need one seed per condition")
-        sched = DDIMScheduler.from_config(self.noise_scheduler.config, clip_sample=False)
+        sched = self.sampler_scheduler(sampler)
         sched.set_timesteps(steps)
         x_all = _noise((n, *self.sample_shape), generator, seeds)
         was_training = self.unet.training
@@ -193,6 +230,8 @@ class DiffusionModel:
         for lo in range(0, n, batch_size):
             x = x_all[lo:lo + batch_size].to(self.device)
             c = cond_all[lo:lo + batch_size]
+            if sampler != "ddim":  # multistep solvers keep a history: restart it per batch
+                sched.set_timesteps(steps)
             for t in sched.timesteps:
                 tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
                 x = sched.step(self.guided_noise(x, tt, c, guidance), t, x).prev_sample
@@ -237,7 +276,7 @@ class DiffusionModel:
     def clone_frozen(self) -> DiffusionModel:
         """A deep copy in eval mode with gradients off (ESD's teacher, SalUn's reference)."""
         twin = DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
-                              copy.deepcopy(self.conditioner))
+                              copy.deepcopy(self.conditioner), self.mixed_precision)
         twin.unet.eval()
         twin.unet.requires_grad_(False)
         return twin
@@ -245,7 +284,7 @@ class DiffusionModel:
     def clone(self) -> DiffusionModel:
         """A trainable deep copy."""
         return DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
-                              copy.deepcopy(self.conditioner))
+                              copy.deepcopy(self.conditioner), self.mixed_precision)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
@@ -276,24 +315,125 @@ class DiffusionModel:
 
 def class_conditional_model(*, resolution: int, channels: tuple[int, ...] = (32, 64),
                             layers_per_block: int = 1, num_classes: int = 10,
-                            train_timesteps: int = 1000, seed: int = 0) -> DiffusionModel:
-    """A fresh class-conditional UNet2DModel + DDPM scheduler, initialised from ``seed``."""
+                            train_timesteps: int = 1000, seed: int = 0, in_channels: int = 1,
+                            attention_levels: tuple[int, ...] = (), norm_num_groups: int = 8,
+                            **unet_options: Any) -> DiffusionModel:
+    """A fresh class-conditional UNet2DModel + DDPM scheduler, initialised from ``seed``.
+
+    ``attention_levels`` lists the resolution levels (0 = full resolution) whose blocks carry
+    self-attention, in both the down and the up path; ``unet_options`` go to ``UNet2DModel``
+    as they are (``dropout``, ``norm_eps``, ...). The defaults build the digits model.
+    """
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
         torch.manual_seed(seed)
-        unet = _unet(resolution, channels, layers_per_block, num_classes)
+        unet = _unet(resolution, channels, layers_per_block, num_classes, in_channels,
+                     attention_levels, norm_num_groups, unet_options)
     sched = DDPMScheduler(num_train_timesteps=train_timesteps, clip_sample=False)
     return DiffusionModel(unet, sched, ClassConditioner(num_classes))
 
 
-def _unet(resolution: int, channels: tuple[int, ...], layers_per_block: int, num_classes: int
-          ) -> UNet2DModel:
+def _unet(resolution: int, channels: tuple[int, ...], layers_per_block: int, num_classes: int,
+          in_channels: int = 1, attention_levels: tuple[int, ...] = (), norm_num_groups: int = 8,
+          options: dict[str, Any] | None = None) -> UNet2DModel:
     n = len(channels)
+    down = tuple("AttnDownBlock2D" if i in attention_levels else "DownBlock2D" for i in range(n))
+    up = tuple("AttnUpBlock2D" if n - 1 - i in attention_levels else "UpBlock2D"
+               for i in range(n))
     return UNet2DModel(
-        sample_size=resolution, in_channels=1, out_channels=1,
+        sample_size=resolution, in_channels=in_channels, out_channels=in_channels,
         layers_per_block=layers_per_block, block_out_channels=channels,
-        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
-        num_class_embeds=num_classes + 1, norm_num_groups=8,
+        down_block_types=down, up_block_types=up,
+        num_class_embeds=num_classes + 1, norm_num_groups=norm_num_groups, **(options or {}),
     )
+
+
+def load_class_conditional(folder: str | Path, *, num_classes: int, in_channels: int,
+                           resolution: int, device: str = "cpu", hint: str = ""
+                           ) -> DiffusionModel:
+    """A class-conditional model from a local folder in any of three layouts, safetensors only.
+
+    * ubench's own (``conditioner.json``, ``unet/``, ``scheduler/``: what :meth:`DiffusionModel.
+      save` and ``ubench pretrain`` write);
+    * a diffusers pipeline folder (``unet/`` with ``config.json``, optionally ``scheduler/``);
+    * a bare ``UNet2DModel`` folder (``config.json`` + ``diffusion_pytorch_model.safetensors``).
+
+    The UNet must take ``in_channels`` x ``resolution`` x ``resolution`` inputs and have
+    ``num_classes + 1`` class embeddings (the classes and the null class of guidance, at index
+    ``num_classes``). Without a scheduler folder the DDPM schedule (linear betas 1e-4..0.02, 1000
+    steps) is used. Every problem is one :class:`MissingAssetError` line ending with ``hint``.
+    """
+    d = Path(folder).expanduser()
+    tail = f"; {hint}" if hint else ""
+    if not d.is_dir():
+        raise MissingAssetError(f"model folder {str(d)!r} does not exist{tail}")
+    if (d / "conditioner.json").is_file():
+        try:
+            model = DiffusionModel.load(d, device)
+        except MissingAssetError:
+            raise
+        except Exception as e:  # a truncated weights file, a broken config
+            reason = " ".join(str(e).split())[:200]
+            raise MissingAssetError(f"could not load the model in {d} ({type(e).__name__}: "
+                                    f"{reason}){tail}") from None
+        if model.conditioner.kind != "class":
+            raise MissingAssetError(f"{d} holds a text-conditioned model; this task needs a "
+                                    f"class-conditional one{tail}")
+        _check_class_unet(model.unet.config, d, num_classes, in_channels, resolution, tail)
+        return model
+    unet_dir = d / "unet" if (d / "unet" / "config.json").is_file() else d
+    if not (unet_dir / "config.json").is_file():
+        raise MissingAssetError(f"{d} is not a diffusers model folder (no config.json, "
+                                f"unet/config.json or conditioner.json){tail}")
+    config = json.loads((unet_dir / "config.json").read_text())
+    if config.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        raise MissingAssetError(f"{unet_dir} holds a {config.get('_class_name')}, not a "
+                                f"class-conditional UNet2DModel{tail}")
+    _check_class_unet(config, unet_dir, num_classes, in_channels, resolution, tail)
+    if not any(unet_dir.glob("*.safetensors")):
+        raise MissingAssetError(f"{unet_dir} has no .safetensors weights (ubench never unpickles "
+                                "a .bin file); convert it with `UNet2DModel.from_pretrained(...)"
+                                f".save_pretrained(..., safe_serialization=True)`{tail}")
+    try:
+        unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=True)
+    except Exception as e:  # a truncated file, a foreign config: say which, on one line
+        reason = " ".join(str(e).split())[:200]
+        raise MissingAssetError(f"could not load the UNet in {unet_dir} ({type(e).__name__}: "
+                                f"{reason}){tail}") from None
+    sched_cfg = d / "scheduler" / "scheduler_config.json"
+    if sched_cfg.is_file():
+        loaded = json.loads(sched_cfg.read_text())
+        if loaded.get("prediction_type", "epsilon") != "epsilon":
+            raise MissingAssetError(f"{sched_cfg} says prediction_type="
+                                    f"{loaded.get('prediction_type')!r}; ubench's model layer "
+                                    f"predicts epsilon{tail}")
+        sched = DDPMScheduler.from_config(DDPMScheduler.load_config(d / "scheduler"),
+                                          clip_sample=False)
+    else:
+        sched = DDPMScheduler(num_train_timesteps=1000, clip_sample=False)
+    return DiffusionModel(unet, sched, ClassConditioner(num_classes)).to(device)
+
+
+def _check_class_unet(config: Any, where: Path, num_classes: int, in_channels: int,
+                      resolution: int, tail: str) -> None:
+    """One line saying why a UNet config does not fit a class-conditional task (if it does not).
+    """
+    get = config.get if isinstance(config, dict) else (lambda k, v=None: getattr(config, k, v))
+    embeds = get("num_class_embeds")
+    if embeds is None:
+        raise MissingAssetError(f"the UNet in {where} is unconditional (no num_class_embeds, e.g. "
+                                f"google/ddpm-cifar10-32); a class-conditional one with "
+                                f"{num_classes + 1} class embeddings is needed{tail}")
+    if int(embeds) != num_classes + 1:
+        raise MissingAssetError(
+            f"the UNet in {where} has num_class_embeds={embeds}; this task needs "
+            f"{num_classes + 1} ({num_classes} classes + the null class {num_classes} of "
+            f"classifier-free guidance){tail}")
+    size = get("sample_size")
+    size = size if isinstance(size, int) else (next(iter(size)) if size else None)
+    if get("in_channels") != in_channels or size != resolution:
+        raise MissingAssetError(
+            f"the UNet in {where} takes {get('in_channels')}x{size}x{size} inputs; this task "
+            f"needs {in_channels}x{resolution}x{resolution}{tail}")
 
 
 def text_conditional_model(*, resolution: int, in_channels: int = 3,
