@@ -47,7 +47,7 @@ from ubench.errors import ConfigError, MissingAssetError
 from ubench.grids import rgb_grid
 from ubench.home import asset_dir, cached, load_cached, ubench_home
 from ubench.metrics.bootstrap import BOOTSTRAP_SEED
-from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
+from ubench.metrics.classification import GarbageRate, RemainingAccuracy, UnlearningAccuracy
 from ubench.metrics.frechet import FID, FeatureNet, gaussian_stats
 from ubench.models.diffusion import (
     SAMPLERS,
@@ -56,8 +56,12 @@ from ubench.models.diffusion import (
     load_class_conditional,
 )
 from ubench.pretrain import CODE_VERSION, PretrainJob, PretrainSpec
+from ubench.protocol import TuningRule
 from ubench.tasks.cifar10 import recipes as R
 from ubench.tasks.cifar10.data import CLASSES, NUM_CLASSES, CifarData, as_float, load_train
+
+#: index of the paper's reject label "random noise" among the CLIP labels
+NOISE_LABEL = R.CLIP_LABELS.index("random noise")
 
 Say = Callable[[str], None]
 Progress = Callable[[str, int, int, dict[str, float]], None]
@@ -140,6 +144,14 @@ class Cifar10Class(Task[CifarConfig]):
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"class-conditional"})
     method_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = R.CIFAR_METHOD_DEFAULTS
+    #: the fair protocol (docs/protocol.md): tune on forget classes 1 and 4 (seed 100; Table 1
+    #: evaluates every class, so report the classes other than these when tuning), best RA
+    #: among points reaching UA >= 0.95, ties within 0.005 to the lowest FID
+    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {"forget_class": 1}, {"forget_class": 4})
+    tuning_rule: ClassVar[TuningRule | None] = TuningRule(
+        forget="ua", forget_higher_is_better=True, keep="ra", target=0.95, tie_margin=0.005,
+        tie_break="fid")
 
     model_spec: ClassVar[R.ModelSpec] = R.ModelSpec()
     pretrain_spec: ClassVar[PretrainSpec] = R.PRETRAIN
@@ -336,22 +348,28 @@ class Cifar10Class(Task[CifarConfig]):
 
         return clean_features(images_u8.contiguous(), net, progress=report)
 
-    def assets(self) -> dict[str, str]:
+    def assets(self, uses_oracle: bool = False) -> dict[str, str]:
+        """Digests of the data, the base model, the oracle (runs that use it) and the
+        evaluators (CLIP, Inception): part of the run identity. A model that is not on the
+        machine yet is left out (the run then stops in ``prepare`` with the fix)."""
         out: dict[str, str] = {"data": self.data.digest}
         try:
             folder = self._model_folder(None)
             out["model"] = _weights_digest(folder)
         except MissingAssetError:
             pass
-        if self.config.oracle or (self.default_model_dir(self.config.forget_class)
-                                  / "key.json").is_file():
+        if uses_oracle:
             with contextlib.suppress(MissingAssetError, OSError):
                 out["oracle"] = _weights_digest(self._model_folder(self.config.forget_class))
-        clip = self.clip_checkpoint()
-        out["clip"] = file_digest(clip) if clip is not None else "injected"
+        # evaluators not on the machine yet: prepare() says which, after the model's checks
+        with contextlib.suppress(MissingAssetError):
+            clip = self.clip_checkpoint()
+            out["clip"] = file_digest(clip) if clip is not None else "injected"
         if self.config.fid:
-            inception = self.inception_weights()
-            out["inception"] = file_digest(inception) if inception is not None else "injected"
+            with contextlib.suppress(MissingAssetError):
+                inception = self.inception_weights()
+                out["inception"] = (file_digest(inception) if inception is not None
+                                    else "injected")
         return out
 
     # ------------------------------------------------------------------ request
@@ -462,6 +480,9 @@ class Cifar10Class(Task[CifarConfig]):
                 **clip_def, "classes": remain,
                 "formula": "mean(CLIP label == generated class) over remaining-class "
                            "generations"}),
+            "garbage_rate": GarbageRate.from_predictions(pred[:nf], NOISE_LABEL, {
+                **clip_def, "forget_class": c.forget_class,
+                "formula": "mean(CLIP label == 'random noise') over forget-class generations"}),
         }
         details: dict[str, Any] = {
             "forget_judged_as": _label_counts(pred[:nf]),
@@ -484,7 +505,7 @@ class Cifar10Class(Task[CifarConfig]):
                                                        len(ff), fid_def).value
         samples = [{"seed": s, "condition": int(y), "judged": int(p),
                     "judged_label": R.CLIP_LABELS[int(p)], "split": "forget" if i < nf
-                    else "remain"}
+                    else "remain", **({"label": R.CLIP_LABELS[int(p)]} if i < nf else {})}
                    for i, (s, y, p) in enumerate(zip(seeds, labels.tolist(), pred, strict=True))]
         rows = [images[torch.from_numpy(labels == k)][:10].float() / 127.5 - 1.0
                 for k in [c.forget_class, *remain]]

@@ -140,7 +140,7 @@ def test_methods_run_through_the_cli(method: str, tiny: dict[str, Path],
                                                  *METHOD_SETS[method], *extra]), "--json")
     assert code == 0, err
     rec = json.loads(out)
-    assert rec["status"] == "ok" and set(rec["metrics"]) == {"ua", "ra", "fid"}
+    assert rec["status"] == "ok" and set(rec["metrics"]) == {"ua", "ra", "garbage_rate", "fid"}
     ua, ra, fid = (rec["metrics"][k] for k in ("ua", "ra", "fid"))
     assert ua["n"] == 8 and ra["n"] == 18 and fid["n"] == 18
     assert 0 <= ua["value"] <= 1 and 0 <= ra["value"] <= 1 and fid["value"] >= 0
@@ -175,7 +175,7 @@ def test_two_class_policy_and_dpm_solver(tiny: dict[str, Path], models: dict[str
     rec = json.loads(out)
     assert rec["request"]["remain"]["classes"] == [3, 6]  # the paper's dog -> cat + frog
     assert rec["request"]["remain"]["per_class"] == [18, 18]
-    assert set(rec["metrics"]) == {"ua", "ra"}
+    assert set(rec["metrics"]) == {"ua", "ra", "garbage_rate"}
     assert rec["metrics"]["ua"]["definition"]["sampler"].startswith("DPM-Solver++")
 
 
