@@ -239,6 +239,8 @@ def sweep(
     from ubench.sweep.view import SweepView, plan_table, summary
 
     err = Console(stderr=True, soft_wrap=True)
+    if not err.is_terminal:  # a log file: whole lines, tables never folded
+        err = Console(stderr=True, soft_wrap=True, width=10_000)
     root = store_root(store)
     dup = f" ({loaded.duplicates} repeated runs listed once)" if loaded.duplicates else ""
     chosen = f", suite {suite}" if suite else ""

@@ -72,7 +72,7 @@ class SweepView:
         self.workers = max(1, workers)
         self.finished = 0
         self.failed = 0
-        self._running: set[str] = set()
+        self._running: dict[str, float] = {}  # run id -> when it started
         self.times: list[float] = []
         self._started = time.perf_counter()
         self._lock = threading.Lock()
@@ -101,21 +101,23 @@ class SweepView:
     def event(self, kind: str, item: RunItem, outcome: Outcome | None) -> None:
         with self._lock:
             if kind == "start":
-                self._running.add(item.run_id)
+                self._running[item.run_id] = time.perf_counter()
             else:
                 assert outcome is not None
-                self._running.discard(item.run_id)
+                started = self._running.pop(item.run_id, None)
+                # the wall time of the whole attempt (process start and imports included)
+                wall = time.perf_counter() - started if started is not None else outcome.seconds
                 self.finished += 1
                 if not outcome.ok:
                     self.failed += 1
                 if outcome.status == "ran":
-                    self.times.append(outcome.seconds)
+                    self.times.append(wall)
                 if outcome.status != "done":
-                    self.console.print(self.line(item, outcome))
+                    self.console.print(self.line(item, outcome, wall))
             self._progress.update(self._task, completed=self.finished)
 
     @staticmethod
-    def line(item: RunItem, outcome: Outcome) -> Text:
+    def line(item: RunItem, outcome: Outcome, wall: float | None = None) -> Text:
         tag = {"ran": "ok", "skipped": "skip", "done": "done", "failed": "FAIL",
                "interrupted": "stop"}.get(outcome.status, outcome.status)
         text = Text(f"{tag:<5}", style=_STYLE.get(outcome.status, ""))
@@ -123,7 +125,8 @@ class SweepView:
         if outcome.ok:
             text.append(_metrics(outcome.metrics))
             if outcome.status == "ran":
-                text.append(f"  ({_duration(outcome.seconds)})", style="dim")
+                text.append(f"  ({_duration(outcome.seconds if wall is None else wall)})",
+                            style="dim")
             elif outcome.status == "skipped":
                 text.append("  (made by another worker or sweep)", style="dim")
         else:

@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1:
         _die_with_parent(int(args[1]))
     outcome = job.run()
-    sys.stdout.write(OUTCOME_MARK + json.dumps(outcome.to_dict()) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(OUTCOME_MARK + json.dumps(outcome.to_dict()) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the sweep is gone (killed); its next run reads the store
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
