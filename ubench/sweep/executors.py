@@ -259,10 +259,10 @@ class RayExecutor:
                 started_here = True
         try:
             have = ray.cluster_resources().get("GPU", 0)
-            if self.gpus and have < self.gpus:
-                raise ConfigError(f"--gpus {self.gpus:g} per run, but the Ray cluster has "
-                                  f"{have:g} GPUs: lower --gpus or connect to a cluster with "
-                                  "GPUs (--address)")
+            if started_here and self.gpus and have < self.gpus:  # (a cluster may scale up)
+                raise ConfigError(f"--gpus {self.gpus:g} per run, but this machine's Ray "
+                                  f"cluster has {have:g} GPUs: lower --gpus or connect to a "
+                                  "cluster with GPUs (--address)")
             task = ray.remote(max_calls=1)(_ray_run).options(
                 num_cpus=self.threads, num_gpus=self.gpus, max_retries=self.retries)
             return self._drive(ray, task, list(jobs), events)
