@@ -264,6 +264,8 @@ def test_options_of_another_executor_are_usage_errors(tmp_path: Path) -> None:
                                                     "not --on local")
     with pytest.raises(ConfigError, match=r"address do\(es\) not apply to --on local"):
         make_executor("local", address="auto")
+    with pytest.raises(ConfigError, match="Slurm gives whole GPUs"):
+        make_executor("slurm", gpus=0.5)
 
 
 @pytest.mark.parametrize(("on", "module", "extra"), [("ray", "ray", "ray"),

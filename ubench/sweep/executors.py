@@ -320,12 +320,14 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, folder: str | Path | None = None, partition: str | None = None,
-                 gpus: int = 0, timeout_min: int = 240, workers: int | None = None,
+                 gpus: float = 0, timeout_min: int = 240, workers: int | None = None,
                  threads: int = 1, retries: int = 1, cluster: str | None = None,
                  extra: dict[str, Any] | None = None, poll_s: float = 2.0) -> None:
+        if gpus != int(gpus):
+            raise ConfigError(f"--gpus {gpus:g}: Slurm gives whole GPUs; pass a whole number")
         self.folder = folder
         self.partition = partition
-        self.gpus = gpus
+        self.gpus = int(gpus)
         self.timeout_min = timeout_min
         self.workers = workers
         self.threads = threads
