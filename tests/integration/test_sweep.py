@@ -42,12 +42,14 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900
 
 def comparable(store: Path) -> dict[str, Any]:
     """run id -> record without what differs between two makings of one run (timings, creation
-    time, and whether it resumed from a checkpoint), plus its per-sample judgements."""
+    time, whether it resumed from a checkpoint, and the checkout's git state, which a commit made
+    while the tests run changes), plus its per-sample judgements."""
     out = {}
     for path in sorted(store.glob("**/record.json")):
         rec = json.loads(path.read_text())
         rec.pop("created_at")
         rec.pop("cost")
+        rec["env"].pop("git")
         for key in ("resumed_from", "seconds_before_resume"):
             rec["train_log"].pop(key, None)
         rec["samples.jsonl"] = (path.parent / "samples.jsonl").read_text()
