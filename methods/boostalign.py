@@ -30,7 +30,7 @@ into ``.grad`` in place, block by block. On Stable Diffusion's 860M-parameter UN
 ``graddiff``.
 
 **Not tuned.** The defaults stay the paper's (lambda 5, clip alpha 0.1) while the baselines are
-tuned (``bench/plans/tune-digits.txt``). For information, the same grid as ``graddiff`` on
+tuned (``plans/tune-digits.toml``). For information, the same grid as ``graddiff`` on
 digits-class (forget class 0, seed 0, one thread), UA / RA / FD:
 
 | remain_weight | clip_alpha 0.1 | clip_alpha 1.0 |

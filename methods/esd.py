@@ -37,7 +37,7 @@ Diffusion; 1e-4 is the Adam rate of SalUn's CIFAR-10 DDPM port of ESD and of our
 the 0.65M-parameter digits model); ``batch_size`` 8 (ESD: 1; extra samples are nearly free on
 small models and reduce gradient noise).
 
-**Tuning** (``bench/plans/tune-digits.txt``: digits-class, forget class 0, seed 0, 150 steps;
+**Tuning** (``plans/tune-digits.toml``: digits-class, forget class 0, seed 0, 150 steps;
 rule: UA >= 0.99, RA within 0.005 of the best, then lowest FD). UA / RA / FD:
 
 | variant | lr 1e-4 | lr 3e-4 |

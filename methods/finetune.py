@@ -4,7 +4,7 @@ Forgetting here comes only from catastrophic forgetting of what D_r does not con
 pushes the forget concept away, so UA usually stays low. The remain weight is irrelevant (the
 gradient is ``r`` alone).
 
-**Tuning** (``bench/plans/tune-digits.txt``; digits-class, forget class 0, seed 0): lr 1e-4 gives
+**Tuning** (``plans/tune-digits.toml``; digits-class, forget class 0, seed 0): lr 1e-4 gives
 UA 0.000 / RA 1.000 / FD 49.2, lr 1e-3 gives UA 0.000 / RA 0.999 / FD 46.7. No cell forgets; by
 the rule (highest UA, RA within 0.005 of the best, lowest FD) the default is lr 1e-3.
 """

@@ -6,7 +6,7 @@ anything else. It uses the family's truncation (default per-element ``clip``);
 other classes, and Adam moves every weight by about ``lr`` per step: on the digits model GA
 either forgets by wrecking the whole model or does not forget at all.
 
-**Tuning** (``bench/plans/tune-digits.txt``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
+**Tuning** (``plans/tune-digits.toml``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
 RA within 0.005 of the best, then lowest FD). UA / RA / FD:
 
 | lr | 10 steps | 30 steps | 100 steps |

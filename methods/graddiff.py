@@ -11,7 +11,7 @@ mini-batches while RGD uses the full remain set; here both default to ``remain_g
 that the *only* difference between the two rows is the projection (set
 ``method.remain_gradient=minibatch`` for the paper's variant).
 
-**Tuning** (``bench/plans/tune-digits.txt``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
+**Tuning** (``plans/tune-digits.toml``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
 RA within 0.005 of the best, then lowest FD). Grid remain_weight x clip_alpha, UA / RA / FD:
 
 | remain_weight | clip_alpha 0.1 | clip_alpha 1.0 |

@@ -30,7 +30,7 @@ the digits forget set has ~140 images), ``remain_weight`` alpha 1 (tuned below; 
 DDPM README's ``--alpha`` is 1e-3, its SD scripts use 0.1), ``grad_clip`` 1.0 (SalUn CIFAR
 config ``optim.grad_clip``), ``pseudo`` ``next``, ``scope`` ``full``.
 
-**Tuning** (``bench/plans/tune-digits.txt``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
+**Tuning** (``plans/tune-digits.toml``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
 RA within 0.005 of the best, then lowest FD). UA / RA / FD:
 
 | remain_weight | lr 1e-4 | lr 3e-4 |

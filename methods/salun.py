@@ -23,7 +23,7 @@ weights, before training; the train log records its size and sparsity.
 ``next``, ``scope`` ``full``; sources in ``rl.py``) plus ``mask_ratio`` 0.5 (the paper's and both
 code bases' threshold 0.5). The mask pass uses ``batch_size`` images per backward pass.
 
-**Tuning** (``bench/plans/tune-digits.txt``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
+**Tuning** (``plans/tune-digits.toml``: digits-class, forget class 0, seed 0; rule: UA >= 0.99,
 RA within 0.005 of the best, then lowest FD). UA / RA / FD:
 
 | remain_weight | lr 1e-4 | lr 3e-4 |

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from ubench.errors import InterruptedRun, StoreError, Terminated, UbenchError
+from ubench.errors import ConfigError, InterruptedRun, StoreError, Terminated, UbenchError
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -430,6 +430,127 @@ class _PretrainBar:
                 task = self._p.tasks[0]
                 eta = f", ETA {task.time_remaining:.0f} s" if task.time_remaining else ""
                 _err(f"pretrain step {step}/{total} ({pct}%) {info} {shown}{eta}".rstrip())
+
+
+class On(str, Enum):
+    local = "local"
+    ray = "ray"
+    slurm = "slurm"
+
+
+@app.command()
+def sweep(
+    plan: Annotated[str, typer.Argument(help="A TOML plan, e.g. plans/digits.toml.")],
+    suite: Annotated[str | None, typer.Option(help="Run only this suite of the plan.")] = None,
+    on: Annotated[On, typer.Option(help="Where runs execute: a local pool, Ray or Slurm.")
+                  ] = On.local,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Runs at once (default: the CPU count for local and a local Ray cluster; "
+                    "all for an existing Ray cluster; no cap on Slurm).")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="Results folder (default $UBENCH_STORE or ./results).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List the runs and what is already done; run nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs and outcomes as JSON "
+                                          "on stdout.")] = False,
+    threads: Annotated[int, typer.Option(
+        min=1, help="torch threads per run (recorded).")] = 1,
+    device: Annotated[str | None, typer.Option(
+        help="cpu, cuda, ... (default: cuda with --gpus, else cpu).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        min=0, help="Checkpoint every N steps (0: never).")] = 50,
+    retries: Annotated[int, typer.Option(
+        min=0, help="New starts of a run whose worker died (killed, lost node, pre-empted).")
+                       ] = 1,
+    retry_failed: Annotated[bool, typer.Option(
+        help="Run again the runs whose record says they failed (default: report them).")
+                            ] = False,
+    address: Annotated[str | None, typer.Option(
+        help="--on ray: an existing cluster (auto, ray://HOST:10001); default: a local one.")
+                       ] = None,
+    gpus: Annotated[float, typer.Option(min=0, help="--on ray / slurm: GPUs per run.")] = 0,
+    partition: Annotated[str | None, typer.Option(help="--on slurm: the partition.")] = None,
+    timeout: Annotated[int | None, typer.Option(
+        min=1, help="--on slurm: minutes per job (default 240; a job that reaches it is "
+                    "requeued and resumes).")] = None,
+) -> None:
+    """Run every run of a plan that is not finished yet, on a local pool, Ray or Slurm.
+
+    Finished runs are skipped and interrupted ones resume, so a sweep can be rerun at will; exit
+    1 when a run failed (the others' records are kept). See docs/scale-out.md.
+
+    Examples:
+      ubench sweep plans/digits.toml --dry-run
+      ubench sweep plans/digits.toml --workers 2 --store leaderboard/records
+      ubench sweep plans/digits.toml --on ray --address auto
+      ubench sweep plans/sd.toml --on slurm --partition gpu --gpus 1 --timeout 600
+    """
+    from ubench.sweep import item_state, load_plan, run_items
+    from ubench.sweep.executors import has_extra, require_extra
+
+    options: dict[str, Any] = {"address": address, "partition": partition,
+                               "timeout_min": timeout, "gpus": gpus or None}
+    applies = {"address": ("--address", "ray"), "partition": ("--partition", "slurm"),
+               "timeout_min": ("--timeout", "slurm"), "gpus": ("--gpus", "ray slurm")}
+    for key, value in options.items():
+        flag, ons = applies[key]
+        if value is not None and on.value not in ons.split():
+            raise ConfigError(f"{flag} applies to --on {' or --on '.join(ons.split())}, not "
+                              f"--on {on.value}")
+    options = {k: v for k, v in options.items() if v is not None}
+    if device is None:
+        device = "cuda" if gpus else "cpu"
+    elif gpus and not device.startswith("cuda"):
+        raise ConfigError(f"--gpus {gpus:g} with --device {device}: the runs would not use the "
+                          "GPUs they reserve; pass --device cuda (or drop --gpus)")
+    if not dry_run and not has_extra(on.value):
+        require_extra(on.value)  # one line naming the install command
+    loaded = load_plan(plan, suite)  # a bad plan fails here, before torch is imported
+    items = loaded.specs()
+    from rich.console import Console
+
+    from ubench.runner import usable_store
+    from ubench.store import store_root
+    from ubench.sweep.view import SweepView, plan_table, summary
+
+    err = Console(stderr=True, soft_wrap=True)
+    if not err.is_terminal:  # a log file: whole lines, tables never folded
+        err = Console(stderr=True, soft_wrap=True, width=10_000)
+    root = store_root(store)
+    dup = f" ({loaded.duplicates} repeated runs listed once)" if loaded.duplicates else ""
+    chosen = f", suite {suite}" if suite else ""
+    if dry_run:
+        states = [item_state(i, root) for i in items]
+        if as_json:
+            print(json.dumps([{**i.to_dict(), "state": s.kind, "step": s.step}
+                              for i, s in zip(items, states, strict=True)], indent=2))
+        else:
+            out = Console(soft_wrap=True)
+            if not out.is_terminal:  # a file or a pipe: whole lines, never folded
+                out = Console(soft_wrap=True, width=10_000)
+            out.print(plan_table(items, states))
+        counts = {k: sum(s.kind == k for s in states)
+                  for k in ("todo", "partial", "done", "failed", "corrupt")}
+        _err(f"{loaded.source}{chosen}: {len(items)} runs{dup}: {counts['todo']} to run, "
+             f"{counts['partial']} to resume, {counts['done']} finished, {counts['failed']} "
+             f"failed before" + (f", {counts['corrupt']} with a corrupt record"
+                                 if counts["corrupt"] else "") + f" (store {root})")
+        return
+    usable_store(root)
+    n_workers = workers or (os.cpu_count() or 1)
+    _err(f"sweep {loaded.source}{chosen}: {len(items)} runs{dup} on {on.value}, store {root}")
+    with SweepView(len(items), n_workers, err) as view:
+        result = run_items(items, executor=on.value, workers=workers, store=root,
+                           threads=threads, device=device, checkpoint_every=checkpoint_every,
+                           retries=retries, retry_failed=retry_failed, on_event=view.event,
+                           **options)
+    summary(result, err)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    if not result.ok:
+        raise UbenchError(f"{len(result.failures)} of {len(result.items)} runs failed (table "
+                          "above); the other records are kept: fix the cause and rerun the "
+                          "same command")
 
 
 def _summary(rec: dict) -> str:

@@ -67,6 +67,16 @@ class StoreError(UbenchError):
     exit_code = 2
 
 
+class PlanError(ConfigError):
+    """A sweep plan that cannot be run: malformed TOML, an unknown id or key, a value of the
+    wrong type, a plan that expands to nothing. The message starts with ``PLAN:LINE:``."""
+
+
+class MissingExtraError(UbenchError):
+    """An optional engine (Ray, submitit) that is not installed; the message names the install
+    command."""
+
+
 class InterruptedRun(UbenchError):
     """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143); it resumes when rerun."""
 

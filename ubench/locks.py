@@ -57,3 +57,23 @@ def hold(path: Path, what: str, say: Callable[[str], None] | None = None) -> Ite
             tlock.release()
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def busy(path: Path) -> bool:
+    """Whether another process holds the lock ``path`` right now (a hint for schedulers: the
+    answer can change at once; correctness comes from :func:`hold`). False without ``fcntl``."""
+    if fcntl is None or not path.exists():
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR)  # write access: NFS emulates flock with fcntl locks
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the probe's own lock, if it got it
+    return False

@@ -1,4 +1,4 @@
-"""Method defaults on the t2i tasks (``Task.method_defaults``), from ``bench/plans/tune-t2i.txt``.
+"""Method defaults on the t2i tasks (``Task.method_defaults``), from ``plans/tune-t2i.toml``.
 
 Chosen on t2i-attribute, seed 0, 50 prompts per evaluation set, by one rule: maximise
 (1 - concept_rate) + alignment_test, a tie within 0.05 going to the lower FD. The digits-tuned

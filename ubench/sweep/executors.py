@@ -1,0 +1,421 @@
+"""Where the runs of a sweep execute: a local pool, Ray, or Slurm (through submitit).
+
+Every executor takes :class:`~ubench.sweep.worker.Job` values and calls the one single-run
+function, :func:`ubench.sweep.worker.run_one`, in a process of its own for each run (a fresh
+interpreter: a run's peak memory is its own and no state leaks from one run into the next), so a
+record is the same wherever it was made. Ray and submitit are optional extras, imported only when
+chosen.
+
+Retries are for *dead workers* only (a process killed by a signal, a lost node, a pre-empted or
+timed-out Slurm job): such a run starts again, from its last checkpoint, up to ``retries`` times.
+A run that fails with an error is not retried; the next sweep skips finished runs and resumes
+interrupted ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ubench.errors import ConfigError, MissingExtraError, Terminated
+from ubench.sweep.worker import OUTCOME_MARK, Job, Outcome
+
+#: install command of each optional engine
+EXTRAS = {"ray": ("ray", "pip install 'ubench[ray]'"),
+          "slurm": ("submitit", "pip install 'ubench[slurm]'")}
+
+
+class Events(Protocol):
+    """What an executor reports while it works (called from any thread)."""
+
+    def started(self, job: Job) -> None: ...
+
+    def finished(self, job: Job, outcome: Outcome) -> None: ...
+
+
+class Executor(Protocol):
+    """Runs jobs and returns one outcome per job (in any order)."""
+
+    name: str
+
+    def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]: ...
+
+
+def require_extra(on: str) -> Any:
+    """Import the engine of ``--on ray|slurm`` or raise one line naming the install command."""
+    module, install = EXTRAS[on]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"--on {on} needs {module}, which is not installed: "
+                                f"{install}") from None
+
+
+def has_extra(on: str) -> bool:
+    """Whether the engine of ``--on`` is installed (without importing it)."""
+    import importlib.util
+
+    return on not in EXTRAS or importlib.util.find_spec(EXTRAS[on][0]) is not None
+
+
+def _dead(outcome_error: str, attempts: int) -> str:
+    tries = f" ({attempts} attempts)" if attempts > 1 else ""
+    return (f"{outcome_error}{tries}; rerun the sweep to resume the run from its last "
+            "checkpoint")
+
+
+# ------------------------------------------------------------------------------------ local
+class LocalExecutor:
+    """A pool of ``workers`` single-run worker processes on this machine.
+
+    Each run is ``python -m ubench.sweep`` in its own process group (stderr into the run's
+    log), so a dead worker fails only its own run. The scheduler prefers runs whose lock no one
+    holds and skips runs finished meanwhile, so two sweeps of one plan share the work instead of
+    waiting on each other. Ctrl-C or SIGTERM stops the workers (each saves nothing new: its
+    checkpoints are on disk) and raises; if the sweep itself is killed, Linux sends each worker
+    SIGTERM (``PR_SET_PDEATHSIG``).
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, retries: int = 1) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.retries = retries
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+
+    def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]:
+        from ubench.locks import busy
+
+        pending = list(jobs)
+        outcomes: list[Outcome] = []
+
+        def take() -> Job | None:
+            with self._guard:
+                if self._stop.is_set() or not pending:
+                    return None
+                for i, job in enumerate(pending):
+                    if not busy(Path(job.store) / ".locks" / f"{job.run_id}.lock"):
+                        return pending.pop(i)
+                return pending.pop(0)  # all held elsewhere: wait on one (then skip it)
+
+        def slot() -> None:
+            while (job := take()) is not None:
+                finished = _finished_record(job)
+                if finished is not None:
+                    out = Outcome(job.run_id, "skipped", record=str(finished), log=None,
+                                  metrics=_metrics_of(finished))
+                else:
+                    events.started(job)
+                    out = self._attempts(job)
+                with self._guard:
+                    outcomes.append(out)
+                events.finished(job, out)
+
+        threads = [threading.Thread(target=slot, name=f"ubench-sweep-{i}", daemon=True)
+                   for i in range(min(self.workers, len(pending)))]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt as e:
+            self._stop.set()
+            self._signal(signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+            for t in threads:
+                t.join()
+            raise
+        return outcomes
+
+    def _signal(self, sig: int) -> None:
+        with self._guard:
+            procs = list(self._procs)
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(sig)
+
+    def _attempts(self, job: Job) -> Outcome:
+        attempt = 0
+        while True:
+            attempt += 1
+            out, died = self._spawn(job)
+            out.attempts = attempt
+            if not died or attempt > self.retries or self._stop.is_set():
+                if died:
+                    out.error = _dead(out.error or "", attempt)
+                return out
+
+    def _spawn(self, job: Job) -> tuple[Outcome, bool]:
+        """One attempt in a fresh process: (outcome, whether the process died)."""
+        log = job.log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ}
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, str(job.threads))
+        cmd = [sys.executable, "-m", "ubench.sweep", json.dumps(job.to_dict()),
+               str(os.getpid())]
+        t0 = time.perf_counter()
+        with log.open("a", encoding="utf-8") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                                    env=env, start_new_session=True)
+            with self._guard:
+                self._procs.add(proc)
+            try:
+                stdout, _ = proc.communicate()
+            finally:
+                with self._guard:
+                    self._procs.discard(proc)
+        for line in reversed(stdout.splitlines()):
+            if line.startswith(OUTCOME_MARK):
+                return Outcome.from_dict(json.loads(line[len(OUTCOME_MARK):])), False
+        rc = proc.returncode
+        seconds = time.perf_counter() - t0
+        if rc < 0:
+            why = f"the worker process was killed by {signal.Signals(-rc).name}"
+            return Outcome(job.run_id, "failed", why, seconds, None, str(log)), True
+        why = (f"the worker process exited with status {rc} before reporting (see {log})")
+        return Outcome(job.run_id, "failed", why, seconds, None, str(log)), False
+
+
+def _finished_record(job: Job) -> Path | None:
+    """The record of ``job`` when it finished meanwhile (another sweep made it)."""
+    from ubench.store import read_record
+
+    root = Path(job.store)
+    for path in root.glob(f"{job.task}/{job.method}/{job.run_id}/record.json"):
+        try:
+            if read_record(path)["status"] == "ok":
+                return path
+        except Exception:  # a corrupt record: the run itself says so
+            return None
+    return None
+
+
+def _metrics_of(path: Path) -> dict[str, float]:
+    from ubench.sweep.worker import metric_values
+
+    return metric_values(json.loads(path.read_text()))
+
+
+# ------------------------------------------------------------------------------------ ray
+def _ray_run(job_dict: dict[str, Any]) -> dict[str, Any]:
+    """The Ray task: the single-run function on one job (module level, so Ray imports it)."""
+    return Job.from_dict(job_dict).run().to_dict()
+
+
+class RayExecutor:
+    """Ray tasks, one per run: ``num_cpus`` = the run's threads, ``num_gpus`` per run,
+    ``max_retries`` for dead workers, and a fresh worker process per run (``max_calls=1``).
+
+    ``address`` connects to an existing cluster (``ray://host:10001`` or ``auto``); without it
+    a local cluster of ``workers`` x threads CPUs is started here and shut down at the end. At
+    most ``workers`` runs are in flight (all of them when None, on an existing cluster).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, threads: int = 1,
+                 gpus: float = 0, retries: int = 1, object_store_mb: int = 256) -> None:
+        self.address = address
+        self.workers = workers
+        self.threads = threads
+        self.gpus = gpus
+        self.retries = retries
+        self.object_store_mb = object_store_mb
+
+    def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]:
+        ray = require_extra("ray")
+        if not jobs:
+            return []
+        started_here = False
+        env = {k: v for k, v in os.environ.items() if k.startswith("UBENCH_")
+               or k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME")}
+        if not ray.is_initialized():
+            common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "runtime_env": {"env_vars": env},
+                                      "logging_level": logging.WARNING if self.address
+                                      else logging.ERROR}
+            if self.address:
+                ray.init(address=self.address, **common)
+            else:
+                cpus = (self.workers or os.cpu_count() or 1) * self.threads
+                ray.init(address="local", num_cpus=cpus,
+                         object_store_memory=self.object_store_mb * 2**20, **common)
+                started_here = True
+        try:
+            have = ray.cluster_resources().get("GPU", 0)
+            if started_here and self.gpus and have < self.gpus:  # (a cluster may scale up)
+                raise ConfigError(f"--gpus {self.gpus:g} per run, but this machine's Ray "
+                                  f"cluster has {have:g} GPUs: lower --gpus or connect to a "
+                                  "cluster with GPUs (--address)")
+            task = ray.remote(max_calls=1)(_ray_run).options(
+                num_cpus=self.threads, num_gpus=self.gpus, max_retries=self.retries)
+            return self._drive(ray, task, list(jobs), events)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _drive(self, ray: Any, task: Any, jobs: list[Job], events: Events) -> list[Outcome]:
+        cap = self.workers or len(jobs)
+        waiting = list(jobs)
+        flying: dict[Any, tuple[Job, float]] = {}
+        outcomes: list[Outcome] = []
+        try:
+            while waiting or flying:
+                while waiting and len(flying) < cap:
+                    job = waiting.pop(0)
+                    flying[task.remote(job.to_dict())] = (job, time.perf_counter())
+                    events.started(job)
+                done, _ = ray.wait(list(flying), num_returns=1, timeout=0.5)
+                for ref in done:
+                    job, t0 = flying.pop(ref)
+                    try:
+                        out = Outcome.from_dict(ray.get(ref))
+                    except Exception as e:  # the worker died more than max_retries times
+                        name = type(e).__name__
+                        first = str(e).strip().splitlines()[0] if str(e).strip() else name
+                        out = Outcome(job.run_id, "failed",
+                                      _dead(f"the Ray worker died ({name}: {first})",
+                                            self.retries + 1),
+                                      time.perf_counter() - t0, None, str(job.log))
+                    outcomes.append(out)
+                    events.finished(job, out)
+        except KeyboardInterrupt:
+            for ref in flying:
+                ray.cancel(ref)  # KeyboardInterrupt in the run: it stops like on Ctrl-C
+            for ref in flying:
+                with contextlib.suppress(Exception):  # its outcome: the next sweep sees it
+                    ray.get(ref, timeout=60)
+            raise
+        return outcomes
+
+
+# ------------------------------------------------------------------------------------ slurm
+class SlurmExecutor:
+    """Slurm jobs through submitit: one array of jobs, one job per run.
+
+    ``folder`` holds submitit's scripts and logs (default ``<store>/.sweep/slurm``); the store
+    and ``UBENCH_HOME`` must be on a filesystem the nodes share. ``workers`` caps how many runs
+    run at once (``--array`` parallelism); ``timeout_min`` is each job's time limit: a job that
+    reaches it (or is pre-empted) is requeued up to ``retries`` times and resumes from its
+    checkpoint. ``cluster="local"`` runs the jobs as local processes through submitit's own
+    local executor (what the tests do); ``None`` means Slurm (``sbatch`` must be on PATH).
+    """
+
+    name = "slurm"
+
+    def __init__(self, folder: str | Path | None = None, partition: str | None = None,
+                 gpus: float = 0, timeout_min: int = 240, workers: int | None = None,
+                 threads: int = 1, retries: int = 1, cluster: str | None = None,
+                 extra: dict[str, Any] | None = None, poll_s: float = 2.0) -> None:
+        if gpus != int(gpus):
+            raise ConfigError(f"--gpus {gpus:g}: Slurm gives whole GPUs; pass a whole number")
+        self.folder = folder
+        self.partition = partition
+        self.gpus = int(gpus)
+        self.timeout_min = timeout_min
+        self.workers = workers
+        self.threads = threads
+        self.retries = retries
+        self.cluster = cluster
+        self.extra = dict(extra or {})
+        self.poll_s = poll_s
+
+    def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]:
+        submitit = require_extra("slurm")
+        if not jobs:
+            return []
+        cluster = self.cluster or "slurm"
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise MissingExtraError("--on slurm needs Slurm's sbatch on PATH: run the sweep on "
+                                    "the cluster's login node (or use --on local / --on ray)")
+        from ubench.sweep._slurm import SlurmRun
+
+        folder = Path(self.folder or Path(jobs[0].store) / ".sweep" / "slurm")
+        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+        params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.threads,
+                                  "tasks_per_node": 1, "nodes": 1, "name": "ubench-sweep"}
+        if self.gpus:
+            params["gpus_per_node"] = self.gpus
+        if cluster == "slurm":
+            params["slurm_max_num_timeout"] = self.retries
+            if self.partition:
+                params["slurm_partition"] = self.partition
+            if self.workers:
+                params["slurm_array_parallelism"] = self.workers
+        params.update(self.extra)
+        ex.update_parameters(**params)
+        submitted = ex.map_array(SlurmRun(), [j.to_dict() for j in jobs])
+        pending = dict(zip(submitted, jobs, strict=True))
+        running: set[Any] = set()
+        outcomes: list[Outcome] = []
+        t0 = time.perf_counter()
+        try:
+            while pending:
+                for sj, job in list(pending.items()):
+                    if sj.done():
+                        del pending[sj]
+                        out = self._outcome(sj, job, time.perf_counter() - t0)
+                        outcomes.append(out)
+                        if sj not in running:
+                            events.started(job)
+                        events.finished(job, out)
+                    elif sj not in running and sj.state in ("RUNNING", "COMPLETING"):
+                        running.add(sj)
+                        events.started(job)
+                if pending:
+                    time.sleep(self.poll_s)
+        except KeyboardInterrupt:
+            for sj in pending:
+                sj.cancel(check=False)
+            raise
+        return outcomes
+
+    @staticmethod
+    def _outcome(sj: Any, job: Job, seconds: float) -> Outcome:
+        try:
+            return Outcome.from_dict(sj.result())
+        except Exception as e:  # the job died: killed, out of memory, node failure
+            text = str(e).strip().splitlines()
+            last = next((ln for ln in reversed(text) if ln.strip()), type(e).__name__)
+            return Outcome(job.run_id, "failed",
+                           _dead(f"Slurm job {sj.job_id} died ({' '.join(last.split())[:200]}; "
+                                 f"its log: {sj.paths.stderr})", 1),
+                           seconds, None, str(job.log))
+
+
+# ------------------------------------------------------------------------------------ factory
+def make_executor(on: str, *, workers: int | None = None, threads: int = 1, retries: int = 1,
+                  **options: Any) -> Executor:
+    """The executor ``--on`` names, with its options (``address`` for Ray; ``partition``,
+    ``timeout_min``, ``folder``, ``cluster`` for Slurm; ``gpus`` for both)."""
+    allowed = {"local": set(), "ray": {"address", "gpus", "object_store_mb"},
+               "slurm": {"partition", "gpus", "timeout_min", "folder", "cluster", "extra",
+                         "poll_s"}}
+    if on not in allowed:
+        raise ConfigError(f"unknown executor {on!r}: use local, ray or slurm")
+    given = {k: v for k, v in options.items() if v is not None}
+    wrong = sorted(set(given) - allowed[on])
+    if wrong:
+        raise ConfigError(f"{', '.join(wrong)} do(es) not apply to --on {on}")
+    if on == "local":
+        return LocalExecutor(workers, retries)
+    if on == "ray":
+        return RayExecutor(workers=workers, threads=threads, retries=retries, **given)
+    return SlurmExecutor(workers=workers, threads=threads, retries=retries, **given)
+
