@@ -553,6 +553,80 @@ def sweep(
                           "same command")
 
 
+@app.command()
+def tune(
+    method: Annotated[str, typer.Option(
+        help="Method id, or 'all' for every method with a tuning space that fits the task.")],
+    task: Annotated[str, typer.Option(help="Task id (one with tuning cells and a rule).")],
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Runs at once on this machine (default: the CPU count).")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="Results folder (default $UBENCH_STORE or ./results).")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="Preset file to write (default: the package's preset_files/tuned.json).")
+                   ] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List the tuning runs and what is already done; run nothing.")
+                       ] = False,
+) -> None:
+    """The fair protocol: run each method's declared tuning space (the same budget for every
+    method) on the task's tuning cells, pick one point per method by the task's rule, and write
+    the choice to the preset that `ubench run --preset tuned` applies. See docs/protocol.md.
+
+    Examples:
+      ubench tune --method boostalign --task digits-class --workers 2
+      ubench tune --method all --task t2i-attribute --store leaderboard/records --workers 2
+    """
+    from rich.console import Console
+
+    from ubench import runner
+    from ubench.registry import METHODS
+    from ubench.store import store_root
+    from ubench.sweep import item_state, run_items
+    from ubench.sweep.view import SweepView, plan_table, summary
+    from ubench.tune import tune as run_tune
+    from ubench.tune import tuning_items
+
+    methods = ([m for m in runner.methods_for(task) if METHODS.get(m).search_space]
+               if method == "all" else [method])
+    root = store_root(store)
+    err = Console(stderr=True, soft_wrap=True)
+    if dry_run:
+        items = tuning_items(methods, task)
+        states = [item_state(i, root) for i in items]
+        Console(soft_wrap=True).print(plan_table(items, states))
+        done = sum(s.kind == "done" for s in states)
+        _err(f"tune {task}: {len(items)} tuning runs of {len(methods)} methods, {done} "
+             f"finished (store {root})")
+        return
+    failed: list[Any] = []
+
+    def sweep_items(items: list[Any]) -> None:
+        n = workers or (os.cpu_count() or 1)
+        _err(f"tune {task}: {len(items)} tuning runs of {len(methods)} methods, store {root}")
+        with SweepView(len(items), n, err) as view:
+            result = run_items(items, executor="local", workers=workers, store=root,
+                               on_event=view.event)
+        summary(result, err)
+        failed.extend(result.failures)
+
+    section = run_tune(methods, task, store=root, out=out, run=sweep_items)
+    rule = section["rule_text"]
+    _err(f"rule: {rule}" + ("" if section["target_all_families"] else
+                            " (no target of the ladder is reached by every family)"))
+    for m, entry in section["methods"].items():
+        values = ", ".join(f"{k}={v}" for k, v in entry["values"].items())
+        chosen = next(p for p in entry["points"] if p["values"] == entry["values"])
+        shown = ", ".join(f"{k} {chosen['metrics'][k]:.3f}"
+                          for k in (section["rule"]["forget"], section["rule"]["keep"])
+                          if k in chosen["metrics"])
+        flag = "" if entry["reached"] else "  (no point reached the target)"
+        _err(f"  {m:<12} {values}  ->  {shown}{flag}")
+    if failed:
+        raise UbenchError(f"{len(failed)} tuning runs failed (table above); the preset was "
+                          "written from the others — fix the cause and rerun to complete it")
+
+
 def _summary(rec: dict) -> str:
     from ubench.catalog import BUILTIN_METRICS
 

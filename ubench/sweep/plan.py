@@ -53,7 +53,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: keys of a block (and of ``[defaults]``)
-BLOCK_KEYS = ("methods", "tasks", "seeds", "method", "task")
+BLOCK_KEYS = ("methods", "tasks", "seeds", "method", "task", "preset")
 #: keys of the top level of a plan besides a top-level block
 TOP_KEYS = ("description", "defaults", "blocks", "suites")
 #: keys of a suite given as a table
@@ -81,11 +81,17 @@ class RunItem:
     block: str = ""
     task_config: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
     method_config: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    #: a preset of method values applied before the overrides (``ubench run --preset``)
+    preset: str | None = None
+    #: the fair protocol's tag recorded with the run (``ubench tune``'s tuning runs)
+    protocol: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def command(self, *, threads: int = 1, store: str | None = None) -> str:
         """The ``ubench run`` command that makes (or finds) this run's record on its own."""
         args = ["ubench", "run", "--method", self.method, "--task", self.task,
                 "--seed", str(self.seed)]
+        if self.preset:
+            args += ["--preset", self.preset]
         for o in self.overrides:
             args += ["--set", o]
         args += ["--threads", str(threads)]
@@ -101,22 +107,25 @@ class RunItem:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "task": self.task, "seed": self.seed,
                 "overrides": list(self.overrides), "run_id": self.run_id, "block": self.block,
-                "command": self.command()}
+                "preset": self.preset, "command": self.command()}
 
 
 def make_item(method: str, task: str, seed: int = 0, overrides: Iterable[str] = (),
-              block: str = "") -> RunItem:
+              block: str = "", preset: str | None = None,
+              protocol: Mapping[str, Any] | None = None) -> RunItem:
     """Resolve one run (as ``ubench run`` would) and return it as a :class:`RunItem`.
 
-    For code that builds its own grids (``ubench tune``); raises the resolve's own
-    :class:`~ubench.errors.UbenchError` for a bad id, override or pair.
+    For code that builds its own grids (``ubench tune``, which tags its runs with
+    ``protocol``); raises the resolve's own :class:`~ubench.errors.UbenchError` for a bad id,
+    override, preset or pair.
     """
     from ubench import runner
 
     items = tuple(overrides)
-    spec = runner.resolve(method, task, seed, items)
+    spec = runner.resolve(method, task, seed, items, preset)
     return RunItem(method, task, seed, items, spec.run_id, block,
-                   spec.task_config.to_dict(), spec.method_config.to_dict())
+                   spec.task_config.to_dict(), spec.method_config.to_dict(), preset,
+                   dict(protocol) if protocol else None)
 
 
 # ------------------------------------------------------------------------------------ blocks
@@ -131,6 +140,8 @@ class Block:
     seeds: tuple[int, ...]
     method: Mapping[str, tuple[Any, ...]]
     task: Mapping[str, tuple[Any, ...]]
+    #: a preset of method values (``preset = "tuned"``) every run of the block applies
+    preset: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +217,7 @@ class Plan:
                 continue
             for method, task, seed, overrides in _expand(block):
                 try:
-                    item = make_item(method, task, seed, overrides, block.name)
+                    item = make_item(method, task, seed, overrides, block.name, block.preset)
                 except UbenchError as e:
                     run = RunItem(method, task, seed, overrides, "", block.name).label()
                     raise self._error(_block_path(block.name), f"block {block.name!r}, run "
@@ -473,7 +484,11 @@ class _Parser:
                     merged[key] = ((*src_path, scope, key), value)
             grids[scope] = {key: self.values(scope, key, kpath, raw, methods, tasks, where)
                             for key, (kpath, raw) in merged.items()}
-        return Block(name, methods, tasks, seeds, grids["method"], grids["task"])
+        preset_path, preset_raw = origin("preset")
+        if preset_raw is not None and (not isinstance(preset_raw, str) or not preset_raw):
+            raise self.fail((*preset_path, "preset"), "preset must be a preset's name, e.g. "
+                            "preset = \"tuned\" (the values `ubench tune` chose)")
+        return Block(name, methods, tasks, seeds, grids["method"], grids["task"], preset_raw)
 
     def ids(self, raw: Any, path: tuple[str, ...], kind: str, *, allow_all: bool
             ) -> tuple[str, ...] | None:

@@ -149,7 +149,8 @@ def run_items(items: Iterable[RunItem], *, executor: str | Executor = "local",
                 record=str(state.record), attempts=0)
         else:
             jobs.append(Job(item.method, item.task, item.seed, item.overrides, item.run_id,
-                            str(root), threads, device, checkpoint_every))
+                            str(root), threads, device, checkpoint_every, item.preset,
+                            dict(item.protocol) if item.protocol else None))
             continue
         emit("finish", item, outcomes[item.run_id])
 

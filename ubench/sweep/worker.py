@@ -45,6 +45,9 @@ class Job:
     threads: int = 1
     device: str = "cpu"
     checkpoint_every: int = 50
+    preset: str | None = None
+    #: the fair protocol's tag recorded with the run (JSON-able)
+    protocol: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
@@ -61,7 +64,8 @@ class Job:
         """:func:`run_one` on this job."""
         return run_one(self.method, self.task, self.seed, self.overrides, self.store,
                        self.threads, run_id=self.run_id, device=self.device,
-                       checkpoint_every=self.checkpoint_every)
+                       checkpoint_every=self.checkpoint_every, preset=self.preset,
+                       protocol=self.protocol)
 
 
 @dataclasses.dataclass
@@ -106,7 +110,8 @@ def metric_values(record: dict[str, Any]) -> dict[str, float]:
 
 def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list[str],
             store: str, threads: int = 1, *, run_id: str | None = None, device: str = "cpu",
-            checkpoint_every: int = 50) -> Outcome:
+            checkpoint_every: int = 50, preset: str | None = None,
+            protocol: dict[str, Any] | None = None) -> Outcome:
     """Run (or find finished) one run into ``store`` with ``threads`` torch threads.
 
     ``run_id`` is the identity the sweep planned; a different one here (the code or an input
@@ -134,7 +139,9 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
             f"{seed} {' '.join(overrides)} (host {socket.gethostname()}, pid {os.getpid()}, "
             f"{threads} thread{'s' if threads > 1 else ''})")
         try:
-            spec = runner.resolve(method, task, seed, list(overrides))
+            spec = runner.resolve(method, task, seed, list(overrides), preset)
+            if protocol:
+                spec.protocol = dict(protocol)
             if run_id is not None and spec.run_id != run_id:
                 return fail("failed", f"the run's identity is {spec.run_id} here, not the "
                             f"planned {run_id}: the code or an input file changed since the "
