@@ -1,0 +1,111 @@
+"""The fair protocol's guarantees, checked on the code and on the committed records: every method
+has the same tuning budget, and tuning never touches what the leaderboard evaluates."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+
+from tests.conftest import ROOT
+from ubench.api import TUNING_BUDGET
+from ubench.config import build_config
+from ubench.registry import METHODS, TASKS
+from ubench.sweep.plan import load_plan
+
+PROTOCOL_PLANS = ("protocol-digits", "protocol-t2i")
+INSTANCE = ("forget_class", "forget_digit", "forget_style", "eval_split", "eval_seed")
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_has_the_same_budget(name: str) -> None:
+    cls = METHODS.get(name)
+    if cls.reference:
+        assert not cls.search_space
+        return
+    assert cls.search_space, f"{name} declares no tuning space"
+    assert cls.family, f"{name} declares no family"
+    for family, space in cls.search_space.items():
+        assert family in ("class-conditional", "text-conditional")
+        assert math.prod(len(v) for v in space.values()) == TUNING_BUDGET
+        for combo in itertools.product(*space.values()):  # every point is a valid config
+            build_config(cls.Config, dict(zip(space, combo, strict=True)), name)
+
+
+def _evaluated_cells() -> set[tuple[str, tuple[tuple[str, object], ...], int]]:
+    """(task, instance values, seed) of every run the protocol plans evaluate."""
+    cells = set()
+    for plan in PROTOCOL_PLANS:
+        for block in load_plan(ROOT / "plans" / f"{plan}.toml").blocks:
+            for task in block.tasks:
+                defaults = TASKS.get(task).Config().to_dict()
+                keys = [k for k in INSTANCE if k in defaults]
+                grids = [block.task.get(k, (defaults[k],)) for k in keys]
+                for values in itertools.product(*grids):
+                    for seed in block.seeds:
+                        cells.add((task, tuple(zip(keys, values, strict=True)), seed))
+    return cells
+
+
+def _tuning_cells() -> set[tuple[str, tuple[tuple[str, object], ...], int]]:
+    cells = set()
+    for task in {c[0] for c in _evaluated_cells()}:
+        cls = TASKS.get(task)
+        defaults = cls.Config().to_dict()
+        keys = [k for k in INSTANCE if k in defaults]
+        for cell in cls.tuning_cells:
+            merged = {**defaults, **cell}
+            cells.add((task, tuple((k, merged[k]) for k in keys), cls.tuning_seed))
+    return cells
+
+
+def test_tuning_cells_are_disjoint_from_the_evaluated_cells() -> None:
+    evaluated, tuning = _evaluated_cells(), _tuning_cells()
+    assert tuning and evaluated
+    assert not tuning & evaluated
+    # stronger: no tuning cell shares its forget instance *and* prompt split with an evaluated
+    # one (the seed alone would make them differ), and no tuning seed is an evaluated seed
+    assert not {(t, i) for t, i, _ in tuning} & {(t, i) for t, i, _ in evaluated}
+    assert not {s for *_, s in tuning} & {s for *_, s in evaluated}
+
+
+def test_committed_tuning_runs_never_ran_an_evaluated_cell() -> None:
+    """Every committed tuning record ran a tuning cell, and none shares its identity or its
+    (task, instance, seed) with a committed evaluation record."""
+    tuning, evaluation = {}, {}
+    for path in (ROOT / "leaderboard" / "records").glob("*/*/*/record.json"):
+        rec = json.loads(path.read_text())
+        if rec.get("identity_version", 1) < 2:
+            continue
+        cfg = rec["task"]["config"]
+        key = (rec["task"]["id"], tuple((k, cfg[k]) for k in INSTANCE if k in cfg), rec["seed"])
+        role = (rec.get("protocol") or {}).get("role")
+        (tuning if role == "tuning" else evaluation)[rec["run_id"]] = key
+        if role == "tuning":
+            cells = TASKS.get(rec["task"]["id"]).tuning_cells
+            assert any(all(cfg.get(k) == v for k, v in c.items()) for c in cells), path
+            assert rec["seed"] == TASKS.get(rec["task"]["id"]).tuning_seed, path
+            assert rec["protocol"]["budget"] == TUNING_BUDGET
+    assert not set(tuning) & set(evaluation)
+    assert not set(tuning.values()) & set(evaluation.values())
+
+
+def test_the_committed_preset_was_chosen_by_the_declared_rule() -> None:
+    """Recomputing each task's choice from the committed tuning records gives the committed
+    preset (the preset is derived data, never typed by hand)."""
+    from ubench.presets import PRESET_DIR
+    from ubench.tune import task_section, tuning_points
+
+    path = PRESET_DIR / "tuned.json"
+    if not path.is_file():
+        pytest.skip("no tuned preset committed yet")
+    committed = json.loads(path.read_text())["tasks"]
+    for task, section in committed.items():
+        points = tuning_points(ROOT / "leaderboard" / "records", task)
+        families = {m: METHODS.get(m).family or m for m in points}
+        again = task_section(TASKS.get(task), points, families)
+        assert again["target"] == section["target"], task
+        for m, entry in section["methods"].items():
+            assert again["methods"][m]["values"] == entry["values"], (task, m)
