@@ -130,11 +130,13 @@ class DigitsClass(Task[DigitsConfig]):
     min_judge_accuracy: ClassVar[float] = 0.98
     #: train references in worker processes with one thread each (deterministic, 2 in parallel)
     use_workers: ClassVar[bool] = True
-    #: the fair protocol: tune on forget classes 1 and 4 (seed 100; the leaderboard evaluates
-    #: classes 0, 2, 5 at seeds 0-2) with fewer evaluation samples, and pick the best RA among
-    #: points reaching UA >= 0.95 (ties within 0.005: lowest FD)
-    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = tuple(
-        {"forget_class": k, "eval_forget": 200, "eval_per_class": 40} for k in (1, 4))
+    #: the fair protocol: tune on forget class 4 (seed 100; the leaderboard evaluates classes
+    #: 0, 2, 5 at seeds 0-2) with fewer evaluation samples, and pick the best RA among points
+    #: reaching UA >= 0.95 (ties within 0.005: lowest FD). One cell, not the two (1 and 4) first
+    #: planned: the whole protocol must fit the CPU budget (docs/protocol.md); class 4 separated
+    #: the points more than class 1 on the first points tried
+    tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {"forget_class": 4, "eval_forget": 200, "eval_per_class": 40},)
     tuning_rule: ClassVar[TuningRule | None] = TuningRule(
         forget="ua", forget_higher_is_better=True, keep="ra", target=0.95, tie_margin=0.005,
         tie_break="fd")
