@@ -262,6 +262,9 @@ class Task(ABC, Generic[C]):
     tuning_seed: ClassVar[int] = 100
     #: the declared selection rule of ``ubench tune`` (None: the task has no tuning protocol)
     tuning_rule: ClassVar[TuningRule | None] = None
+    #: another task whose tuned values this task uses (``--preset tuned``) instead of tuning its
+    #: own: the t2i tasks share one tuning, as the paper uses one recipe for its SD tasks
+    tuning_task: ClassVar[str | None] = None
 
     def __init__(self, config: C) -> None:
         self.config: C = config

@@ -65,7 +65,7 @@ def preset_values(name: str, task: str, method: str, tunable: bool
         raise ConfigError(f"preset {name!r} has no values for method {method!r} on task "
                           f"{task!r}; run `ubench tune --method {method} --task {task}` first")
     t = data["tasks"][task]
-    provenance = {"preset": name, "file": preset_path(name).name,
+    provenance = {"preset": name, "file": preset_path(name).name, "tuned_on": task,
                   "rule": t.get("rule"), "target": t.get("target"),
                   "target_reached_by_every_family": t.get("target_all_families"),
                   "budget": t.get("budget"), "tuning_cells": t.get("cells"),

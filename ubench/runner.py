@@ -109,7 +109,7 @@ def resolve(method: str, task: str, seed: int = 0, overrides: Iterable[str] = ()
     if preset:
         from ubench.presets import preset_values
 
-        chosen, provenance = preset_values(preset, task, method,
+        chosen, provenance = preset_values(preset, task_cls.tuning_task or task, method,
                                            tunable=bool(method_cls.search_space))
         prescribed = {**prescribed, **chosen}
     mcfg = build_config(method_cls.Config, {**prescribed, **ov["method"]}, f"method {method}")

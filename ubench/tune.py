@@ -59,6 +59,10 @@ def tuning_items(methods: Sequence[str], task: str) -> list[Any]:
 
     task_cls = TASKS.get(task)
     rule = task_cls.tuning_rule
+    if task_cls.tuning_task:
+        raise ConfigError(f"task {task!r} uses the values tuned on {task_cls.tuning_task!r} "
+                          f"(its --preset tuned); run `ubench tune --task "
+                          f"{task_cls.tuning_task}` instead")
     if rule is None or not task_cls.tuning_cells:
         raise ConfigError(f"task {task!r} has no tuning protocol (no tuning cells or rule)")
     items = []

@@ -53,6 +53,9 @@ def _tuning_cells() -> set[tuple[str, tuple[tuple[str, object], ...], int]]:
     cells = set()
     for task in {c[0] for c in _evaluated_cells()}:
         cls = TASKS.get(task)
+        if cls.tuning_task:  # tuned through another evaluated task (t2i-attribute)
+            assert cls.tuning_task in {c[0] for c in _evaluated_cells()}
+            continue
         defaults = cls.Config().to_dict()
         keys = [k for k in INSTANCE if k in defaults]
         for cell in cls.tuning_cells:
