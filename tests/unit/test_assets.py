@@ -41,9 +41,9 @@ def test_a_pinned_asset_is_checked_file_by_file(fake_root: Path) -> None:
     assert pinned_folder("x/thing", {"recipe": 1}, "t") == fake_root / "x/thing"
     digest = pinned_digest("x/thing", {"recipe": 1}, "t")
     assert len(digest) == 16 and read_manifest(fake_root)["assets"]["x/thing"]["digest"] == digest
-    with pytest.raises(MissingAssetError, match="another recipe.*ubench assets build t"):
+    with pytest.raises(MissingAssetError, match=r"another recipe.*ubench assets build t"):
         pinned_digest("x/thing", {"recipe": 2}, "t")
-    with pytest.raises(MissingAssetError, match="not in .*manifest.json"):
+    with pytest.raises(MissingAssetError, match=r"not in .*manifest\.json"):
         pinned_folder("x/other", {}, "t")
 
 

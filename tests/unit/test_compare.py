@@ -130,7 +130,7 @@ def test_frechet_delta_is_zero_for_identical_features_and_positive_for_worse() -
 def test_asset_change_is_refused_unless_allowed(tmp_path: Path) -> None:
     make_run(tmp_path / "a", assets={"judge": "j1", "base": "b1"})
     make_run(tmp_path / "b", assets={"judge": "j2", "base": "b1"})
-    with pytest.raises(CompareError, match="judge j1 -> j2.*--allow-asset-change"):
+    with pytest.raises(CompareError, match=r"judge j1 -> j2.*--allow-asset-change"):
         compare(tmp_path / "a", tmp_path / "b")
     assert len(compare(tmp_path / "a", tmp_path / "b", allow_asset_change=True).pairs) == 1
 

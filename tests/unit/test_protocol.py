@@ -86,7 +86,7 @@ def test_total_variation() -> None:
     assert total_variation(["a"] * 10, ["a"] * 10) == 0
     assert total_variation(["a"] * 10, ["b"] * 10) == 1
     v, lo, hi = tv_with_ci(["a"] * 50 + ["b"] * 50, ["a"] * 100)
-    assert v == pytest.approx(0.5) and lo <= v <= hi and 0 <= lo and hi <= 1
+    assert v == pytest.approx(0.5) and lo <= v <= hi and lo >= 0 and hi <= 1
 
 
 def _record(tmp: Path, name: str, labels: list[str], ua: float) -> dict[str, Any]:
