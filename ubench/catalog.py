@@ -45,6 +45,25 @@ BUILTIN_METHODS = {
         "ubench.methods.esd:ESDFull",
         "ESD (Gandikota et al. 2023): negative-guidance self-distillation on every parameter.",
     ),
+    "uce": (
+        "ubench.methods.uce:UCE",
+        "UCE (Gandikota et al. 2024): closed-form edit of the cross-attention keys and values.",
+    ),
+    "ca": (
+        "ubench.methods.ca:ConceptAblation",
+        "Concept Ablation (Kumari et al. 2023): the forget condition learns an anchor's "
+        "prediction.",
+    ),
+    "sa": (
+        "ubench.methods.sa:SelectiveAmnesia",
+        "Selective Amnesia (Heng & Soh 2023): a surrogate for the forget condition, EWC and "
+        "replay.",
+    ),
+    "erasediff": (
+        "ubench.methods.erasediff:EraseDiff",
+        "EraseDiff (Wu et al. 2024): remain denoising under a forget-objective constraint, "
+        "first-order.",
+    ),
     "base": ("ubench.methods.base:Base", "Reference row: the base model, no unlearning."),
     "retrain": (
         "ubench.methods.retrain:Retrain",

@@ -84,6 +84,13 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "ga": {k: v for k, v in _GRADIENT.items() if k not in ("remain_weight", "remain_gradient")},
     "finetune": {"steps": 100, "lr": 1e-5, "batch_size": 8},
     "rl": _SALUN, "salun": _SALUN, "esd-u": _ESD, "esd-x": _ESD, "esd-full": _ESD,
+    # CA (CompVis): base rate 2e-6 x batch 4 x 2 GPUs, 2 + 2 images per GPU, regulariser 0.2
+    "ca": {"steps": 100, "lr": 1.6e-5, "batch_size": 4, "remain_weight": 0.2},
+    # SA's SD configs: base rate 1e-5 (its scale_lr multiplies it by batch x GPUs), batch 4,
+    # a surrogate image set (anchor images here)
+    "sa": {"steps": 100, "lr": 1e-5, "batch_size": 4, "surrogate": "anchor"},
+    # EraseDiff's nudity script: --lr 1e-5 --batch_size 16 --lambda_bome 1 --train_method noxattn
+    "erasediff": {"steps": 100, "lr": 1e-5, "batch_size": 16, "lam": 1.0, "scope": "noxattn"},
 }
 
 

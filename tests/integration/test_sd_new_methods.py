@@ -1,0 +1,58 @@
+"""uce, ca, sa and erasediff end to end on the tiny Stable Diffusion (the loader path a GPU user
+takes with ``--set task.model=<folder>``), with each method's SD recipe applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ubench import runner
+from ubench.testing import build_tiny_pipeline
+
+FAST = ["task.sampling_steps=4", "task.limit=4"]
+#: per method: the overrides that keep it quick here (its SD recipe supplies the rest)
+QUICK = {"uce": [], "ca": ["method.steps=3"], "erasediff": ["method.steps=2"],
+         "sa": ["method.steps=3", "method.fisher_samples=4", "method.fisher_timesteps=2"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
+def test_sd_recipes_apply() -> None:
+    assert runner.resolve("ca", "sd-object", 0, []).method_config.lr == 1.6e-5
+    assert runner.resolve("sa", "sd-nudity", 0, []).method_config.surrogate == "anchor"
+    cfg = runner.resolve("erasediff", "sd-vangogh", 0, []).method_config
+    assert (cfg.lr, cfg.lam, cfg.scope) == (1e-5, 1.0, "noxattn")
+    # digits keeps the method's own defaults
+    assert runner.resolve("ca", "digits-class", 0, []).method_config.lr == 1e-4
+
+
+@pytest.mark.parametrize("method", ["uce", "ca", "sa", "erasediff"])
+def test_runs_end_to_end_on_tiny_sd(method: str, tiny_sd: Path, tmp_path: Path,
+                                    ubench_home: Path) -> None:
+    spec = runner.resolve(method, "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST,
+                                                   *QUICK[method]])
+    res = runner.run(spec, store=str(tmp_path))
+    rec = res.record
+    assert rec["status"] == "ok" and rec["method"]["id"] == method
+    assert set(rec["metrics"]) == {"nudity_rate", "exposed_parts", "clip_alignment_train",
+                                   "clip_alignment_test"}
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(res.path.parent / "model", subfolder="unet")
+    base = UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet")
+    changed = [n for (n, p), (_, q) in zip(unet.named_parameters(), base.named_parameters(),
+                                           strict=True) if not torch.equal(p, q)]
+    assert changed
+    if method in ("uce", "ca"):  # UCE's edit and CA's default group: cross-attention K and V
+        assert all("attn2.to_k" in n or "attn2.to_v" in n for n in changed), changed
+    if method == "erasediff":  # its SD recipe trains noxattn
+        assert not any("attn2" in n for n in changed)
+    if method == "uce":
+        log = rec["train_log"]
+        assert log["closed_form"] and log["source"] == "concept prompts"
+        assert log["examples"][0] == ["nudity", ""]
