@@ -118,6 +118,7 @@ class ConceptAblation(Method[CAConfig]):
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2303.13516"
     Config: ClassVar[type[BaseConfig]] = CAConfig
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
+    family: ClassVar[str] = "ablation"
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-4, 3e-4], "remain_weight": [0.2, 1.0],
                               "steps": [100, 200]},

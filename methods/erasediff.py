@@ -175,6 +175,7 @@ class EraseDiff(Method[EraseDiffConfig]):
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2401.05779"
     Config: ClassVar[type[BaseConfig]] = EraseDiffConfig
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
+    family: ClassVar[str] = "bi-level"
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lam": [0.1, 1.0], "lr": [1e-4, 3e-4],
                               "forget_target": ["uniform", "pseudo"]},

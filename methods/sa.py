@@ -291,6 +291,7 @@ class SelectiveAmnesia(Method[SAConfig]):
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2305.10120"
     Config: ClassVar[type[BaseConfig]] = SAConfig
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
+    family: ClassVar[str] = "amnesia"
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"ewc_weight": [0.1, 1.0, 10.0, 100.0], "lr": [1e-4, 3e-4]},
         "text-conditional": {"ewc_weight": [1.0, 100.0], "surrogate": ["noise", "anchor"],

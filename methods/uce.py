@@ -170,6 +170,7 @@ class UCE(Method[UCEConfig]):
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
     #: the edit needs cross-attention: refused on class-conditional tasks before any loading
     requires_model: ClassVar[frozenset[str]] = frozenset({"xattn"})
+    family: ClassVar[str] = "closed-form"
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "text-conditional": {"erase": ["concept", "prompts"], "preserve_scale": [0.1, 1.0],
                              "lamb": [0.5, 5.0]}}
