@@ -50,10 +50,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import torch
 
 from ubench.api import (
     ConditionedSet,
     Evaluation,
+    ForgetProbe,
     MetricValue,
     Task,
     UnlearnRequest,
@@ -410,6 +412,26 @@ class T2ITask(Task[T2IConfig]):
         k = min(10, len(sets["forget_test"][0]))
         grid = rgb_grid([images[:k], images[r_lo:r_lo + k]])
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
+
+
+    # ------------------------------------------------------------------ attacks
+    def forget_probe(self) -> ForgetProbe:
+        """The forget test prompts of :meth:`evaluate` with their seeds (``concept_rate``)."""
+        c = self.config
+        prompts = self.eval_sets()["forget_test"][0]
+        return ForgetProbe(prompts, generation_seeds(c.eval_seed, len(prompts)),
+                           c.sampling_steps, c.guidance, "concept_rate",
+                           f"{len(prompts)} forget test prompts (held-out colours)")
+
+    def concept_success(self, images: torch.Tensor, device: str
+                        ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The world's exact evaluators find the concept (frame, style, digit) in the image."""
+        dets, maps = world.detect(images)
+        digits, _ = judge_predict(self.judge, maps)
+        shown = np.array([self.concept.shown(d, int(j))
+                          for d, j in zip(dets, digits.tolist(), strict=True)], dtype=bool)
+        return shown, {"detector": "pixel rules (world.detect) + digits CNN on the digit map",
+                       "judge_sha": self.assets()["judge"], **self.concept.identity()}
 
 
 def _attribute_accuracy(named: list[dict[str, object]], dets: list[world.Detection],
