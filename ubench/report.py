@@ -267,6 +267,7 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
         raise StoreError(f"the store {root} does not exist or is not a folder; pass "
                          "--store <folder with records>")
     records = load_records(root)  # raises before anything is written
+    attacks = _attack_records(root)
     if not records:
         raise StoreError(f"no records under {root}; run something first or pass --store "
                          "<folder with records>")
@@ -279,7 +280,9 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     try:
         (staging / "grids").mkdir(parents=True)
         files = ["README.md"]
-        (staging / "README.md").write_text(to_markdown(tables))
+        robustness = _robustness(records, attacks, staging)
+        (staging / "README.md").write_text(to_markdown(tables) + robustness_note(robustness))
+        files += robustness
         for title, rows in tables.items():
             grid = sample_grid(rows, say)
             if grid is not None:
@@ -359,3 +362,30 @@ def _install(staging: Path, out: Path, files: list[str]) -> None:
     tmp.write_text(json.dumps({"generated_by": "ubench report", "files": sorted(files)},
                               indent=1) + "\n")
     os.replace(tmp, out / MANIFEST)
+
+
+# ---------------------------------------------------------------------- robustness (attacks)
+def _attack_records(root: Path) -> list[dict[str, Any]]:
+    """The store's attack records (``ubench.robustness.load_attack_records``)."""
+    from ubench.robustness import load_attack_records
+
+    return load_attack_records(root)
+
+
+def _robustness(records: list[dict[str, Any]], attacks: list[dict[str, Any]],
+                staging: Path) -> list[str]:
+    """``robustness.md`` / ``robustness.csv`` when the store holds attack records."""
+    if not attacks:
+        return []
+    from ubench.robustness import write_robustness
+
+    return write_robustness(records, attacks, staging)
+
+
+def robustness_note(files: list[str]) -> str:
+    """A pointer from the leaderboard to the robustness tables (nothing without attacks)."""
+    if "robustness.md" not in files:
+        return ""
+    return ("\n## Robustness under attack\n\nRelearning, resurgence, concept inversion and "
+            "soft-prompt attacks on these runs: [robustness.md](robustness.md) "
+            "(CSV: robustness.csv).\n")
