@@ -37,8 +37,10 @@ timesteps and prompts (their ``attack_defaults``) to fit a CPU.
 1. all prompts are optimised together, in chunks of the task's generation batch size (one relaxed
    variable per prompt, the loss summed over prompts, so each prompt's Adam update is what it
    would be alone), instead of one job per prompt;
-2. the projection onto the simplex is the exact sort-based Euclidean projection, where the
-   original bisects to a 1e-5 tolerance;
+2. the projection onto the simplex is exact (sort-based), where the original bisects to a 1e-5
+   tolerance; tokens are drawn by the inverse distribution function rather than
+   ``torch.multinomial``, and the drawn one-hot vectors' product with the embedding table is
+   computed as a row lookup (the same numbers);
 3. noise and token draws come from seeded streams (the original uses the global RNG);
 4. the hard prompt is evaluated as token ids, where the original decodes it to text and
    re-tokenises it (which can merge or split tokens);
@@ -123,7 +125,9 @@ class SoftPromptConfig(BaseConfig):
 
 def project_simplex(x: torch.Tensor) -> torch.Tensor:
     """Euclidean projection of every row (last dimension) onto the probability simplex
-    ``{p >= 0, sum(p) = 1}`` (sort-based; Duchi et al. 2008)."""
+    ``{p >= 0, sum(p) = 1}``, exactly (sort-based; Held et al. 1974, Duchi et al. 2008). On the
+    attack's 30k-token rows it was faster than Michelot's iterative algorithm, which needed 7-8
+    passes over the rows after the first steps."""
     u = x.sort(dim=-1, descending=True).values
     css = u.cumsum(dim=-1) - 1
     ks = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
@@ -133,34 +137,42 @@ def project_simplex(x: torch.Tensor) -> torch.Tensor:
 
 
 def draw_tokens(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One token id per distribution (last dimension) of ``probs``, drawn from ``gen``."""
-    flat = probs.detach().reshape(-1, probs.shape[-1]).cpu().float()
-    return torch.multinomial(flat, 1, generator=gen).reshape(probs.shape[:-1])
+    """One token id per distribution (last dimension) of ``probs``, drawn from ``gen`` by the
+    inverse of the cumulative distribution (a token of probability 0 is never drawn)."""
+    flat = probs.detach().reshape(-1, probs.shape[-1]).float()
+    cdf = flat.cumsum(dim=-1)
+    u = torch.rand(flat.shape[0], 1, generator=gen).to(cdf.device) * cdf[:, -1:]
+    drawn = torch.searchsorted(cdf, u, right=True).clamp(max=flat.shape[-1] - 1)
+    return drawn.reshape(probs.shape[:-1])
 
 
 class _StraightThrough(torch.autograd.Function):
-    """The one-hot vectors of drawn tokens; the gradient passes straight through to the
-    distributions, clipped to [-1, 1] (UnlearnDiffAtk's STERandSelect)."""
+    """The embeddings of drawn tokens; the gradient passes straight through to the
+    distributions, clipped to [-1, 1] (UnlearnDiffAtk's STERandSelect followed by its product
+    with the embedding table, computed as a row lookup: the same numbers, without the one-hot
+    matrix)."""
 
     @staticmethod
-    def forward(ctx: Any, probs: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
-        one = torch.nn.functional.one_hot(drawn.to(probs.device), probs.shape[-1])
-        return one.to(probs.dtype)
+    def forward(ctx: Any, probs: torch.Tensor, drawn: torch.Tensor, table: torch.Tensor
+                ) -> torch.Tensor:
+        ctx.save_for_backward(table)
+        return table[drawn.to(table.device)].to(probs.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return torch.nn.functional.hardtanh(grad), None
-
-
-def _within(first: int | None, budget: int) -> bool:
-    """Whether a prompt's first success came within ``budget`` iterations."""
-    return first is not None and first <= budget
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (table,) = ctx.saved_tensors
+        return torch.nn.functional.hardtanh(grad @ table.T.to(grad.dtype)), None, None
 
 
 def timestep_schedule(train_timesteps: int, n: int) -> list[int]:
     """UnlearnDiffAtk's ``n`` evenly spaced timesteps, from the least noisy."""
     stride = max(1, train_timesteps // n)
     return list(range(max(0, stride // 2), train_timesteps, stride))[:n]
+
+
+def _within(first: int | None, budget: int) -> bool:
+    """Whether a prompt's first success came within ``budget`` iterations."""
+    return first is not None and first <= budget
 
 
 class SoftPrompt(Attack[SoftPromptConfig]):
@@ -231,9 +243,9 @@ class SoftPrompt(Attack[SoftPromptConfig]):
                 loss = torch.zeros(())
                 for lo in range(0, len(active), chunk):  # prompts are independent: chunks add up
                     part = slice(lo, lo + chunk)
-                    one_hot = _StraightThrough.apply(relaxed[idx[part].to(relaxed.device)],
-                                                     drawn[part])
-                    states = soft.encode_prefixed(model, sub[part], one_hot @ table)
+                    emb = _StraightThrough.apply(relaxed[idx[part].to(relaxed.device)],
+                                                 drawn[part], table)
+                    states = soft.encode_prefixed(model, sub[part], emb)
                     eps = eps_all[part]
                     x_t = model.noise_scheduler.add_noise(x0[part], eps, tt[part])
                     err = (model.predict_noise(x_t, tt[part], states) - eps).pow(2)
@@ -284,12 +296,14 @@ class SoftPrompt(Attack[SoftPromptConfig]):
         chosen = [i for i in range(len(prompts)) if eligible[i] and found[i]][:PREVIEW]
         if not chosen:
             return None
+        base = judge(model, ctx, targets[torch.tensor(chosen)].cpu())
+        if base.preview is None:  # large images: no grid, no extra generations
+            return None
         table = soft.token_table(model).detach().float()  # fp16 on CUDA
         with torch.no_grad():
             ids = torch.tensor([found[i] for i in chosen])
             cond = soft.encode_prefixed(model, [prompts[i] for i in chosen], table[ids])
             adv = measure_encoded(model, ctx, cond, [ctx.probe.seeds[i] for i in chosen])
-        base = judge(model, ctx, targets[torch.tensor(chosen)].cpu())
         return preview_rows({0: base, 1: adv})
 
     def _output(self, model: DiffusionModel, ctx: AttackContext, config: SoftPromptConfig,

@@ -100,6 +100,14 @@ Progress = Callable[[str, int, int, dict[str, float]], None]
 WORLD_VERSION = "1"
 
 
+#: attack budgets sized for a CPU (bench/attack_cost.py): UnlearnDiffAtk's 50 timesteps x 40
+#: iterations on 100 prompts would take hours here, so the soft-prompt attack runs 10 x 20 on the
+#: first 50 forget test prompts; the other attacks keep their defaults
+T2I_ATTACK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "softprompt": {"timesteps": 10, "iterations": 20, "probe_limit": 50},
+}
+
+
 class Seeds(IntEnum):
     """Fixed seeds of the task's prompt sets and reference draws (independent of the run seed;
     evaluation prompt sets add ``eval_seed``). Changing one changes every recorded number."""
@@ -168,6 +176,7 @@ class T2ITask(Task[T2IConfig]):
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"text-conditional", "xattn"})
 
     method_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_METHOD_DEFAULTS
+    attack_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_ATTACK_DEFAULTS
     model_spec: ClassVar[WorldModelSpec] = WorldModelSpec()
     corpus_spec: ClassVar[CorpusSpec] = CorpusSpec()
     #: 3,000 AdamW steps of 64 at a fixed 2 threads (README: time and alignment reached;

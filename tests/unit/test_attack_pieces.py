@@ -110,12 +110,15 @@ def test_simplex_projection_matches_the_bisection(values: list[float]) -> None:
 
 def test_straight_through_draws_tokens_and_clips_the_gradient() -> None:
     probs = torch.tensor([[[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]], requires_grad=True)
-    drawn = draw_tokens(probs, torch.Generator().manual_seed(0))
-    assert drawn.shape == (1, 2)
-    one = _StraightThrough.apply(probs, drawn)
-    assert one.shape == probs.shape and torch.equal(one.sum(-1), torch.ones(1, 2))
-    assert one[0, 0, 1] == 1 and one[0, 1, 1] == 0  # never a token of probability 0
-    (one * torch.tensor([[[5.0, -0.5, -7.0], [1.0, 2.0, 3.0]]])).sum().backward()
+    gen = torch.Generator().manual_seed(0)
+    drawn = torch.stack([draw_tokens(probs, gen) for _ in range(50)])
+    assert drawn.shape == (50, 1, 2)
+    assert (drawn[:, 0, 0] == 1).all()  # the only token with probability
+    assert set(drawn[:, 0, 1].tolist()) == {0, 2}  # never a token of probability 0
+    table = torch.eye(3)  # embedding = one-hot: the lookup is the one-hot vector itself
+    emb = _StraightThrough.apply(probs, drawn[0], table)
+    assert torch.equal(emb, torch.nn.functional.one_hot(drawn[0], 3).float())
+    (emb * torch.tensor([[[5.0, -0.5, -7.0], [1.0, 2.0, 3.0]]])).sum().backward()
     assert torch.equal(probs.grad, torch.tensor([[[1.0, -0.5, -1.0], [1.0, 1.0, 1.0]]]))
 
 
