@@ -251,7 +251,7 @@ def robustness_frame_rows(tables: dict[str, dict[str, Any]]) -> list[dict[str, A
                 parsed = parse_attack_metric_id(name)
                 out.append({"table": title, "attack": t["attack"], "method": r["method"],
                             "reference": r["reference"], "metric": name,
-                            "budget": parsed[1] if parsed else None,
+                            "budget": parsed[1] if parsed else "",
                             "value": c["value"], "ci_low": c["lo"], "ci_high": c["hi"],
                             "higher_is_better": c["higher_is_better"], "runs": r["runs"],
                             "seeds": ",".join(map(str, r["seeds"])),
