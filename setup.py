@@ -1,9 +1,10 @@
 """Package discovery for setuptools; everything else is in pyproject.toml.
 
-``methods/`` and ``tasks/`` stay at the top level of the repository (one file per method, one
-folder per task family) and are installed as ``ubench.methods`` and ``ubench.tasks`` through
+``methods/``, ``tasks/`` and ``attacks/`` stay at the top level of the repository (one file per
+method or attack, one folder per task family) and are installed as ``ubench.methods``,
+``ubench.tasks`` and ``ubench.attacks`` through
 ``[tool.setuptools.package-dir]``. setuptools' own ``packages.find`` cannot rename what it finds,
-so the package list is found here: every folder with an ``__init__.py`` under the three roots.
+so the package list is found here: every folder with an ``__init__.py`` under the roots.
 A new task folder is packaged without editing any list.
 """
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from setuptools import setup
 
-ROOTS = {"ubench": "ubench", "ubench.methods": "methods", "ubench.tasks": "tasks"}
+ROOTS = {"ubench": "ubench", "ubench.methods": "methods", "ubench.tasks": "tasks",
+         "ubench.attacks": "attacks"}
 
 
 def packages() -> list[str]:

@@ -1,6 +1,7 @@
 """Fail when a generated schema file is stale; ``--write`` regenerates them.
 
 * ``ubench/record.schema.json`` — the JSON Schema of a record, from ``ubench/record.py``;
+* ``ubench/attack_record.schema.json`` — the JSON Schema of an attack record, from the same file;
 * ``ubench/config_schema.json`` — every built-in config's fields and bounds, from the classes
   (what ``ubench run`` checks ``--set`` against before importing torch).
 
@@ -19,6 +20,7 @@ from ubench import fastcheck, record
 def main() -> int:
     stale = []
     for path, generate in ((record.SCHEMA_FILE, record.generate_schema),
+                           (record.ATTACK_SCHEMA_FILE, record.generate_attack_schema),
                            (fastcheck.SCHEMA_FILE, fastcheck.generate_schema)):
         want = json.dumps(generate(), indent=2, sort_keys=True) + "\n"
         if "--write" in sys.argv:

@@ -1,4 +1,4 @@
-"""Type-check ``ubench``, ``methods`` and ``tasks`` as the one package they are installed as.
+"""Type-check ``ubench``, ``methods``, ``tasks`` and ``attacks`` as the one installed package.
 
 ``methods/`` and ``tasks/`` are installed as ``ubench.methods`` and ``ubench.tasks``
 (``[tool.setuptools.package-dir]``), a mapping mypy cannot express: checked in place, every
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPED = {"methods": "methods", "tasks": "tasks"}
+MAPPED = {"methods": "methods", "tasks": "tasks", "attacks": "attacks"}
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
         out, err, status = api.run(["--config-file", str(ROOT / "pyproject.toml"),
                                     "-p", "ubench"])
         prefix = re.escape(str(pkg) + os.sep)
-        out = re.sub(prefix + r"(methods|tasks)" + re.escape(os.sep), r"\1/", out)
+        out = re.sub(prefix + r"(methods|tasks|attacks)" + re.escape(os.sep), r"\1/", out)
         out = re.sub(prefix, "ubench/", out)
     sys.stdout.write(out)
     sys.stderr.write(err)

@@ -97,6 +97,31 @@ class UnlearnRequest:
     concept: list[str] | None = None
 
 
+@dataclass(frozen=True)
+class ForgetProbe:
+    """The plain forget conditions on which a task measures forgetting (see
+    :meth:`Task.forget_probe`): what an attack regenerates after attacking a model."""
+
+    #: class ids (a LongTensor) or prompts, one per generation
+    conditions: Any
+    #: one generation seed per condition (the task's evaluation seeds, never the run seed)
+    seeds: list[int]
+    #: DDIM steps and classifier-free guidance of the task's evaluation
+    steps: int
+    guidance: float
+    #: id of the task's forgetting metric computed on these generations (``ua``,
+    #: ``concept_rate``, ``nudity_rate``); a higher-is-better metric counts the generations
+    #: *without* the concept (UA), a lower-is-better one those with it
+    metric: str
+    #: what the conditions are, for records ("forget-class generations", "I2P prompts", ...)
+    description: str = ""
+    #: generation batch size
+    batch_size: int = 256
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+
 class Stream(IntEnum):
     """The independent random streams of a run, each a CPU generator of its own.
 
@@ -114,6 +139,12 @@ class Stream(IntEnum):
     REMAIN = 3
     #: SalUn's saliency pass (its timesteps and noise)
     SALIENCY = 4
+    #: attacks: timesteps and noise of the attack's losses
+    ATTACK_NOISE = 5
+    #: attacks: which samples of D_f / D_r an attack uses, and the order of its mini-batches
+    ATTACK_DATA = 6
+    #: attacks: the soft-prompt attack's token draws (its straight-through sampling)
+    ATTACK_TOKENS = 7
 
 
 #: multiplier of the run seed in a stream's generator seed (see :class:`Stream`)
@@ -237,6 +268,88 @@ class Method(ABC, Generic[C]):
         """Return the unlearned model. ``model`` may be modified in place."""
 
 
+@dataclass
+class AttackContext:
+    """What an attack may use besides the model it attacks and its config.
+
+    The attack runner builds it from the attacked run's record: the task (prepared, with the
+    run's config), the run's request (its D_f and D_r), the task's forget probe, and the attack's
+    own seed, device and folder (checkpoints live there).
+    """
+
+    task: Task[Any]
+    request: UnlearnRequest
+    probe: ForgetProbe
+    seed: int
+    device: str
+    #: the attack's folder next to the run's record; attacks write checkpoints and artifacts here
+    folder: Path
+    #: a fresh copy of the task's base model (the soft-prompt attack's targets come from it)
+    base_model: Callable[[], DiffusionModel]
+    #: save a resumable checkpoint every this many steps (0: only at budget boundaries)
+    checkpoint_every: int = 50
+    #: called after every optimisation step with (step, total, scalars)
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None
+    #: one-line notes for the user
+    say: Callable[[str], None] | None = None
+
+    def generator(self, stream: Stream) -> torch.Generator:
+        """The CPU generator of one of the attack's random streams (attack seed, stream value)."""
+        import torch
+
+        return torch.Generator("cpu").manual_seed(self.seed * STREAM_STRIDE + int(stream))
+
+
+@dataclass
+class AttackOutput:
+    """An attack's result: metrics whose ids carry their budgets, and what else it found."""
+
+    #: ``<attack>_<metric>@<budget>`` -> value (see :func:`attack_metric_id`)
+    metrics: dict[str, MetricValue]
+    #: small descriptive results (steps to relearn, per-budget counts, ...)
+    details: dict[str, Any] = field(default_factory=dict)
+    #: files the attack wrote into its folder (name -> file name): learned embeddings, prompts
+    artifacts: dict[str, str] = field(default_factory=dict)
+    #: generations of the attacked model at the attack's largest budget (a row of samples)
+    grid: Image.Image | None = None
+
+
+def attack_metric_id(family: str, budget: int) -> str:
+    """The id of an attack metric at a budget: ``relearn_ua@50``, ``invert_rate@200``."""
+    return f"{family}@{int(budget)}"
+
+
+def parse_attack_metric_id(metric_id: str) -> tuple[str, int] | None:
+    """``("relearn_ua", 50)`` for ``relearn_ua@50``; None for a metric id without a budget."""
+    family, at, budget = metric_id.rpartition("@")
+    if not at or not family or not budget.isdigit():
+        return None
+    return family, int(budget)
+
+
+class Attack(ABC, Generic[C]):
+    """An attack on an unlearned model: can the forgotten concept be brought back, at what cost?
+
+    Subclasses set the class attributes and implement ``attack``. An attack changes only the
+    model it is handed (a copy loaded for it), draws randomness only from
+    ``ctx.generator(Stream.ATTACK_*)``, and judges success only with the task's own detector
+    (``ctx.task.concept_success``) on the task's forget probe.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    paper: ClassVar[str | None] = None
+    Config: ClassVar[type[BaseConfig]]
+    #: request fields the attack needs ("forget_data", "remain_data")
+    requires: ClassVar[frozenset[str]] = frozenset()
+    #: model capabilities the attack needs ("text-conditional" for prompt attacks)
+    requires_model: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def attack(self, model: DiffusionModel, config: C, ctx: AttackContext) -> AttackOutput:
+        """Attack ``model`` (it may be modified in place) and return the metrics at each budget."""
+
+
 class Task(ABC, Generic[C]):
     """A benchmark task: base model, forget/remain request, evaluation."""
 
@@ -253,8 +366,9 @@ class Task(ABC, Generic[C]):
     #: recipe); applied before the user's ``--set method.*`` and recorded like any other value.
     #: A key the method's config lacks is a ConfigError (``runner.check_method_defaults``)
     method_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    #: whether the runner saves the unlearned model in the run folder (``model/``)
-    save_model: ClassVar[bool] = False
+    #: whether the runner saves the unlearned model in the run folder (``model/``, safetensors),
+    #: so that attacks can load it later (``ubench attack``); reference rows are rebuilt instead
+    save_model: ClassVar[bool] = True
     #: the fair protocol (``ubench tune``, :mod:`ubench.protocol`): the task-config overrides of
     #: each tuning cell — forget instances or prompt sets the leaderboard never evaluates — and
     #: the run seed of tuning runs (the leaderboard uses seeds 0-2)
@@ -265,6 +379,9 @@ class Task(ABC, Generic[C]):
     #: another task whose tuned values this task uses (``--preset tuned``) instead of tuning its
     #: own: the t2i tasks share one tuning, as the paper uses one recipe for its SD tasks
     tuning_task: ClassVar[str | None] = None
+    #: per attack id, settings this task's setting prescribes (budgets and learning rates sized
+    #: for its model); applied before the user's ``--set attack.*`` and recorded
+    attack_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, config: C) -> None:
         self.config: C = config
@@ -297,6 +414,37 @@ class Task(ABC, Generic[C]):
         assets: their manifest digests; assets built from a recipe: the recipe's digest;
         user-supplied files are already in the identity through ``Config.inputs``)."""
         return {}
+
+    # ------------------------------------------------------------------ what attacks use
+    def forget_probe(self) -> ForgetProbe:
+        """The plain forget conditions the task measures forgetting on, with their generation
+        seeds, sampler and the id of its forgetting metric (``ua``, ``concept_rate``, ...).
+
+        Attacks regenerate exactly these samples after attacking a model, so an attack at budget
+        0 reproduces the run's own forgetting metric. A task that does not override it cannot be
+        attacked (the attack runner refuses it before loading anything).
+        """
+        raise NotImplementedError(f"task {self.name!r} defines no forget probe")
+
+    def concept_success(self, images: torch.Tensor, device: str
+                        ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Whether each generated image (decoded, in [-1, 1]) shows the forgotten concept, by the
+        task's own detector (the judge, the world's evaluators, NudeNet, CLIP zero-shot), and the
+        detector's definition for the attack's metric records. The success test of every attack.
+        """
+        raise NotImplementedError(f"task {self.name!r} defines no concept detector")
+
+    def load_model(self, folder: Path, device: str) -> DiffusionModel:
+        """Load an unlearned model the runner saved in a run folder (``model/``)."""
+        from ubench.models.diffusion import DiffusionModel
+
+        return DiffusionModel.load(folder, device)
+
+
+def supports_attacks(task_cls: type[Task[Any]]) -> bool:
+    """Whether a task class defines what attacks need (a forget probe and a concept detector)."""
+    return (task_cls.forget_probe is not Task.forget_probe
+            and task_cls.concept_success is not Task.concept_success)
 
 
 class Metric(ABC):

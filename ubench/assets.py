@@ -175,8 +175,8 @@ def write_entry(root: Path, name: str, spec: Mapping[str, Any], quality: Mapping
     files = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
              if p.is_file()}
     path = root / MANIFEST
-    data = (json.loads(path.read_text()) if path.is_file()
-            else {"version": MANIFEST_VERSION, "assets": {}})
+    data: dict[str, Any] = (json.loads(path.read_text()) if path.is_file()
+                            else {"version": MANIFEST_VERSION, "assets": {}})
     data["assets"][name] = {"files": files, "spec": json.loads(_canonical(spec)),
                             "quality": dict(quality), "build": build,
                             "digest": asset_digest(files)}

@@ -193,9 +193,31 @@ BUILTIN_METRICS = {
 }
 
 
-def register_builtins(methods: Any, tasks: Any, metrics: Any) -> None:
-    """Fill the three registries with the lazy built-in entries."""
-    for registry, table in ((methods, BUILTIN_METHODS), (tasks, BUILTIN_TASKS),
-                            (metrics, BUILTIN_METRICS)):
+BUILTIN_ATTACKS = {
+    "relearn": (
+        "ubench.attacks.relearn:Relearn",
+        "Relearning: fine-tune on a few forget samples; forgetting after each step budget.",
+    ),
+    "resurgence": (
+        "ubench.attacks.resurgence:Resurgence",
+        "Concept resurgence: fine-tune on remain data only; does the forgotten concept return?",
+    ),
+    "invert": (
+        "ubench.attacks.invert:Invert",
+        "Concept inversion: learn a class or token embedding that brings the concept back.",
+    ),
+    "softprompt": (
+        "ubench.attacks.softprompt:SoftPrompt",
+        "UnlearnDiffAtk: k prepended tokens per forget prompt, optimised by the denoising loss.",
+    ),
+}
+
+
+def register_builtins(methods: Any, tasks: Any, metrics: Any, attacks: Any = None) -> None:
+    """Fill the registries with the lazy built-in entries."""
+    tables = [(methods, BUILTIN_METHODS), (tasks, BUILTIN_TASKS), (metrics, BUILTIN_METRICS)]
+    if attacks is not None:
+        tables.append((attacks, BUILTIN_ATTACKS))
+    for registry, table in tables:
         for name, (target, summary) in table.items():
             registry.add(name, target, summary)

@@ -40,17 +40,20 @@ class Kind(str, Enum):
     methods = "methods"
     tasks = "tasks"
     metrics = "metrics"
+    attacks = "attacks"
 
 
 @app.command("list")
 def list_(kind: Annotated[Kind, typer.Argument(help="What to list.")] = Kind.methods) -> None:
-    """List registered methods, tasks or metrics with one-line descriptions (no torch import).
+    """List registered methods, tasks, metrics or attacks with one-line descriptions (no torch
+    import).
 
     Example: ubench list tasks
     """
-    from ubench.registry import METHODS, METRICS, TASKS
+    from ubench.registry import ATTACKS, METHODS, METRICS, TASKS
 
-    reg = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS}[kind.value]
+    reg = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS,
+           "attacks": ATTACKS}[kind.value]
     entries = list(reg.entries())
     width = max(len(e.name) for e in entries)
     for e in entries:
@@ -82,6 +85,9 @@ def run(
     preset: Annotated[str | None, typer.Option(
         help="Apply a preset of method values before --set: 'tuned' (chosen by `ubench tune` "
              "under the fair protocol) or a preset file.")] = None,
+    attacks: Annotated[str | None, typer.Option(
+        help="Attack each finished run with these attacks, comma-separated (see `ubench list "
+             "attacks`); --set attack.KEY=VALUE applies to those that have KEY.")] = None,
 ) -> None:
     """Unlearn with METHOD on TASK, evaluate, and write one record per run.
 
@@ -91,16 +97,25 @@ def run(
       ubench run --method all --task digits-class --json
       ubench run --method boostalign --task sd-nudity --set task.model=/path/to/sd --limit 4
       ubench run --method all --task digits-class --preset tuned
+      ubench run --method ga --task digits-class --attacks relearn,invert
     """
     from ubench import fastcheck
 
-    sets = list(set_ or [])
+    sets, attack_sets = _split_attack_sets(list(set_ or []))
     outputs: list[dict[str, Any]] = []
     failed: list[str] = []
     try:
+        chain = _attack_names(attacks)
+        if attack_sets and not chain:
+            from ubench.errors import ConfigError
+
+            raise ConfigError("--set attack.KEY=VALUE needs --attacks NAME[,NAME] (or use "
+                              "`ubench attack RUN --attack NAME`)")
         if limit is not None:
             sets.append(fastcheck.limit_override(task, limit))
         fastcheck.check_run(method, task, sets)  # bad ids and overrides: refused before torch
+        if chain:
+            fastcheck.check_attacks(chain, attack_sets)
         from ubench import runner
 
         if threads is not None:
@@ -109,6 +124,8 @@ def run(
             torch.set_num_threads(threads)
         methods = runner.methods_for(task) if method == "all" else [method]
         specs = runner.resolve_many(methods, task, seed, sets, preset)
+        if chain:
+            _check_chain(chain, specs[0].task_cls, attack_sets)
         for spec in specs:
             _err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
                  f"run {spec.run_id})")
@@ -131,6 +148,19 @@ def run(
                 continue
             outputs.append(res.record)
             _err(_summary(res.record) + f"\n   record: {res.path}")
+            for name in chain:
+                try:
+                    att = _attack_one(name, res.path.parent, None, attack_sets, store, force,
+                                      device, checkpoint_every, shared=True)
+                except (InterruptedRun, StoreError):
+                    raise
+                except UbenchError as e:
+                    if len(specs) == 1 and len(chain) == 1:
+                        raise
+                    _err(f"error: {name} on {spec.method_cls.name}: {e}")
+                    failed.append(f"{name} on {spec.method_cls.name}")
+                    continue
+                res.record.setdefault("attacks", {})[name] = att.record
     except UbenchError as e:
         if as_json:
             error = {"status": "error", "error": str(e)}
@@ -140,8 +170,110 @@ def run(
         print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2,
                          sort_keys=True))
     if failed:
-        raise UbenchError(f"{len(failed)} of {len(outputs)} methods failed ({', '.join(failed)})"
-                          "; their errors are above, the other records were written")
+        raise UbenchError(f"{len(failed)} of {len(outputs)} methods or attacks failed "
+                          f"({', '.join(failed)}); their errors are above, the other records "
+                          "were written")
+
+
+@app.command()
+def attack(
+    run_ref: Annotated[str, typer.Argument(
+        metavar="RUN", help="A run id (or a unique prefix) in the store, or a run folder.")],
+    attack_name: Annotated[str, typer.Option(
+        "--attack", help="Attack id; see `ubench list attacks`.")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override, e.g. attack.lr=1e-3 or attack.budgets=0,50,500.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Attack seed (default: the run's seed).")] = None,
+    force: Annotated[bool, typer.Option(help="Redo a finished attack.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the attack record on stdout.")
+                       ] = False,
+    store: Annotated[str | None, typer.Option(
+        help="Results folder holding the run (default $UBENCH_STORE or ./results).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    checkpoint_every: Annotated[int, typer.Option(
+        min=0, help="Checkpoint every N steps (0: only at budgets).")] = 50,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads for torch (default: torch's choice).")] = None,
+) -> None:
+    """Attack a finished run's model and record the attack next to the run's record.
+
+    Examples:
+      ubench attack 3f2a9c1d --attack relearn
+      ubench attack results/digits-class/ga/3f2a9c1d4e5b6a7f --attack invert --set attack.lr=3e-2
+      ubench attack 3f2a9c1d --attack softprompt --device cuda
+    """
+    from ubench import fastcheck
+
+    sets = list(set_ or [])
+    try:
+        fastcheck.check_attacks([attack_name], sets)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        res = _attack_one(attack_name, run_ref, seed, sets, store, force, device,
+                          checkpoint_every)
+    except UbenchError as e:
+        if as_json:
+            print(json.dumps({"status": "error", "error": str(e)}, indent=2, sort_keys=True))
+        raise
+    if as_json:
+        print(json.dumps(res.record, indent=2, sort_keys=True))
+
+
+def _split_attack_sets(items: list[str]) -> tuple[list[str], list[str]]:
+    """``--set`` items of ``ubench run``: (method/task ones, attack ones)."""
+    attack_items = [i for i in items if i.strip().startswith("attack.")]
+    return [i for i in items if i not in attack_items], attack_items
+
+
+def _attack_names(text: str | None) -> list[str]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    if len(set(names)) != len(names):
+        from ubench.errors import ConfigError
+
+        raise ConfigError(f"--attacks names an attack twice: {text}")
+    return names
+
+
+def _check_chain(names: list[str], task_cls: Any, sets: list[str]) -> None:
+    """Refuse attacks that do not fit the task, and bad attack overrides, before any run."""
+    from ubench.attack_runner import attack_config, check_attack_fits
+    from ubench.config import parse_overrides
+    from ubench.registry import ATTACKS
+
+    ov = parse_overrides(sets, scopes=("attack",))["attack"]
+    for name in names:
+        cls = ATTACKS.get(name)
+        check_attack_fits(cls, task_cls)
+        attack_config(cls, task_cls, {k: v for k, v in ov.items()
+                                      if k in cls.Config.field_names()})
+
+
+def _attack_one(name: str, run_ref: Any, seed: int | None, sets: list[str], store: str | None,
+                force: bool, device: str, checkpoint_every: int, shared: bool = False) -> Any:
+    """Resolve and run one attack, with a progress bar and a summary on stderr."""
+    from ubench.attack_runner import resolve_attack, run_attack
+
+    spec = resolve_attack(name, run_ref, seed=seed, overrides=sets, store=store, shared=shared)
+    _err(f"== attack {name} on run {spec.run_record['run_id']} "
+         f"({spec.run_record['method']['id']} on {spec.run_record['task']['id']}, "
+         f"attack {spec.attack_id})")
+    with _Progress() as bar:
+        res = run_attack(spec, force=force, device=device, checkpoint_every=checkpoint_every,
+                         on_step=bar.for_label(name), say=_err, progress=bar.update)
+    _err(_attack_summary(res.record) + f"\n   record: {res.path}")
+    return res
+
+
+def _attack_summary(rec: dict[str, Any]) -> str:
+    from ubench.api import parse_attack_metric_id
+
+    names = sorted(rec["metrics"], key=lambda k: (parse_attack_metric_id(k) or (k, 0))[::-1])
+    parts = [f"{k}={rec['metrics'][k]['value']:.4f} [{rec['metrics'][k]['ci_low']:.4f}, "
+             f"{rec['metrics'][k]['ci_high']:.4f}]" for k in names]
+    return f"   {' '.join(parts)}  attack {rec['cost'].get('attack_seconds', 0):.1f}s"
 
 
 @app.command()

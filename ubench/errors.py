@@ -77,6 +77,13 @@ class MissingExtraError(UbenchError):
     command."""
 
 
+class AttackTargetError(UbenchError):
+    """A run that cannot be attacked: missing, unfinished, failed, without a saved model, or
+    made by another version of ubench."""
+
+    exit_code = 2
+
+
 class InterruptedRun(UbenchError):
     """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143); it resumes when rerun."""
 

@@ -41,11 +41,12 @@ def _jsonable(value: Any) -> Any:
 
 def generate_schema() -> dict[str, Any]:
     """The schema of every built-in method and task config (imports them all: developers only)."""
-    from ubench.catalog import BUILTIN_METHODS, BUILTIN_TASKS
-    from ubench.registry import METHODS, TASKS
+    from ubench.catalog import BUILTIN_ATTACKS, BUILTIN_METHODS, BUILTIN_TASKS
+    from ubench.registry import ATTACKS, METHODS, TASKS
 
     return {"methods": {m: config_spec(METHODS.get(m).Config) for m in BUILTIN_METHODS},
-            "tasks": {t: task_spec(TASKS.get(t)) for t in BUILTIN_TASKS}}
+            "tasks": {t: task_spec(TASKS.get(t)) for t in BUILTIN_TASKS},
+            "attacks": {a: config_spec(ATTACKS.get(a).Config) for a in BUILTIN_ATTACKS}}
 
 
 def task_spec(cls: Any) -> dict[str, Any]:
@@ -120,3 +121,27 @@ def limit_override(task: str, limit: int) -> str:
     if limit < 1:
         raise ConfigError(f"--limit must be >= 1; got {limit}")
     return f"task.limit={limit}"
+
+
+def check_attacks(attacks: Iterable[str], overrides: Iterable[str]) -> None:
+    """Raise the error the attack resolve would raise for a bad attack id or ``attack.KEY=VALUE``
+    override, without torch. With several attacks (``ubench run --attacks a,b``) a key must
+    exist in at least one of them and parse wherever it exists."""
+    from ubench.registry import ATTACKS
+
+    names = list(attacks)
+    for name in names:
+        ATTACKS.entry(name)  # UnknownComponentError with "did you mean"
+    ov = parse_overrides(overrides, scopes=("attack",))["attack"]
+    known = schema().get("attacks", {})
+    entries = {n: known[n] for n in names if n in known}
+    if len(entries) < len(names):  # a plugin: its keys are checked by the full resolve
+        return
+    for key, raw in ov.items():
+        having = [n for n, e in entries.items() if key in e["fields"]]
+        if not having:
+            every = {k for e in entries.values() for k in e["fields"]}
+            raise ConfigError(f"attack {' / '.join(names)}: "
+                              + did_you_mean(key, every, "key"))
+        for n in having:
+            _check("attack", n, entries[n], key, raw)

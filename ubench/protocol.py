@@ -129,7 +129,8 @@ def select(rule: TuningRule, points: Sequence[Point], target: float) -> tuple[Po
         best = max(p.metrics[rule.keep] for p in ok)
         tied = [p for p in ok if p.metrics[rule.keep] >= best - rule.tie_margin]
         if rule.tie_break:
-            return min(tied, key=lambda p: (p.metrics.get(rule.tie_break, math.inf),
+            brk = rule.tie_break
+            return min(tied, key=lambda p: (p.metrics.get(brk, math.inf),
                                             -p.metrics[rule.keep])), True
         return max(tied, key=lambda p: p.metrics[rule.keep]), True
     return max(points, key=lambda p: (rule.score(p.metrics[rule.forget]),

@@ -25,6 +25,8 @@ SCHEMA_VERSION = 1
 #: (``task.assets``); records without ``identity_version`` (1) are reported as legacy assets
 IDENTITY_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
+#: the JSON Schema of an attack record (``attack.json``), generated from :class:`AttackRecord`
+ATTACK_SCHEMA_FILE = Path(__file__).with_name("attack_record.schema.json")
 
 
 class MetricRecord(TypedDict):
@@ -93,6 +95,50 @@ class Record(TypedDict):
     changed_parameters: NotRequired[int]
 
 
+class AttackedRunRecord(TypedDict):
+    """The run an attack record belongs to (copied from its record when the attack ran)."""
+
+    run_id: str
+    task: TaskRecord
+    method: MethodRecord
+    seed: int
+
+
+class AttackSpecRecord(TypedDict):
+    id: str
+    version: str
+    config: dict[str, Any]
+
+
+class AttackRecord(TypedDict):
+    """An attack's ``attack.json``, next to the attacked run's record
+    (``<run folder>/attacks/<attack>/<attack_id>/attack.json``).
+
+    Its identity (``attack_id``) is a hash of the attacked run's id, the attack (id, version,
+    config) and the attack's seed. Metric ids carry the attack and its budget
+    (``relearn_ua@50``, ``invert_rate@200``, ``softprompt_asr@2000``).
+    """
+
+    schema_version: int
+    kind: Literal["attack"]
+    attack_id: str
+    status: Literal["running", "ok", "failed"]
+    created_at: str
+    run: AttackedRunRecord
+    attack: AttackSpecRecord
+    seed: int
+    metrics: dict[str, MetricRecord]
+    #: seconds (``attack_seconds``, ``total_seconds``) and peak memory
+    cost: dict[str, float]
+    env: dict[str, Any]
+    #: the task's forgetting metric the attack measures (``ua``, ``concept_rate``, ...), and
+    #: what was attacked (``saved model`` or ``rebuilt reference row``)
+    details: NotRequired[dict[str, Any]]
+    #: files next to the attack record (``grid``, ``embedding``, ``prompts``)
+    artifacts: NotRequired[dict[str, str]]
+    error: NotRequired[str | None]
+
+
 def generate_schema() -> dict[str, Any]:
     """The JSON Schema of :class:`Record` (pydantic's generator, run by the developers only)."""
     from pydantic import TypeAdapter
@@ -101,6 +147,29 @@ def generate_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "ubench run record"
     return schema
+
+
+def generate_attack_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`AttackRecord` (developers only, like :func:`generate_schema`)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(AttackRecord).json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ubench attack record"
+    return schema
+
+
+@lru_cache(maxsize=1)
+def attack_validator() -> Any:
+    """A jsonschema validator of the committed attack-record schema (built once)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(ATTACK_SCHEMA_FILE.read_text()))
+
+
+def attack_schema_errors(record: Any) -> list[str]:
+    """Every way an attack record breaks its schema, as ``path: message`` lines."""
+    return _errors(attack_validator(), record)
 
 
 @lru_cache(maxsize=1)
@@ -120,8 +189,12 @@ def validator() -> Any:
 
 def schema_errors(record: Any) -> list[str]:
     """Every way ``record`` breaks the schema, as ``path: message`` lines (empty: valid)."""
+    return _errors(validator(), record)
+
+
+def _errors(check: Any, record: Any) -> list[str]:
     out = []
-    for err in sorted(validator().iter_errors(record), key=lambda e: list(map(str, e.path))):
+    for err in sorted(check.iter_errors(record), key=lambda e: list(map(str, e.path))):
         where = ".".join(str(p) for p in err.path) or "(top level)"
         message = err.message if len(err.message) <= 120 else err.message[:117] + "..."
         out.append(f"{where}: {message}")

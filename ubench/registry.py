@@ -1,11 +1,12 @@
-"""Typed registries for methods, tasks and metrics.
+"""Typed registries for methods, tasks, metrics and attacks.
 
 Built-in components are listed in :mod:`ubench.catalog` as lazy ``"module:attr"`` entries with a
 one-line summary, so ``ubench list`` never imports torch. The class is imported on first lookup and
 checked against the entry (its ``name`` attribute, its base class). Third-party packages add
 components through the entry-point groups ``ubench.methods`` / ``ubench.tasks`` /
-``ubench.metrics`` or with :meth:`Registry.register` as a decorator. Registering a name twice is an
-error: a silently shadowed method would change leaderboard numbers.
+``ubench.metrics`` / ``ubench.attacks`` or with :meth:`Registry.register` as a decorator.
+Registering a name twice is an error: a silently shadowed method would change leaderboard
+numbers.
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def _import(target: str) -> Any:
 METHODS: Registry[Any] = Registry("method", "ubench.api:Method", "ubench.methods")
 TASKS: Registry[Any] = Registry("task", "ubench.api:Task", "ubench.tasks")
 METRICS: Registry[Any] = Registry("metric", "ubench.api:Metric", "ubench.metrics")
+ATTACKS: Registry[Any] = Registry("attack", "ubench.api:Attack", "ubench.attacks")
 
 # The built-in catalogue fills the registries when this module is imported.
 from ubench import catalog as _catalog  # noqa: E402
 
-_catalog.register_builtins(METHODS, TASKS, METRICS)
+_catalog.register_builtins(METHODS, TASKS, METRICS, ATTACKS)

@@ -99,7 +99,7 @@ def is_legacy(rec: dict[str, Any]) -> bool:
 
 def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{table title: rows}, one table per (task, setting)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         if rec["status"] != "ok" or is_tuning(rec):  # tuning runs feed the fronts
             continue
@@ -272,7 +272,7 @@ FORMATS = ("md", "csv", "html")
 def _format_of(name: str) -> str:
     """Which format a generated file belongs to (a report of some formats leaves the files of
     the others as they are)."""
-    if name == "README.md" or name.startswith("grids/"):
+    if name in ("README.md", "robustness.md") or name.startswith("grids/"):
         return "md"
     if name.endswith(".csv"):
         return "csv"
@@ -320,6 +320,7 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
         raise StoreError(f"the store {root} does not exist or is not a folder; pass "
                          "--store <folder with records>")
     records = load_records(root)  # raises before anything is written
+    attacks = _attack_records(root)
     if not records:
         raise StoreError(f"no records under {root}; run something first or pass --store "
                          "<folder with records>")
@@ -338,6 +339,12 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
             files += _write_markdown(tables, staging, say, found)
         if "csv" in formats:
             files += _write_csv(tables, records, staging, found)
+        # robustness.md / robustness.csv when the store holds attack records (ubench attack)
+        robust = [f for f in _robustness(records, attacks, staging) if _format_of(f) in formats]
+        files += robust
+        if "md" in formats and robust:
+            with (staging / "README.md").open("a") as readme:
+                readme.write(robustness_note(robust))
         if "html" in formats:
             from ubench.web.render import write_html
 
@@ -485,3 +492,30 @@ def _install(staging: Path, out: Path, files: list[str],
     tmp.write_text(json.dumps({"generated_by": "ubench report",
                                "files": sorted(kept | set(files))}, indent=1) + "\n")
     os.replace(tmp, out / MANIFEST)
+
+
+# ---------------------------------------------------------------------- robustness (attacks)
+def _attack_records(root: Path) -> list[dict[str, Any]]:
+    """The store's attack records (``ubench.robustness.load_attack_records``)."""
+    from ubench.robustness import load_attack_records
+
+    return load_attack_records(root)
+
+
+def _robustness(records: list[dict[str, Any]], attacks: list[dict[str, Any]],
+                staging: Path) -> list[str]:
+    """``robustness.md`` / ``robustness.csv`` when the store holds attack records."""
+    if not attacks:
+        return []
+    from ubench.robustness import write_robustness
+
+    return write_robustness(records, attacks, staging)
+
+
+def robustness_note(files: list[str]) -> str:
+    """A pointer from the leaderboard to the robustness tables (nothing without attacks)."""
+    if "robustness.md" not in files:
+        return ""
+    return ("\n## Robustness under attack\n\nRelearning, resurgence, concept inversion and "
+            "soft-prompt attacks on these runs: [robustness.md](robustness.md) "
+            "(CSV: robustness.csv).\n")

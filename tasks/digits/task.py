@@ -32,7 +32,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from ubench.api import ConditionedSet, Evaluation, Task, UnlearnRequest, generation_seeds
+from ubench.api import (
+    ConditionedSet,
+    Evaluation,
+    ForgetProbe,
+    Task,
+    UnlearnRequest,
+    generation_seeds,
+)
 from ubench.assets import (
     export_model,
     export_tensors,
@@ -447,6 +454,23 @@ class DigitsClass(Task[DigitsConfig]):
         judged = dict(zip(*np.unique(pred_np[:nf], return_counts=True), strict=True))
         details = {"forget_judged_as": {_label_name(int(k)): int(v) for k, v in judged.items()}}
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
+
+
+    # ------------------------------------------------------------------ attacks
+    def forget_probe(self) -> ForgetProbe:
+        """The forget-class generations of :meth:`evaluate` (its first ``eval_forget`` seeds)."""
+        c = self.config
+        return ForgetProbe(torch.full((c.eval_forget,), c.forget_class),
+                           generation_seeds(c.eval_seed, c.eval_forget), c.sampling_steps,
+                           c.guidance, "ua", f"{c.eval_forget} generations of the forget class")
+
+    def concept_success(self, images: torch.Tensor, device: str
+                        ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The judge calls the image the forget class."""
+        pred, _ = judge_predict(self.judge, images)
+        return pred.numpy() == self.config.forget_class, {
+            "detector": "digits CNN trained by ubench", "judge_sha": self.assets()["judge"],
+            "success": f"judge(x) == {self.config.forget_class} (the forget class)"}
 
 
 #: digits-class with a handful of generations and 3 sampling steps

@@ -50,10 +50,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import torch
 
 from ubench.api import (
     ConditionedSet,
     Evaluation,
+    ForgetProbe,
     MetricValue,
     Task,
     UnlearnRequest,
@@ -99,6 +101,14 @@ Progress = Callable[[str, int, int, dict[str, float]], None]
 
 #: version of the world + corpus + evaluation code; part of every asset key and the task version
 WORLD_VERSION = "1"
+
+
+#: attack budgets sized for a CPU (bench/attack_cost.py): UnlearnDiffAtk's 50 timesteps x 40
+#: iterations on 100 prompts would take hours here, so the soft-prompt attack runs 10 x 20 on the
+#: first 50 forget test prompts; the other attacks keep their defaults
+T2I_ATTACK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "softprompt": {"timesteps": 10, "iterations": 20, "probe_limit": 50},
+}
 
 
 class Seeds(IntEnum):
@@ -176,6 +186,7 @@ class T2ITask(Task[T2IConfig]):
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"text-conditional", "xattn"})
 
     method_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_METHOD_DEFAULTS
+    attack_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_ATTACK_DEFAULTS
     model_spec: ClassVar[WorldModelSpec] = WorldModelSpec()
     corpus_spec: ClassVar[CorpusSpec] = CorpusSpec()
     #: 3,000 AdamW steps of 64 at a fixed 2 threads (README: time and alignment reached;
@@ -498,6 +509,26 @@ class T2ITask(Task[T2IConfig]):
         k = min(10, len(sets["forget_test"][0]))
         grid = rgb_grid([images[:k], images[r_lo:r_lo + k]])
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
+
+
+    # ------------------------------------------------------------------ attacks
+    def forget_probe(self) -> ForgetProbe:
+        """The forget test prompts of :meth:`evaluate` with their seeds (``concept_rate``)."""
+        c = self.config
+        prompts = self.eval_sets()["forget_test"][0]
+        return ForgetProbe(prompts, generation_seeds(c.eval_seed, len(prompts)),
+                           c.sampling_steps, c.guidance, "concept_rate",
+                           f"{len(prompts)} forget test prompts (held-out colours)")
+
+    def concept_success(self, images: torch.Tensor, device: str
+                        ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The world's exact evaluators find the concept (frame, style, digit) in the image."""
+        dets, maps = world.detect(images)
+        digits, _ = judge_predict(self.judge, maps)
+        shown = np.array([self.concept.shown(d, int(j))
+                          for d, j in zip(dets, digits.tolist(), strict=True)], dtype=bool)
+        return shown, {"detector": "pixel rules (world.detect) + digits CNN on the digit map",
+                       "judge_sha": self.assets()["judge"], **self.concept.identity()}
 
 
 def _attribute_accuracy(named: list[dict[str, object]], dets: list[world.Detection],

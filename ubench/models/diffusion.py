@@ -217,7 +217,17 @@ class DiffusionModel:
         ``seeds`` each sample's starting noise comes from its own seed, so a sample does not
         depend on which batch it was generated in.
         """
-        cond_all = self.encode(conditions)
+        return self.sample_encoded(self.encode(conditions), steps=steps, guidance=guidance,
+                                   generator=generator, seeds=seeds, batch_size=batch_size,
+                                   sampler=sampler)
+
+    @torch.no_grad()
+    def sample_encoded(self, cond_all: torch.Tensor, *, steps: int = 25, guidance: float = 2.0,
+                       generator: torch.Generator | None = None,
+                       seeds: Sequence[int] | None = None, batch_size: int = 256,
+                       sampler: str = "ddim") -> torch.Tensor:
+        """:meth:`sample` for already encoded conditions (one row per sample): learned class
+        vectors and soft prompts (``ubench.models.soft``) are sampled through it."""
         n = cond_all.shape[0]
         if seeds is not None and len(seeds) != n:
             raise ValueError("need one seed per condition")
@@ -238,6 +248,11 @@ class DiffusionModel:
             out.append(x.clamp(-1, 1).cpu())
         self.unet.train(was_training)
         return torch.cat(out)
+
+    def decode(self, samples: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+        """Samples -> images in [-1, 1]: the identity for pixel-space models (latent models
+        decode with their VAE)."""
+        return samples
 
     # ------------------------------------------------------------------ parameters
     def named_parameters(self, scope: str = "full") -> list[tuple[str, torch.nn.Parameter]]:

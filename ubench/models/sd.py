@@ -29,6 +29,7 @@ import torch
 from ubench.errors import MissingAssetError
 from ubench.hub import cached_snapshot
 from ubench.models.diffusion import DiffusionModel
+from ubench.models.text import TextModel
 
 #: the paper's base model and the files of it that ubench reads (safetensors only)
 SD_REPO = "CompVis/stable-diffusion-v1-4"
@@ -105,6 +106,11 @@ class ClipTextConditioner:
             states = self.text_encoder(ids.to(dev)).last_hidden_state.float().cpu()
             for p, s in zip(chunk, states, strict=True):
                 self._cache[p] = s.clone()
+
+    def text_model(self) -> TextModel:
+        """The CLIP tokenizer and text encoder behind :meth:`encode` (no attention mask, as
+        Stable Diffusion's pipeline encodes)."""
+        return TextModel(self.tokenizer, self.text_encoder, False, contextlib.nullcontext())
 
     def encode(self, conditions: Any, device: torch.device | str) -> torch.Tensor:
         prompts = [conditions] if isinstance(conditions, str) else [str(p) for p in conditions]

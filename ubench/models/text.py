@@ -14,10 +14,11 @@ condition of classifier-free guidance is the encoding of the empty prompt, as in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -42,6 +43,18 @@ def _minilm_path() -> Path:
 #: be called on meta tensors" when the sweep prepared the three t2i tasks in threads): loading
 #: and encoding are serialised
 _ENCODER_LOCK = threading.RLock()
+
+
+class TextModel(NamedTuple):
+    """The parts behind a text conditioner's encodings, for learned and soft prompts
+    (:mod:`ubench.models.soft`): the tokenizer, the frozen encoder (a transformers model whose
+    input embedding table is ``get_input_embeddings()``), whether the conditioner passes it an
+    attention mask, and a lock that serialises calls into it."""
+
+    tokenizer: Any
+    encoder: Any
+    uses_attention_mask: bool
+    lock: contextlib.AbstractContextManager[Any]
 
 
 class TextConditioner:
@@ -120,6 +133,11 @@ class TextConditioner:
         if missing:
             with _ENCODER_LOCK:
                 self._encode_new(missing)
+
+    def text_model(self) -> TextModel:
+        """The tokenizer and frozen MiniLM behind :meth:`encode` (it reads an attention mask)."""
+        self._load()
+        return TextModel(self._tokenizer, self._model, True, _ENCODER_LOCK)
 
     def encode(self, conditions: Any, device: torch.device | str) -> torch.Tensor:
         if isinstance(conditions, str):

@@ -1,0 +1,1 @@
+"""Built-in attacks on unlearned models (imported as ``ubench.attacks``); one file per attack."""
