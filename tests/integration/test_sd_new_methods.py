@@ -22,10 +22,12 @@ def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "sd")
 
 
-def test_sd_recipes_apply() -> None:
-    assert runner.resolve("ca", "sd-object", 0, []).method_config.lr == 1.6e-5
-    assert runner.resolve("sa", "sd-nudity", 0, []).method_config.surrogate == "anchor"
-    cfg = runner.resolve("erasediff", "sd-vangogh", 0, []).method_config
+def test_sd_recipes_apply(tiny_sd: Path) -> None:
+    # resolving an SD run digests its weights (the run identity): the tiny pipeline stands in
+    model = [f"task.model={tiny_sd}"]
+    assert runner.resolve("ca", "sd-object", 0, model).method_config.lr == 1.6e-5
+    assert runner.resolve("sa", "sd-nudity", 0, model).method_config.surrogate == "anchor"
+    cfg = runner.resolve("erasediff", "sd-vangogh", 0, model).method_config
     assert (cfg.lr, cfg.lam, cfg.scope) == (1e-5, 1.0, "noxattn")
     # digits keeps the method's own defaults
     assert runner.resolve("ca", "digits-class", 0, []).method_config.lr == 1e-4
