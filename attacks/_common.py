@@ -86,7 +86,7 @@ def capped(probe: ForgetProbe, limit: int) -> ForgetProbe:
         return probe
     conds = take_conditions(probe.conditions, slice(0, limit))
     return ForgetProbe(conds, probe.seeds[:limit], probe.steps, probe.guidance, probe.metric,
-                       f"{probe.description}, first {limit}", probe.batch_size)
+                       f"{probe.description}, first {limit}", probe.batch_size, probe.sampler)
 
 
 # ---------------------------------------------------------------------- measuring
@@ -114,7 +114,7 @@ def measure_plain(model: DiffusionModel, ctx: AttackContext) -> Measurement:
     """Regenerate the forget probe with the model as it is (plain conditions, task seeds)."""
     p = ctx.probe
     samples = model.sample(p.conditions, steps=p.steps, guidance=p.guidance, seeds=p.seeds,
-                           batch_size=p.batch_size)
+                           batch_size=p.batch_size, sampler=p.sampler)
     return judge(model, ctx, samples)
 
 
@@ -125,13 +125,14 @@ def measure_encoded(model: DiffusionModel, ctx: AttackContext, cond: torch.Tenso
     p = ctx.probe
     samples = model.sample_encoded(cond, steps=p.steps, guidance=p.guidance,
                                    seeds=list(seeds if seeds is not None else p.seeds),
-                                   batch_size=p.batch_size)
+                                   batch_size=p.batch_size, sampler=p.sampler)
     return judge(model, ctx, samples)
 
 
 def sampler_definition(ctx: AttackContext) -> dict[str, Any]:
     p = ctx.probe
-    return {"probe": p.description, "sampler": "DDIM eta=0", "steps": p.steps,
+    sampler = "DDIM eta=0" if p.sampler == "ddim" else "DPM-Solver++ 2M"
+    return {"probe": p.description, "sampler": sampler, "steps": p.steps,
             "guidance": p.guidance, "generation_seeds": "the task's evaluation seeds"}
 
 

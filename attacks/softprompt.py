@@ -213,7 +213,7 @@ class SoftPrompt(Attack[SoftPromptConfig]):
         else:
             base = ctx.base_model()
             targets = base.sample(prompts, steps=p.steps, guidance=p.guidance, seeds=p.seeds,
-                                  batch_size=p.batch_size).to(model.device)
+                                  batch_size=p.batch_size, sampler=p.sampler).to(model.device)
             eligible = torch.as_tensor(judge(base, ctx, targets.cpu()).shown)
             if not config.filter_targets:
                 eligible = torch.ones_like(eligible)

@@ -104,6 +104,26 @@ def gradient_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads, 2.0)
 
 
+def inner_descent(params: list[torch.nn.Parameter], loss: Callable[[], torch.Tensor],
+                  steps: int, lr: float) -> float:
+    """Bi-level methods' inner problem (EraseDiff's theta^K): ``steps`` Adam steps on ``loss``
+    from the current weights with a fresh optimiser state, then the loss there; the weights
+    and their ``.grad`` are restored before returning, so the outer loop's optimiser, weights
+    and checkpoints never see the inner steps."""
+    saved = [p.detach().clone() for p in params]
+    inner = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        inner.zero_grad(set_to_none=True)
+        loss().backward()
+        inner.step()
+    with torch.no_grad():
+        value = float(loss())
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+            p.grad = None
+    return value
+
+
 class Checkpointer:
     """Resumable checkpoints of one run's unlearning, in ``<run_dir>/checkpoint/``.
 

@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, take_conditions
 from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
 from ubench.methods._labels import num_classes_of, pseudo_labels, text_anchors
-from ubench.methods._loop import Loop, check_finite
+from ubench.methods._loop import Loop, check_finite, inner_descent
 from ubench.models.diffusion import DiffusionModel
 
 HINT = "lower method.lr or method.lam"
@@ -127,18 +127,7 @@ def bilevel_step(params: Sequence[torch.nn.Parameter], forget_loss: Closure, rem
        order, so grad q = grad f; lambda = ``lam`` (``rule=fixed``) or
        ``max(eta - cos(grad F, grad q), 0)`` (``rule=adaptive``).
     """
-    saved = [p.detach().clone() for p in params]
-    inner = torch.optim.Adam(params, lr=inner_lr)
-    for _ in range(inner_steps):
-        inner.zero_grad(set_to_none=True)
-        forget_loss().backward()
-        inner.step()
-    with torch.no_grad():
-        f_inner = float(forget_loss())
-        for p, s in zip(params, saved, strict=True):
-            p.copy_(s)
-            p.grad = None
-    del inner, saved
+    f_inner = inner_descent(list(params), forget_loss, inner_steps, inner_lr)
     f = forget_loss()
     if rule == "fixed":  # one graph alive at a time; .grad accumulates F's and lambda f's
         used = lam

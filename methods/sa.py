@@ -71,8 +71,7 @@ TUNING_RESULTS_PLACEHOLDER
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -82,7 +81,7 @@ import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, as_conditions
 from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
-from ubench.digest import stable_hash
+from ubench.digest import bytes_sha256, stable_hash
 from ubench.home import cached, load_cached
 from ubench.methods._anchors import anchor_pairs, distinct
 from ubench.methods._labels import num_classes_of
@@ -169,11 +168,12 @@ def normalised(fisher: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 # ----------------------------------------------------------------------------- Fisher pass
 def unet_digest(model: DiffusionModel) -> str:
     """sha256 (16 hex) of the UNet's weights: names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.unet.state_dict().items()):
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(memoryview(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))
-    return h.hexdigest()[:16]
+    def parts() -> Iterator[bytes]:
+        for name, t in sorted(model.unet.state_dict().items()):
+            yield f"{name}|{t.dtype}|{tuple(t.shape)}".encode()
+            yield t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+    return bytes_sha256(parts(), 16)
 
 
 def fisher_conditions(model: DiffusionModel, request: UnlearnRequest, n: int) -> list[Any]:
@@ -224,7 +224,7 @@ def diagonal_fisher(model: DiffusionModel, params: Sequence[torch.nn.Parameter],
 def _condition_digest(model: DiffusionModel, conditions: Sequence[Any]) -> str:
     """Digest of the *encoded* conditions (prompts and text encoder weights alike)."""
     enc = model.encode(list(conditions)).detach().float().cpu().contiguous()
-    return hashlib.sha256(enc.numpy().tobytes()).hexdigest()[:16]
+    return bytes_sha256([enc.numpy().tobytes()], 16)
 
 
 def fisher_key(model: DiffusionModel, names: Sequence[str], conditions: Sequence[Any],
@@ -245,14 +245,16 @@ def fisher_key(model: DiffusionModel, names: Sequence[str], conditions: Sequence
     }
 
 
+#: the cached Fisher's file in its asset folder
+FISHER_FILE = "fisher.safetensors"
+
+
 def cached_fisher(model: DiffusionModel, named: Sequence[tuple[str, torch.nn.Parameter]],
                   request: UnlearnRequest, cfg: SAConfig, ctx: RunContext
                   ) -> tuple[list[torch.Tensor], dict[str, Any]]:
     """The base model's diagonal Fisher for ``named``, from the cache or computed once."""
-    from safetensors.torch import load_file, save_file
-
     from ubench.env import fixed_threads
-    from ubench.home import is_cached
+    from ubench.home import is_cached, read_tensors, write_tensors
 
     names = [n for n, _ in named]
     params = [p for _, p in named]
@@ -267,8 +269,7 @@ def cached_fisher(model: DiffusionModel, named: Sequence[tuple[str, torch.nn.Par
                                   guidance=FISHER_GUIDANCE, seeds=seeds, batch_size=64)
             fisher = diagonal_fisher(model, params, images, conditions, cfg.fisher_timesteps,
                                      torch.Generator().manual_seed(FISHER_SEED))
-        save_file({n: f.detach().cpu().contiguous() for n, f in zip(names, fisher, strict=True)},
-                  str(folder / "fisher.safetensors"))
+        write_tensors(folder / FISHER_FILE, dict(zip(names, fisher, strict=True)))
 
     if not is_cached("sa/fisher", key) and ctx.say is not None:
         ctx.say(f"computing the base model's Fisher information once ({cfg.fisher_samples} "
@@ -276,7 +277,7 @@ def cached_fisher(model: DiffusionModel, named: Sequence[tuple[str, torch.nn.Par
     folder = cached("sa/fisher", key, build)
 
     def load() -> list[torch.Tensor]:
-        stored = load_file(str(folder / "fisher.safetensors"))
+        stored = read_tensors(folder / FISHER_FILE)
         return [stored[n].to(p.device) for n, p in named]
 
     fisher = load_cached(folder, "Selective Amnesia Fisher information", load)

@@ -19,6 +19,14 @@ def ubench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Stable Diffusion pipeline built from configs (real CLIP tokenizer), made once."""
+    from ubench.testing import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
 @pytest.fixture()
 def store(tmp_path: Path, ubench_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh results store per test."""

@@ -117,6 +117,8 @@ class ForgetProbe:
     description: str = ""
     #: generation batch size
     batch_size: int = 256
+    #: the evaluation's sampler (``ddim`` or ``dpm-solver``, :meth:`DiffusionModel.sample`)
+    sampler: str = "ddim"
 
     def __len__(self) -> int:
         return len(self.seeds)

@@ -99,3 +99,17 @@ def load_cached(folder: Path, what: str, load: Callable[[], T]) -> T:
 
 def is_cached(kind: str, key: dict[str, Any]) -> bool:
     return (asset_dir(kind, key) / "key.json").is_file()
+
+
+def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
+    """Store named tensors of a cached asset (safetensors: no pickle, loadable anywhere)."""
+    from safetensors.torch import save_file
+
+    save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(path))
+
+
+def read_tensors(path: Path) -> dict[str, Any]:
+    """The named tensors :func:`write_tensors` stored (on the CPU)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))

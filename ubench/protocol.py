@@ -54,13 +54,21 @@ class TuningRule:
     """
 
     forget: str
-    #: whether a larger ``forget`` value is more forgetting (UA) or less (concept rate)
-    forget_higher_is_better: bool
     keep: str
     target: float | None = None
     ladder: tuple[float, ...] = ()
     tie_margin: float = 0.005
     tie_break: str | None = None
+    #: whether a larger ``forget`` value is more forgetting (UA) or less (concept rate); by
+    #: default the registered metric's own direction, so a task never restates it
+    forget_higher_is_better: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.forget_higher_is_better is None:
+            from ubench.registry import METRICS
+
+            object.__setattr__(self, "forget_higher_is_better",
+                               bool(METRICS.get(self.forget).higher_is_better))
 
     def reaches(self, value: float, target: float) -> bool:
         return value >= target if self.forget_higher_is_better else value <= target
@@ -113,7 +121,7 @@ def choose_target(rule: TuningRule, points: Mapping[str, Sequence[Point]],
     fams: dict[str, list[Point]] = {}
     for m, ps in points.items():
         fams.setdefault(families.get(m, m), []).extend(ps)
-    for t in sorted(rule.ladder, reverse=rule.forget_higher_is_better):  # strictest first
+    for t in sorted(rule.ladder, reverse=bool(rule.forget_higher_is_better)):  # strictest first
         if all(any(rule.reaches(p.metrics[rule.forget], t) for p in ps) for ps in fams.values()):
             return t, True
     worst = max(rule.ladder) if not rule.forget_higher_is_better else min(rule.ladder)

@@ -40,7 +40,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from ubench.api import ConditionedSet, Evaluation, Task, UnlearnRequest, generation_seeds
+from ubench.api import (
+    ConditionedSet,
+    Evaluation,
+    ForgetProbe,
+    Task,
+    UnlearnRequest,
+    generation_seeds,
+)
 from ubench.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound, require, with_defaults
 from ubench.digest import file_digest
 from ubench.errors import ConfigError, MissingAssetError
@@ -150,7 +157,7 @@ class Cifar10Class(Task[CifarConfig]):
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
         {"forget_class": 1}, {"forget_class": 4})
     tuning_rule: ClassVar[TuningRule | None] = TuningRule(
-        forget="ua", forget_higher_is_better=True, keep="ra", target=0.95, tie_margin=0.005,
+        forget="ua", keep="ra", target=0.95, tie_margin=0.005,
         tie_break="fid")
 
     model_spec: ClassVar[R.ModelSpec] = R.ModelSpec()
@@ -511,6 +518,29 @@ class Cifar10Class(Task[CifarConfig]):
                 for k in [c.forget_class, *remain]]
         return Evaluation(metrics=metrics, grid=rgb_grid([r for r in rows if len(r)]),
                           samples=samples, details=details)
+
+
+    # ------------------------------------------------------------------ attacks
+    def forget_probe(self) -> ForgetProbe:
+        """The forget-class generations of :meth:`evaluate` (its first ``n_forget`` seeds)."""
+        c = self.config
+        labels, _ = self.eval_labels()
+        nf = c.n_forget
+        seeds = generation_seeds(c.eval_seed, len(labels))[:nf]
+        return ForgetProbe(torch.from_numpy(labels[:nf]), seeds, c.sampling_steps, c.guidance,
+                           "ua", f"{nf} generations of the forget class",
+                           max(c.batch_size, 1), c.sampler)
+
+    def concept_success(self, images: torch.Tensor, device: str
+                        ) -> tuple[np.ndarray, dict[str, Any]]:
+        """CLIP zero-shot over the 11 labels calls the image the forget class (UA's test)."""
+        u8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        scorer = self.clip_scorer(device)
+        pred = scorer.zero_shot(u8, list(R.CLIP_LABELS), R.CLIP_TEMPLATE)
+        return np.asarray(pred) == self.config.forget_class, {
+            **scorer.definition(), "labels": list(R.CLIP_LABELS),
+            "zero_shot_template": R.CLIP_TEMPLATE,
+            "success": f"CLIP label == {CLASSES[self.config.forget_class]!r} (the forget class)"}
 
 
 def _sampler_name(sampler: str) -> str:

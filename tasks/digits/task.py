@@ -145,7 +145,7 @@ class DigitsClass(Task[DigitsConfig]):
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
         {"forget_class": 4, "eval_forget": 200, "eval_per_class": 40},)
     tuning_rule: ClassVar[TuningRule | None] = TuningRule(
-        forget="ua", forget_higher_is_better=True, keep="ra", target=0.95, tie_margin=0.005,
+        forget="ua", keep="ra", target=0.95, tie_margin=0.005,
         tie_break="fd")
     #: read the judge, base model and oracles from the pinned files shipped with ubench
     #: (``ubench/pinned``, built by ``ubench assets build digits-class``) instead of the cache

@@ -207,7 +207,7 @@ class T2ITask(Task[T2IConfig]):
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
         {"eval_split": "tune", "eval_prompts": 50},)
     tuning_rule: ClassVar[TuningRule | None] = TuningRule(
-        forget="concept_rate", forget_higher_is_better=False, keep="alignment_test",
+        forget="concept_rate", keep="alignment_test",
         ladder=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9), tie_margin=0.01, tie_break="fd")
 
     def __init__(self, config: T2IConfig) -> None:

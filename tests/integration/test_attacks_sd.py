@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ubench import attack_runner, runner
-from ubench.testing import build_tiny_pipeline
 
 FAST = ["task.sampling_steps=3", "task.limit=3", "method.steps=2"]
 ATTACKS = {
@@ -19,11 +18,6 @@ ATTACKS = {
     "invert": ["attack.budgets=0,2", "attack.samples=2", "attack.batch_size=2"],
     "softprompt": ["attack.timesteps=2", "attack.iterations=1", "attack.filter_targets=false"],
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd-attacks") / "sd")
 
 
 def test_every_attack_on_sd_nudity(tiny_sd: Path, tmp_path: Path) -> None:

@@ -285,26 +285,47 @@ def test_the_gpu_check_script_runs_on_the_cpu(tmp_path: Path) -> None:
     assert all(u["median_step_seconds"] > 0 for u in result["unlearn"])
 
 
-def test_the_table1_plan_resolves() -> None:
-    tomllib = pytest.importorskip("tomllib")
-    import itertools
+def test_the_table1_plan_loads_and_names_the_download() -> None:
+    """plans/cifar10-table1.toml is a sweep plan: checked without the data, expanding to the
+    paper's grid; resolving its runs (their identities digest the data) names the download."""
+    from ubench.errors import PlanError
+    from ubench.hub import cached_snapshot
+    from ubench.sweep.plan import _expand, load_plan
 
-    from ubench import runner
-
-    plan = tomllib.loads((ROOT / "plans" / "cifar10-table1.toml").read_text())
-    runs = 0
-    for suite in plan["suites"]:
-        grid = suite.get("grid", {})
-        fixed = [f"{k}={v}" for k, v in suite.get("set", {}).items()]
-        for method, task, seed, values in itertools.product(
-                suite["methods"], suite["tasks"], suite["seeds"],
-                itertools.product(*grid.values())):
-            overrides = [f"{k}={v}" for k, v in zip(grid, values, strict=True)]
-            spec = runner.resolve(method, task, seed, [*overrides, *fixed])
-            assert spec.task_config.forget_class in range(10)
-            runs += 1
-    table1 = plan["suites"][0]
-    assert table1["grid"]["task.forget_class"] == list(range(10))
+    plan = load_plan(ROOT / "plans" / "cifar10-table1.toml")
+    runs = {b.name: len(list(_expand(b))) for b in plan.blocks}
+    assert runs == {"table1": 100, "table1-rg": 10, "table3-diversity": 12, "table1-paper": 60}
+    table1 = next(b for b in plan.blocks if b.name == "table1")
+    assert table1.task["forget_class"] == tuple(range(10))
     assert {"boostalign", "graddiff", "finetune", "salun", "base", "retrain"} <= \
-        set(table1["methods"])
-    assert runs == 100 + 60 + 10 + 12
+        set(table1.methods)
+    assert set(plan.suites["budget"].blocks) == {"table1", "table1-rg", "table3-diversity"}
+    if cached_snapshot("uoft-cs/cifar10", ["plain_text/train-*"], repo_type="dataset"):
+        pytest.skip("CIFAR-10 is on this machine")
+    with pytest.raises(PlanError, match=r"cifar10-table1\.toml:\d+: .*hf download uoft-cs/cifar10"):
+        load_plan(ROOT / "plans" / "cifar10-table1.toml", suite="table1").specs()
+
+
+def test_a_cifar_run_is_attacked_through_the_cli(tiny: dict[str, Path], models: dict[str, Path],
+                                                store: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The class-conditional attacks on cifar10-class: the task's probe (UA's forget-class
+    generations, its sampler) and detector (CLIP zero-shot), budget 0 = the run's own UA."""
+    code, _out, err = cli(capsys, monkeypatch, "run", "--method", "graddiff", "--task",
+                         "cifar10-class", *sets([f"task.data={tiny['bin']}",
+                                                 f"task.model={models['model']}", *TINY_SETS,
+                                                 "task.fid=false", *METHOD_SETS["graddiff"],
+                                                 "attack.budgets=0,2", "attack.samples=4",
+                                                 "attack.batch_size=4"]),
+                         "--attacks", "relearn,invert")
+    assert code == 0, err
+    run = next((store / "cifar10-class" / "graddiff").glob("*/record.json")).parent
+    rec = read_record(run / "record.json")
+    attacks = {p.parent.parent.name: json.loads(p.read_text())
+               for p in run.glob("attacks/*/*/attack.json")}
+    assert sorted(attacks) == ["invert", "relearn"]
+    relearn = attacks["relearn"]["metrics"]
+    assert sorted(relearn) == ["relearn_ua@0", "relearn_ua@2"]
+    assert relearn["relearn_ua@0"]["value"] == rec["metrics"]["ua"]["value"]
+    assert relearn["relearn_ua@0"]["n"] == 8
+    assert "CLIP" in relearn["relearn_ua@0"]["definition"]["success"]

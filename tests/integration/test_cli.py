@@ -84,7 +84,7 @@ def test_method_all_runs_every_fitting_method(store: Path, tmp_path: Path) -> No
     recs = json.loads(proc.stdout)
     assert {r["method"]["id"] for r in recs} == {"base", "boostalign", "finetune", "ga",
                                                  "graddiff", "retrain", "rl", "salun",
-                                                 "esd-u", "esd-full"}
+                                                 "esd-u", "esd-full", "ca", "sa", "erasediff"}
     out = tmp_path / "lb"
     rep = ubench("report", "--out", str(out))
     assert rep.returncode == 0, rep.stderr
@@ -92,7 +92,7 @@ def test_method_all_runs_every_fitting_method(store: Path, tmp_path: Path) -> No
     assert md.startswith("<!-- GENERATED")
     assert "retrain *(ref)*" in md and "| boostalign" in md
     csv = (out / "leaderboard.csv").read_text().splitlines()
-    assert len(csv) == 1 + 10
+    assert len(csv) == 1 + 13
 
 
 def test_list_commands() -> None:

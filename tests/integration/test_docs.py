@@ -36,8 +36,11 @@ def test_ci_runs_lint_types_then_the_readme_test_command() -> None:
     before = ci[:tests[0]]
     assert any("ruff check" in c for c in before), ".ci/run must run ruff before the tests"
     assert any("scripts/typecheck.py" in c for c in before), ".ci/run must run mypy"
-    assert any('-m "slow and faults"' in c for c in ci[tests[0]:]), \
-        ".ci/run must run the process-level fault suite"
+    after = ci[tests[0]:]
+    assert any(re.search(r'-m "slow and \(faults or engines or gate\)"', c) for c in after), \
+        ".ci/run must run the process-level suites (faults, engines, the gate's own test)"
+    assert any("ubench compare leaderboard/baseline/quick" in c for c in after), \
+        ".ci/run must gate on the committed quick-suite baseline"
 
 
 def test_readme_has_the_main_command() -> None:

@@ -245,31 +245,31 @@ def test_malformed_i2p_files_are_one_line(content: str | bytes, needle: str,
 
 
 def test_a_failed_start_leaves_no_empty_folder(store: Path, tmp_path: Path) -> None:
-    spec = runner.resolve("boostalign", "sd-nudity", 0,
-                          [f"task.model={tmp_path / 'no-such-sd'}"])
-    with pytest.raises(MissingAssetError):
-        runner.run(spec, store=store)
+    with pytest.raises(MissingAssetError):  # resolving digests the weights: refused there
+        runner.run(runner.resolve("boostalign", "sd-nudity", 0,
+                                  [f"task.model={tmp_path / 'no-such-sd'}"]), store=store)
     assert not list(store.glob("sd-nudity*"))
 
 
 # ----------------------------------------------------------------------------- 6. stale inputs
-def test_user_files_enter_the_identity_by_content(tmp_path: Path) -> None:
+def test_user_files_enter_the_identity_by_content(tmp_path: Path, tiny_sd: Path) -> None:
+    model = f"task.model={tiny_sd}"  # the weights' digest is part of the identity too
     i2p = tmp_path / "i2p.csv"
     i2p.write_text("prompt,nudity_percentage\na,50\n")
-    first = runner.resolve("boostalign", "sd-nudity", 0, [f"task.i2p={i2p}"])
+    first = runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"])
     assert first.identity["task"]["inputs"]["i2p"] != "missing"
     os.utime(i2p, (1, 1))  # a new time, the same content: the same run
-    assert runner.resolve("boostalign", "sd-nudity", 0, [f"task.i2p={i2p}"]).run_id == \
+    assert runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"]).run_id == \
         first.run_id
     i2p.write_text("prompt,nudity_percentage\nb,50\n")  # edited in place: another run
-    assert runner.resolve("boostalign", "sd-nudity", 0, [f"task.i2p={i2p}"]).run_id != \
+    assert runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"]).run_id != \
         first.run_id
     folder = tmp_path / "ref"
     folder.mkdir()
     (folder / "a.png").write_bytes(b"1")
-    one = runner.resolve("boostalign", "sd-nudity", 0, [f"task.fid_reference={folder}"])
+    one = runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.fid_reference={folder}"])
     (folder / "b.png").write_bytes(b"2")
-    assert runner.resolve("boostalign", "sd-nudity", 0, [f"task.fid_reference={folder}"]
+    assert runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.fid_reference={folder}"]
                           ).run_id != one.run_id
     # tasks without user files keep their run identities (the committed records' ids)
     assert "inputs" not in runner.resolve("boostalign", "digits-class", 0, []).identity["task"]

@@ -107,9 +107,10 @@ def test_two_class_policy_recorded(store: Path) -> None:
 
 def test_methods_for_lists_every_fitting_method() -> None:
     # esd-u and esd-x train (around) cross-attention, which the class-conditional UNet lacks
+    # uce edits cross-attention projections: refused on class-conditional tasks too
     assert set(runner.methods_for(TINY)) == {"base", "boostalign", "finetune", "ga", "graddiff",
                                               "retrain", "rl", "salun", "esd-u",
-                                              "esd-full"}
+                                              "esd-full", "ca", "sa", "erasediff"}
 
 
 def test_shared_overrides_apply_where_they_exist() -> None:

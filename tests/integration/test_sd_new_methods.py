@@ -9,17 +9,11 @@ import pytest
 import torch
 
 from ubench import runner
-from ubench.testing import build_tiny_pipeline
 
 FAST = ["task.sampling_steps=4", "task.limit=4"]
 #: per method: the overrides that keep it quick here (its SD recipe supplies the rest)
 QUICK = {"uce": [], "ca": ["method.steps=3"], "erasediff": ["method.steps=2"],
          "sa": ["method.steps=3", "method.fisher_samples=4", "method.fisher_timesteps=2"]}
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "sd")
 
 
 def test_sd_recipes_apply(tiny_sd: Path) -> None:

@@ -16,14 +16,9 @@ import torch
 from ubench import fastcheck, runner
 from ubench.errors import ConfigError, MissingAssetError
 from ubench.models.sd import load_sd, resolve_sd
-from ubench.testing import build_tiny_pipeline, clip_tokenizer
+from ubench.testing import clip_tokenizer
 
 FAST = ["task.sampling_steps=4", "task.limit=4", "method.steps=3"]
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "sd")
 
 
 @pytest.fixture()
@@ -72,13 +67,14 @@ def test_cli_without_weights_exits_with_one_line(no_hub: dict[str, str], tmp_pat
     assert not runs.exists() or not any(runs.iterdir())  # no empty run folder left behind
 
 
-def test_sd_recipe_defaults_and_user_override() -> None:
-    spec = runner.resolve("boostalign", "sd-nudity", 0, [])
+def test_sd_recipe_defaults_and_user_override(tiny_sd: Path) -> None:
+    model = f"task.model={tiny_sd}"  # resolving digests the weights (the run identity)
+    spec = runner.resolve("boostalign", "sd-nudity", 0, [model])
     cfg = spec.method_config
     assert (cfg.lr, cfg.batch_size, cfg.steps, cfg.remain_weight, cfg.truncation,
             cfg.threshold_m) == (1e-5, 8, 100, 1.6, "threshold", 1.1)
-    assert runner.resolve("boostalign", "sd-nudity", 0, ["method.lr=3e-5"]).method_config.lr \
-        == 3e-5
+    assert runner.resolve("boostalign", "sd-nudity", 0, [model, "method.lr=3e-5"]
+                          ).method_config.lr == 3e-5
     # digits keeps its own defaults
     assert runner.resolve("boostalign", "digits-class", 0, []).method_config.lr == 1e-4
 

@@ -20,7 +20,7 @@ from ubench.tasks.t2i.task import T2IAttributeTiny, T2IObjectTiny, T2IStyleTiny
 
 T2I_TASKS = ["t2i-attribute-tiny", "t2i-style-tiny", "t2i-object-tiny"]
 T2I_METRICS = {"concept_rate", "concept_rate_paraphrase", "alignment_train", "alignment_test",
-               "fd"}
+               "garbage_rate", "fd"}
 
 
 # ----------------------------------------------------------------------------- text conditioner

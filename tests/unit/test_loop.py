@@ -21,8 +21,11 @@ def _set(n: int, label: int = 1) -> ConditionedSet:
 
 def test_stream_values_are_fixed() -> None:
     """Stream values fix every recorded number: they may be added to, never changed."""
-    assert {s.name: int(s) for s in Stream} == {"NOISE": 1, "FORGET": 2, "REMAIN": 3,
-                                               "SALIENCY": 4}
+    fixed = {"NOISE": 1, "FORGET": 2, "REMAIN": 3, "SALIENCY": 4,  # the methods'
+             "ATTACK_NOISE": 5, "ATTACK_DATA": 6, "ATTACK_TOKENS": 7}  # the attacks'
+    values = {s.name: int(s) for s in Stream}
+    assert {k: values.get(k) for k in fixed} == fixed
+    assert len(set(values.values())) == len(values)  # a new stream takes a new value
     ctx = RunContext(seed=5, device="cpu", run_dir=Path("."))
     a, b = ctx.generator(Stream.NOISE), ctx.generator(Stream.NOISE)
     assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))

@@ -24,9 +24,15 @@ from ubench.protocol import (
     tv_with_ci,
 )
 
-DIGITS = TuningRule("ua", True, "ra", target=0.95, tie_margin=0.005, tie_break="fd")
-T2I = TuningRule("concept_rate", False, "alignment_test", ladder=(0.05, 0.1, 0.3, 0.9),
+DIGITS = TuningRule("ua", "ra", target=0.95, tie_margin=0.005, tie_break="fd")
+T2I = TuningRule("concept_rate", "alignment_test", ladder=(0.05, 0.1, 0.3, 0.9),
                  tie_margin=0.01)
+
+
+def test_a_rule_takes_its_direction_from_the_registered_metric() -> None:
+    assert DIGITS.forget_higher_is_better is True  # UA: more is more forgetting
+    assert T2I.forget_higher_is_better is False  # concept rate: less is more forgetting
+    assert TuningRule.from_dict(T2I.to_dict()) == T2I
 
 
 def pt(method: str, forget: float, keep: float, fd: float = 0.0, **values: Any) -> Point:

@@ -293,7 +293,7 @@ def _leaderboard(task_prefix: str) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize(("plan", "runs"), [("digits", 108), ("t2i", 69), ("tune-digits", 28),
+@pytest.mark.parametrize(("plan", "runs"), [("digits", 135), ("t2i", 105), ("tune-digits", 28),
                                             ("tune-t2i", 14), ("tiny", 4)])
 def test_the_shipped_plans_load(plan: str, runs: int) -> None:
     assert len(load_plan(ROOT / "plans" / f"{plan}.toml").specs()) == runs
