@@ -87,19 +87,52 @@ def load_side(path: str | Path, what: str) -> list[dict[str, Any]]:
     return records
 
 
-def _index(records: list[dict[str, Any]], what: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def _index(records: list[dict[str, Any]], what: str) -> dict[str, list[dict[str, Any]]]:
+    """The records by config id. One id may hold several records measured with different
+    assets (a store with legacy records and their reruns on the pinned assets); two records of
+    one configuration *and* one set of assets cannot be told apart, which is an error."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        key = config_id(rec)
-        if key in out:
-            a, b = out[key], rec
-            raise CompareError(
-                f"{what} holds two records of one run configuration ({a['task']['id']} / "
-                f"{a['method']['id']} seed {a['seed']}: runs {a['run_id']} and {b['run_id']}), "
-                "measured with different assets; compare stores that each used one set of "
-                "assets (move one run away)")
-        out[key] = rec
+        same = out.setdefault(config_id(rec), [])
+        for other in same:
+            if _assets_key(other) == _assets_key(rec):
+                raise CompareError(
+                    f"{what} holds two records of one run configuration measured with the same "
+                    f"assets ({rec['task']['id']} / {rec['method']['id']} seed {rec['seed']}: "
+                    f"runs {other['run_id']} and {rec['run_id']}); keep one of them (move the "
+                    "other run folder away)")
+        same.append(rec)
     return out
+
+
+def _assets_key(rec: Mapping[str, Any]) -> str:
+    """The asset digests a record was measured with (legacy records: none)."""
+    assets = rec["task"].get("assets")
+    return "legacy" if assets is None else json.dumps(assets, sort_keys=True)
+
+
+def _pair(base: Mapping[str, list[dict[str, Any]]], cur: Mapping[str, list[dict[str, Any]]]
+          ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]],
+                     list[dict[str, Any]]]:
+    """(pairs, baseline-only, current-only). Runs pair by config id; where a side holds
+    several records of one configuration, records measured with the same assets pair first,
+    and one leftover on each side pairs as an asset change."""
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    only_b: list[dict[str, Any]] = []
+    only_c: list[dict[str, Any]] = []
+    for key in sorted(set(base) | set(cur)):
+        bs = {_assets_key(r): r for r in base.get(key, [])}
+        cs = {_assets_key(r): r for r in cur.get(key, [])}
+        same = sorted(set(bs) & set(cs))
+        pairs += [(bs[a], cs[a]) for a in same]
+        rest_b = [r for a, r in sorted(bs.items()) if a not in same]
+        rest_c = [r for a, r in sorted(cs.items()) if a not in same]
+        if len(rest_b) == 1 and len(rest_c) == 1:
+            pairs.append((rest_b[0], rest_c[0]))
+        else:
+            only_b += rest_b
+            only_c += rest_c
+    return pairs, only_b, only_c
 
 
 def _loose_key(rec: Mapping[str, Any]) -> str:
@@ -435,12 +468,14 @@ def compare(baseline: str | Path, current: str | Path, *,
     not_ok = [_brief(r) for r in [*base_all, *cur_all] if r["status"] != "ok"]
     base = _index([r for r in base_all if r["status"] == "ok"], f"baseline {baseline}")
     cur = _index([r for r in cur_all if r["status"] == "ok"], f"current {current}")
-    shared = sorted(set(base) & set(cur))
+    shared, only_base, only_cur = _pair(base, cur)
     if not shared:
         raise CompareError(_why_unpaired(base, cur, str(baseline), str(current)))
-    changed = [(base[k], cur[k]) for k in shared
-               if base[k]["task"].get("assets") != cur[k]["task"].get("assets")
-               or "assets" not in base[k]["task"]]
+    # a record compared with itself (one store on both sides) is measured with one set of
+    # assets, even a legacy one; otherwise a legacy record's assets are unknown
+    changed = [(a, b) for a, b in shared if Path(a["_path"]).resolve() != Path(b["_path"]).resolve()
+               and (a["task"].get("assets") != b["task"].get("assets")
+                    or "assets" not in a["task"])]
     if changed and not allow_asset_change:
         a, b = changed[0]
         diff = _asset_diff(a["task"].get("assets"), b["task"].get("assets"))
@@ -449,13 +484,12 @@ def compare(baseline: str | Path, current: str | Path, *,
             f"(e.g. {a['task']['id']} / {a['method']['id']} seed {a['seed']}: {diff}); a "
             "difference would mix the method's change with the judge's or model's. Compare "
             "records made with the same pinned assets, or pass --allow-asset-change")
-    for k in shared:
-        _samples_check(base[k])
-        _samples_check(cur[k])
-    pairs = [compare_pair(base[k], cur[k], tolerances) for k in shared]
+    for a, b in shared:
+        _samples_check(a)
+        _samples_check(b)
+    pairs = [compare_pair(a, b, tolerances) for a, b in shared]
     return Comparison(str(baseline), str(current), pairs, aggregate(pairs, tolerances),
-                      [_brief(base[k]) for k in sorted(set(base) - set(cur))],
-                      [_brief(cur[k]) for k in sorted(set(cur) - set(base))], not_ok)
+                      [_brief(r) for r in only_base], [_brief(r) for r in only_cur], not_ok)
 
 
 def _asset_diff(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> str:
@@ -466,18 +500,19 @@ def _asset_diff(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> str
     return ", ".join(changed)
 
 
-def _why_unpaired(base: Mapping[str, Any], cur: Mapping[str, Any], bname: str, cname: str
-                  ) -> str:
-    loose_b = {_loose_key(r): r for r in base.values()}
-    for r in cur.values():
+def _why_unpaired(base: Mapping[str, list[dict[str, Any]]],
+                  cur: Mapping[str, list[dict[str, Any]]], bname: str, cname: str) -> str:
+    loose_b = {_loose_key(r): r for rs in base.values() for r in rs}
+    for r in (r for rs in cur.values() for r in rs):
         other = loose_b.get(_loose_key(r))
         if other is not None and other["task"]["version"] != r["task"]["version"]:
             return (f"no paired runs: the records are of different task versions "
                     f"({r['task']['id']} version {other['task']['version']} in {bname}, "
                     f"{r['task']['version']} in {cname}); their numbers are not comparable — "
                     "re-run the baseline with this ubench")
-    return (f"no paired runs: none of the {len(cur)} runs in {cname} has the configuration "
-            f"(task, config, method, config, seed) of any of the {len(base)} in {bname}; "
+    n_cur, n_base = sum(map(len, cur.values())), sum(map(len, base.values()))
+    return (f"no paired runs: none of the {n_cur} runs in {cname} has the configuration "
+            f"(task, config, method, config, seed) of any of the {n_base} in {bname}; "
             "compare results of the same runs (e.g. the same plan or suite)")
 
 

@@ -135,6 +135,20 @@ def test_asset_change_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert len(compare(tmp_path / "a", tmp_path / "b", allow_asset_change=True).pairs) == 1
 
 
+def test_a_store_with_legacy_records_and_their_reruns_pairs_each_with_its_own(
+        tmp_path: Path) -> None:
+    """leaderboard/records holds legacy runs and their reruns on the pinned assets (one config
+    id, two sets of assets): compared with itself, every record pairs with itself; compared
+    with a store of the reruns only, the reruns pair and the legacy run is listed alone."""
+    make_run(tmp_path / "lb", legacy=True)
+    make_run(tmp_path / "lb", assets={"judge": "j1", "base": "b1"})
+    make_run(tmp_path / "new", assets={"judge": "j1", "base": "b1"})
+    c = compare(tmp_path / "lb", tmp_path / "lb")
+    assert len(c.pairs) == 2 and not c.only_baseline and not c.regressions
+    c = compare(tmp_path / "lb", tmp_path / "new")
+    assert len(c.pairs) == 1 and len(c.only_baseline) == 1
+
+
 def test_legacy_records_pair_by_run_id_but_need_the_flag(tmp_path: Path) -> None:
     make_run(tmp_path / "a", legacy=True)
     make_run(tmp_path / "b", legacy=True)
@@ -150,7 +164,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, case: str) -> None:
     make_run(a)
     needle = {"missing": "does not exist", "empty": "holds no records",
               "disjoint": "no paired runs", "version": "different task versions",
-              "truncated": "truncated", "duplicate": "two records of one run"}[case]
+              "truncated": "truncated",
+              "duplicate": "two records of one run configuration measured with the same"}[case]
     if case == "empty":
         b.mkdir()
     elif case == "disjoint":
@@ -161,9 +176,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, case: str) -> None:
         folder = make_run(b)
         p = folder / "samples.jsonl"
         p.write_text(p.read_text()[:-7])
-    elif case == "duplicate":
-        make_run(b)
-        make_run(b, assets={"judge": "j9", "base": "b1"})
+    elif case == "duplicate":  # one configuration, one set of assets, two run folders
+        folder = make_run(b)
+        twin = folder.parent / "twin"
+        shutil.copytree(folder, twin)
+        rec = json.loads((twin / "record.json").read_text())
+        (twin / "record.json").write_text(json.dumps({**rec, "run_id": "twin"}))
     with pytest.raises(CompareError, match=needle) as err:
         compare(a, b)
     assert "\n" not in str(err.value) and err.value.exit_code == 2
