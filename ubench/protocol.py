@@ -247,7 +247,9 @@ def total_variation(a: Sequence[str], b: Sequence[str]) -> float:
     """Total-variation distance between the empirical distributions of two label lists."""
     ca, cb = Counter(a), Counter(b)
     na, nb = len(a), len(b)
-    return 0.5 * sum(abs(ca[k] / na - cb[k] / nb) for k in set(ca) | set(cb))
+    # in a fixed order: a set of strings iterates in an order set by the process's hash seed,
+    # and a float sum depends on its order (the committed report must be the same every time)
+    return 0.5 * sum(abs(ca[k] / na - cb[k] / nb) for k in sorted(set(ca) | set(cb), key=str))
 
 
 def tv_with_ci(a: Sequence[str], b: Sequence[str], resamples: int = 1000,

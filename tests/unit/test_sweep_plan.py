@@ -285,10 +285,17 @@ def _identity(method: str, task_config: dict, method_config: dict, seed: int) ->
 
 
 def _leaderboard(task_prefix: str) -> set[str]:
+    """The leaderboard's runs (not the fair protocol's tuning runs), their task configs completed
+    with today's defaults for keys added since they were made (``eval_split``: ``test``)."""
+    from ubench.registry import TASKS
+
     out = set()
     for path in (ROOT / "leaderboard" / "records").glob(f"{task_prefix}*/*/*/record.json"):
         rec = json.loads(path.read_text())
-        out.add(_identity(rec["method"]["id"], rec["task"]["config"],
+        if (rec.get("protocol") or {}).get("role") == "tuning":
+            continue
+        defaults = TASKS.get(rec["task"]["id"]).Config().to_dict()
+        out.add(_identity(rec["method"]["id"], {**defaults, **rec["task"]["config"]},
                           rec["method"]["config"], rec["seed"]))
     return out
 
