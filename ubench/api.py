@@ -165,6 +165,13 @@ def generation_seeds(eval_seed: int, n: int) -> list[int]:
     return [eval_seed * EVAL_SEED_STRIDE + i for i in range(n)]
 
 
+def stream_generator(seed: int, stream: Stream) -> torch.Generator:
+    """The CPU generator of stream ``stream`` of seed ``seed`` (runs and attacks alike)."""
+    import torch
+
+    return torch.Generator("cpu").manual_seed(seed * STREAM_STRIDE + int(stream))
+
+
 @dataclass
 class RunContext:
     """What a method may use besides the model, the request and its config."""
@@ -183,9 +190,7 @@ class RunContext:
 
     def generator(self, stream: Stream) -> torch.Generator:
         """The CPU generator of one of the run's independent random streams."""
-        import torch
-
-        return torch.Generator("cpu").manual_seed(self.seed * STREAM_STRIDE + int(stream))
+        return stream_generator(self.seed, stream)
 
 
 @dataclass
@@ -297,9 +302,7 @@ class AttackContext:
 
     def generator(self, stream: Stream) -> torch.Generator:
         """The CPU generator of one of the attack's random streams (attack seed, stream value)."""
-        import torch
-
-        return torch.Generator("cpu").manual_seed(self.seed * STREAM_STRIDE + int(stream))
+        return stream_generator(self.seed, stream)
 
 
 @dataclass

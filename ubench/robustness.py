@@ -74,17 +74,9 @@ def iter_attack_record_paths(root: Path) -> Iterator[Path]:
 def load_attack_records(root: str | Path) -> list[dict[str, Any]]:
     """Every valid attack record under ``root`` (with ``_path``); corrupt ones are reported
     together in one CorruptRecordError. See the module docstring for the contract."""
-    records, bad = [], []
-    for p in iter_attack_record_paths(Path(root)):
-        try:
-            rec = read_attack_record(p)
-        except CorruptRecordError as e:
-            bad.append(str(e))
-            continue
-        records.append({**rec, "_path": str(p)})
-    if bad:
-        raise CorruptRecordError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
-    return records
+    from ubench.store import load_valid
+
+    return load_valid(iter_attack_record_paths(Path(root)), read_attack_record)
 
 
 # ---------------------------------------------------------------------- robustness tables

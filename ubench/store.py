@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +87,20 @@ def read_record(path: Path) -> Record:
 
 def iter_record_paths(root: Path) -> Iterator[Path]:
     yield from sorted(root.glob("**/record.json"))
+
+
+def load_valid(paths: Iterable[Path], read: Callable[[Path], Mapping[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """Every record ``read`` accepts, each with its ``_path``; the corrupt ones are reported
+    together in one :class:`CorruptRecordError` (the first, and how many more)."""
+    records, bad = [], []
+    for p in paths:
+        try:
+            rec = read(p)
+        except CorruptRecordError as e:
+            bad.append(str(e))
+            continue
+        records.append({**rec, "_path": str(p)})
+    if bad:
+        raise CorruptRecordError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+    return records

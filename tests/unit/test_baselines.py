@@ -12,6 +12,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from tests.conftest import TINY
+from tests.unit.conftest import random_set
 from ubench import runner
 from ubench.api import ConditionedSet, RunContext, Stream, UnlearnRequest
 from ubench.errors import DivergedError, IncompatibleError
@@ -21,17 +22,7 @@ from ubench.methods.rl import RandomLabel, RandomLabelConfig
 from ubench.methods.salun import SalUn, SalUnConfig, forget_saliency, top_fraction_mask
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
 
-
-@pytest.fixture()
-def model() -> DiffusionModel:
-    return class_conditional_model(resolution=8, channels=(16, 32), seed=3)
-
-
-def _set(classes: list[int], per_class: int, seed: int) -> ConditionedSet:
-    g = torch.Generator().manual_seed(seed)
-    n = len(classes) * per_class
-    return ConditionedSet(torch.rand(n, 1, 8, 8, generator=g) * 2 - 1,
-                          torch.tensor(classes).repeat_interleave(per_class))
+_set = random_set
 
 
 def _request() -> UnlearnRequest:

@@ -8,23 +8,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tests.unit.conftest import random_set
 from ubench.api import ConditionedSet, RunContext, UnlearnRequest
 from ubench.errors import IncompatibleError
 from ubench.methods._anchors import anchor_pairs
 from ubench.methods.ca import CAConfig, ConceptAblation, ablation_loss, is_key_or_value
-from ubench.models.diffusion import DiffusionModel, class_conditional_model
+from ubench.models.diffusion import DiffusionModel
 
-
-@pytest.fixture()
-def model() -> DiffusionModel:
-    return class_conditional_model(resolution=8, channels=(16, 32), seed=3)
-
-
-def _set(classes: list[int], per_class: int, seed: int) -> ConditionedSet:
-    g = torch.Generator().manual_seed(seed)
-    n = len(classes) * per_class
-    return ConditionedSet(torch.rand(n, 1, 8, 8, generator=g) * 2 - 1,
-                          torch.tensor(classes).repeat_interleave(per_class))
+_set = random_set
 
 
 def test_loss_is_zero_when_target_and_anchor_predictions_coincide(model: DiffusionModel) -> None:

@@ -10,10 +10,7 @@ import torch
 from ubench.errors import IncompatibleError, MissingAssetError
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
 
-
-@pytest.fixture()
-def model() -> DiffusionModel:
-    return class_conditional_model(resolution=8, channels=(16, 32), seed=3)
+# ``model``: the tiny class-conditional UNet of tests/unit/conftest.py
 
 
 def test_same_seed_same_initialisation_without_touching_global_rng() -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.unit.conftest import random_set
 from ubench.api import ConditionedSet, RunContext, UnlearnRequest
 from ubench.methods import sa
 from ubench.methods.sa import (
@@ -20,19 +21,9 @@ from ubench.methods.sa import (
     fisher_conditions,
     normalised,
 )
-from ubench.models.diffusion import DiffusionModel, class_conditional_model
+from ubench.models.diffusion import DiffusionModel
 
-
-@pytest.fixture()
-def model() -> DiffusionModel:
-    return class_conditional_model(resolution=8, channels=(16, 32), seed=3)
-
-
-def _set(classes: list[int], per_class: int, seed: int) -> ConditionedSet:
-    g = torch.Generator().manual_seed(seed)
-    n = len(classes) * per_class
-    return ConditionedSet(torch.rand(n, 1, 8, 8, generator=g) * 2 - 1,
-                          torch.tensor(classes).repeat_interleave(per_class))
+_set = random_set
 
 
 def test_ewc_is_zero_at_the_base_weights_and_grows_away_from_them() -> None:
