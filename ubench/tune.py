@@ -83,7 +83,11 @@ def tuning_items(methods: Sequence[str], task: str) -> list[Any]:
 
 
 def _literal(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, str) else str(value)
+    """A search-space value as the text of a ``--set`` override (what the command line parses:
+    a bare word for a string or choice, comma-separated items for a tuple)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def tuning_points(store: Path, task: str) -> dict[str, list[Point]]:

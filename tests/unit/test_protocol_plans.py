@@ -112,3 +112,26 @@ def test_the_committed_preset_was_chosen_by_the_declared_rule() -> None:
         assert again["target"] == section["target"], task
         for m, entry in section["methods"].items():
             assert again["methods"][m]["values"] == entry["values"], (task, m)
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS.names()
+                                  if TASKS.get(t).tuning_rule and TASKS.get(t).tuning_cells
+                                  and not TASKS.get(t).tuning_task])
+def test_every_tuning_run_resolves_to_its_point(task: str) -> None:
+    """`ubench tune --method all` builds every point as `--set` overrides; each must parse back
+    to the point's own values (a string choice once arrived quoted and was refused)."""
+    from ubench.errors import MissingAssetError
+    from ubench.runner import methods_for
+    from ubench.tune import tuning_items
+
+    methods = [m for m in methods_for(task) if METHODS.get(m).search_space]
+    try:
+        items = tuning_items(methods, task)
+    except MissingAssetError as e:  # cifar10-class resolves its dataset's digest
+        pytest.skip(str(e))
+    assert len(items) == len(methods) * TUNING_BUDGET * len(TASKS.get(task).tuning_cells)
+    for item in items:
+        for key, value in item.protocol["point"].items():
+            got = item.method_config[key]
+            assert (list(got) if isinstance(got, tuple) else got) == \
+                (list(value) if isinstance(value, tuple) else value), (item.method, key)
