@@ -662,9 +662,12 @@ def sweep(
                 out = Console(soft_wrap=True, width=10_000)
             out.print(plan_table(items, states))
         counts = {k: sum(s.kind == k for s in states)
-                  for k in ("todo", "partial", "done", "failed", "corrupt")}
+                  for k in ("todo", "partial", "attacks", "done", "failed", "corrupt")}
+        attacked = (f", {counts['attacks']} finished with attacks to run"
+                    if counts["attacks"] else "")
         _err(f"{loaded.source}{chosen}: {len(items)} runs{dup}: {counts['todo']} to run, "
-             f"{counts['partial']} to resume, {counts['done']} finished, {counts['failed']} "
+             f"{counts['partial']} to resume{attacked}, {counts['done']} finished, "
+             f"{counts['failed']} "
              f"failed before" + (f", {counts['corrupt']} with a corrupt record"
                                  if counts["corrupt"] else "") + f" (store {root})")
         return

@@ -120,6 +120,41 @@ def test_failed_runs_are_a_table_and_exit_1_and_the_others_are_kept(store: Path,
     assert again.outcomes[1].attempts == 0
 
 
+def test_a_plan_with_attacks_attacks_each_run_once_and_attacks_earlier_runs(
+        store: Path, tmp_path: Path) -> None:
+    """`attacks` in a plan: the run and its attack records; a second sweep does nothing; an
+    attack record removed later is the only thing the next sweep makes again."""
+    plan = tmp_path / "attacked.toml"
+    plan.write_text(textwrap.dedent("""
+        methods = ["ga"]
+        tasks = ["digits-class-tiny"]
+        method.steps = 4
+        method.batch_size = 16
+        attacks = ["relearn"]
+        attack.budgets = [0, 2]
+        attack.samples = 4
+        attack.batch_size = 4
+    """))
+    proc = cli("sweep", str(plan), "--workers", "1", "--store", str(store), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = json.loads(proc.stdout)["runs"]
+    assert run["status"] == "ran" and "relearn_ua@2" in run["metrics"]
+    (attack,) = store.glob("**/attacks/relearn/*/attack.json")
+    rec = json.loads(attack.read_text())
+    assert rec["status"] == "ok" and rec["attack"]["config"]["budgets"] == [0, 2]
+    record = Path(run["record"])
+    made = record.stat().st_mtime_ns
+    dry = cli("sweep", str(plan), "--dry-run", "--json", "--store", str(store))
+    assert [r["state"] for r in json.loads(dry.stdout)] == ["done"]
+    shutil.rmtree(attack.parent)
+    dry = cli("sweep", str(plan), "--dry-run", "--store", str(store))
+    assert "1 finished with attacks to run" in dry.stderr and "attack (relearn)" in dry.stdout
+    again = run_items(load_plan(plan).specs(), store=store, workers=1)
+    assert [o.status for o in again.outcomes] == ["ran"]
+    assert json.loads(attack.read_text())["metrics"] == rec["metrics"]  # deterministic
+    assert record.stat().st_mtime_ns == made  # the run itself was not made again
+
+
 def test_a_run_held_by_another_process_is_waited_for_then_skipped(
         sequential: tuple[Path, dict[str, Any]], store: Path) -> None:
     """The behaviour two sweeps get on one identity: the second *waits* on the run's lock and,

@@ -15,7 +15,7 @@ from ubench.config import build_config
 from ubench.registry import METHODS, TASKS
 from ubench.sweep.plan import load_plan
 
-PROTOCOL_PLANS = ("protocol-digits", "protocol-t2i")
+PROTOCOL_PLANS = ("protocol-digits", "protocol-t2i", "robustness-digits", "robustness-t2i")
 INSTANCE = ("forget_class", "forget_digit", "forget_style", "eval_split", "eval_seed")
 
 
@@ -135,3 +135,24 @@ def test_every_tuning_run_resolves_to_its_point(task: str) -> None:
             got = item.method_config[key]
             assert (list(got) if isinstance(got, tuple) else got) == \
                 (list(value) if isinstance(value, tuple) else value), (item.method, key)
+
+
+@pytest.mark.parametrize("name", ["digits", "t2i"])
+def test_the_robustness_plans_attack_the_protocols_runs(name: str) -> None:
+    """Every run a robustness plan attacks is a run of the protocol plan of its tasks (same
+    method, task, instance grid, seeds and preset), so the robustness table describes the
+    leaderboard's own models."""
+    def runs(plan: str) -> set[tuple[object, ...]]:
+        out = set()
+        for block in load_plan(ROOT / "plans" / f"{plan}.toml").blocks:
+            grid = sorted((k, tuple(v)) for k, v in block.task.items())
+            for method, task, seed in itertools.product(block.methods or (), block.tasks,
+                                                        block.seeds):
+                out.add((method, task, seed, tuple(grid), tuple(sorted(block.method.items())),
+                         block.preset))
+        return out
+
+    attacked = runs(f"robustness-{name}")
+    assert attacked and attacked <= runs(f"protocol-{name}")
+    for block in load_plan(ROOT / "plans" / f"robustness-{name}.toml").blocks:
+        assert {"relearn", "invert"} <= set(block.attacks)

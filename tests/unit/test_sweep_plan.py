@@ -186,6 +186,24 @@ BAD = {
         [blocks.x]
         tasks = ["digits-class-tiny"]
         """, 1, "move it into [defaults]"),
+    "unknown attack": ("""
+        methods = ["ga"]
+        tasks = ["digits-class-tiny"]
+        attacks = ["relearn", "relarn"]
+        """, 3, "unknown attack 'relarn'. Did you mean 'relearn'"),
+    "attack key without attacks": ("""
+        methods = ["ga"]
+        tasks = ["digits-class-tiny"]
+        attack.lr = 1e-3
+        """, 3, "attack.lr without attacks: add attacks"),
+    "unknown attack key": ("""
+        [defaults]
+        tasks = ["digits-class-tiny"]
+        attacks = ["relearn", "invert"]
+        [blocks.x]
+        methods = ["ga"]
+        attack.lrr = 1e-3
+        """, 6, "unknown key 'lrr'. Did you mean 'lr'"),
     "suite of an unknown block": ("""
         [defaults]
         tasks = ["digits-class-tiny"]
@@ -331,3 +349,42 @@ def test_the_digits_plan_is_the_committed_digits_leaderboard() -> None:
     assert _leaderboard("t2i-") <= t2i
     engines = load_plan(ROOT / "plans" / "digits.toml", suite="bench-engines").specs()
     assert len(engines) == 8 and {i.seed for i in engines} == {0}
+
+
+def test_attacks_in_a_plan_ride_with_every_run_of_their_block(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        [defaults]
+        tasks = ["digits-class-tiny"]
+        method.steps = 4
+
+        [blocks.attacked]
+        methods = ["ga"]
+        attacks = ["relearn", "invert"]
+        attack.budgets = [0, 2]
+        attack.samples = 4
+
+        [blocks.plain]
+        methods = ["graddiff"]
+    """)
+    attacked, plain = load_plan(path).specs()
+    assert attacked.attacks == ("relearn", "invert")
+    assert attacked.attack_sets == ("attack.budgets=0,2", "attack.samples=4")
+    assert attacked.command().endswith("--attacks relearn,invert --set attack.budgets=0,2 "
+                                       "--set attack.samples=4 --threads 1")
+    assert plain.attacks == () and "--attacks" not in plain.command()
+    # the run's identity does not depend on its attacks
+    assert attacked.run_id == runner.resolve("ga", TINY, 0, ["method.steps=4"]).run_id
+
+
+def test_an_attack_that_does_not_fit_the_task_names_its_block(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        [defaults]
+        tasks = ["digits-class-tiny"]
+
+        [blocks.prompts]
+        methods = ["ga"]
+        attacks = ["softprompt"]
+    """)
+    with pytest.raises(PlanError, match=rf"^{path}:4: block 'prompts', run ga digits-class-tiny "
+                       r"seed 0: .*softprompt"):
+        load_plan(path).specs()

@@ -193,14 +193,17 @@ class LocalExecutor:
 
 
 def _finished_record(job: Job) -> Path | None:
-    """The record of ``job`` when it finished meanwhile (another sweep made it)."""
+    """The record of ``job`` when it finished meanwhile (another sweep made it), its attacks
+    included."""
     from ubench.store import read_record
+    from ubench.sweep.worker import pending_attacks
 
     root = Path(job.store)
     for path in root.glob(f"{job.task}/{job.method}/{job.run_id}/record.json"):
         try:
             if read_record(path)["status"] == "ok":
-                return path
+                return None if pending_attacks(job.attacks, job.attack_sets,
+                                               path.parent) else path
         except Exception:  # a corrupt record: the run itself says so
             return None
     return None

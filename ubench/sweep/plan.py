@@ -21,6 +21,12 @@ values to keep (``seeds = [0]``, ``task.forget_class = [0]``). See ``docs/scale-
     [suites]
     first = ["main"]
 
+``attacks = ["relearn", "invert"]`` (in a block or ``[defaults]``) attacks every run of the block
+once it is finished (``ubench run --attacks``), with ``attack.KEY = value`` settings applied to
+the attacks that have KEY (one value each, never a grid: ``attack.budgets = [0, 50]`` is one
+tuple); a run counts as done only when its attacks are, so rerunning the plan attacks runs made
+earlier without running them again.
+
 A ``method.KEY`` applies to every method of its block whose config has KEY (as ``ubench run
 --method all`` does; ``base`` has no ``lr``) and ``task.KEY`` to every task that has it; a key none
 of them has is an error. Runs that two blocks both produce (same identity) are listed once.
@@ -53,7 +59,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: keys of a block (and of ``[defaults]``)
-BLOCK_KEYS = ("methods", "tasks", "seeds", "method", "task", "preset")
+BLOCK_KEYS = ("methods", "tasks", "seeds", "method", "task", "preset", "attacks", "attack")
 #: keys of the top level of a plan besides a top-level block
 TOP_KEYS = ("description", "defaults", "blocks", "suites")
 #: keys of a suite given as a table
@@ -85,6 +91,10 @@ class RunItem:
     preset: str | None = None
     #: the fair protocol's tag recorded with the run (``ubench tune``'s tuning runs)
     protocol: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
+    #: attacks run on the finished run (``ubench run --attacks``) and their ``attack.KEY=VALUE``
+    #: settings (each applies to the attacks that have KEY)
+    attacks: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    attack_sets: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def command(self, *, threads: int = 1, store: str | None = None) -> str:
         """The ``ubench run`` command that makes (or finds) this run's record on its own."""
@@ -94,6 +104,10 @@ class RunItem:
             args += ["--preset", self.preset]
         for o in self.overrides:
             args += ["--set", o]
+        if self.attacks:
+            args += ["--attacks", ",".join(self.attacks)]
+            for o in self.attack_sets:
+                args += ["--set", o]
         args += ["--threads", str(threads)]
         if store is not None:
             args += ["--store", str(store)]
@@ -107,25 +121,39 @@ class RunItem:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "task": self.task, "seed": self.seed,
                 "overrides": list(self.overrides), "run_id": self.run_id, "block": self.block,
-                "preset": self.preset, "command": self.command()}
+                "preset": self.preset, "attacks": list(self.attacks),
+                "attack_sets": list(self.attack_sets),
+                "command": self.command()}
 
 
 def make_item(method: str, task: str, seed: int = 0, overrides: Iterable[str] = (),
               block: str = "", preset: str | None = None,
-              protocol: Mapping[str, Any] | None = None) -> RunItem:
+              protocol: Mapping[str, Any] | None = None,
+              attacks: Sequence[str] = (), attack_sets: Sequence[str] = ()) -> RunItem:
     """Resolve one run (as ``ubench run`` would) and return it as a :class:`RunItem`.
 
     For code that builds its own grids (``ubench tune``, which tags its runs with
     ``protocol``); raises the resolve's own :class:`~ubench.errors.UbenchError` for a bad id,
-    override, preset or pair.
+    override, preset or pair, or an attack that does not fit the task.
     """
     from ubench import runner
 
     items = tuple(overrides)
     spec = runner.resolve(method, task, seed, items, preset)
+    if attacks:
+        from ubench.attack_runner import attack_config, check_attack_fits
+        from ubench.config import parse_overrides
+        from ubench.registry import ATTACKS
+
+        ov = parse_overrides(attack_sets, scopes=("attack",))["attack"]
+        for name in attacks:
+            cls = ATTACKS.get(name)
+            check_attack_fits(cls, spec.task_cls)
+            attack_config(cls, spec.task_cls, {k: v for k, v in ov.items()
+                                               if k in cls.Config.field_names()})
     return RunItem(method, task, seed, items, spec.run_id, block,
                    spec.task_config.to_dict(), spec.method_config.to_dict(), preset,
-                   dict(protocol) if protocol else None)
+                   dict(protocol) if protocol else None, tuple(attacks), tuple(attack_sets))
 
 
 # ------------------------------------------------------------------------------------ blocks
@@ -142,6 +170,10 @@ class Block:
     task: Mapping[str, tuple[Any, ...]]
     #: a preset of method values (``preset = "tuned"``) every run of the block applies
     preset: str | None = None
+    #: attacks every finished run of the block gets (``attacks = ["relearn"]``), and their
+    #: ``attack.KEY=VALUE`` settings
+    attacks: tuple[str, ...] = ()
+    attack_sets: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +249,8 @@ class Plan:
                 continue
             for method, task, seed, overrides in _expand(block):
                 try:
-                    item = make_item(method, task, seed, overrides, block.name, block.preset)
+                    item = make_item(method, task, seed, overrides, block.name, block.preset,
+                                     attacks=block.attacks, attack_sets=block.attack_sets)
                 except UbenchError as e:
                     run = RunItem(method, task, seed, overrides, "", block.name).label()
                     raise self._error(_block_path(block.name), f"block {block.name!r}, run "
@@ -488,7 +521,57 @@ class _Parser:
         if preset_raw is not None and (not isinstance(preset_raw, str) or not preset_raw):
             raise self.fail((*preset_path, "preset"), "preset must be a preset's name, e.g. "
                             "preset = \"tuned\" (the values `ubench tune` chose)")
-        return Block(name, methods, tasks, seeds, grids["method"], grids["task"], preset_raw)
+        attacks_path, attacks_raw = origin("attacks")
+        attacks = self.attacks(attacks_raw, (*attacks_path, "attacks"))
+        sets = self.attack_sets(defaults, path, table, attacks, where)
+        return Block(name, methods, tasks, seeds, grids["method"], grids["task"], preset_raw,
+                     attacks, sets)
+
+    def attack_sets(self, defaults: Mapping[str, Any], path: tuple[str, ...],
+                    table: Mapping[str, Any], attacks: tuple[str, ...], where: str
+                    ) -> tuple[str, ...]:
+        """``attack.KEY = value`` of ``[defaults]`` and the block, as ``--set`` items, checked
+        (without torch) as ``ubench run --attacks`` checks them."""
+        from ubench import fastcheck
+
+        merged: dict[str, tuple[tuple[str, ...], Any]] = {}
+        for src_path, src in ((("defaults",), defaults), (path, table)):
+            sub = src.get("attack", {})
+            if not isinstance(sub, dict):
+                raise self.fail((*src_path, "attack"), "attack must hold keys: write "
+                                "attack.KEY = value")
+            for key, value in sub.items():
+                merged[key] = ((*src_path, "attack", key), value)
+        out = []
+        for key, (kpath, raw) in merged.items():
+            if not attacks:
+                raise self.fail(kpath, f"{where}: attack.{key} without attacks: add attacks = "
+                                "[\"...\"] (see `ubench list attacks`)")
+            if isinstance(raw, dict):
+                raise self.fail(kpath, f"attack.{key} must be a value, not a table")
+            item = f"attack.{key}={_literal(raw)}"
+            try:
+                fastcheck.check_attacks(attacks, [item])
+            except UbenchError as e:
+                raise self.fail(kpath, f"{where}: {e}", raw) from None
+            out.append(item)
+        return tuple(out)
+
+    def attacks(self, raw: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+        """Attack ids (``attacks = ["relearn", "invert"]``), checked against the registry."""
+        from ubench.registry import ATTACKS
+
+        if raw is None:
+            return ()
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise self.fail(path, "attacks must be a list of attack ids, e.g. attacks = "
+                            "[\"relearn\", \"invert\"] (see `ubench list attacks`)")
+        for i in items:
+            if i not in ATTACKS:
+                raise self.fail(path, did_you_mean(i, ATTACKS.names(), "attack")
+                                + " See `ubench list attacks`.", i)
+        return tuple(dict.fromkeys(items))
 
     def ids(self, raw: Any, path: tuple[str, ...], kind: str, *, allow_all: bool
             ) -> tuple[str, ...] | None:

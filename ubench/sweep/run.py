@@ -4,7 +4,10 @@ the rest out, gather one :class:`~ubench.sweep.worker.Outcome` per run.
 A sweep is resumable and idempotent: a run whose record is finished is not run again (a second
 sweep of the same plan does nothing), a run with a checkpoint resumes from it, and a run whose
 record says it failed (a diverged loss) is reported again rather than rerun, unless
-``retry_failed``. Two sweeps sharing a store never run one identity twice: each run holds its lock
+``retry_failed``. An item with ``attacks`` is finished when its run and each attack's record are:
+a finished run whose attacks are missing (state ``attacks``) is handed out again, and its worker
+finds the run done and runs only the attacks. Two sweeps sharing a store never run one
+identity twice: each run holds its lock
 (``<store>/.locks/<run id>.lock``) while it runs, and a worker reaching a run another holds
 *waits* for it, then finds the record and reports the run ``skipped`` (the local executor first
 picks runs no one holds, so two sweeps of one plan mostly share the work instead of waiting).
@@ -23,7 +26,7 @@ from typing import Any
 from ubench.errors import ConfigError, CorruptRecordError, InterruptedRun, Terminated
 from ubench.sweep.executors import Executor, make_executor
 from ubench.sweep.plan import RunItem
-from ubench.sweep.worker import Job, Outcome, metric_values
+from ubench.sweep.worker import Job, Outcome, metric_values, pending_attacks
 
 #: ``on_event(kind, item, outcome)``: kind "start" (outcome None) or "finish"
 EventHook = Callable[[str, RunItem, "Outcome | None"], None]
@@ -32,13 +35,15 @@ EventHook = Callable[[str, RunItem, "Outcome | None"], None]
 @dataclasses.dataclass(frozen=True)
 class ItemState:
     """Where a run stands in a store before a sweep: ``todo``, ``partial`` (a checkpoint at
-    ``step``), ``done``, ``failed`` (a failed record; ``error`` says why) or ``corrupt``."""
+    ``step``), ``attacks`` (the run is finished, the attacks in ``pending`` are not), ``done``,
+    ``failed`` (a failed record; ``error`` says why) or ``corrupt``."""
 
     kind: str
     record: Path | None = None
     error: str | None = None
     step: int = 0
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    pending: tuple[str, ...] = ()
 
 
 def item_state(item: RunItem, store: Path) -> ItemState:
@@ -53,7 +58,11 @@ def item_state(item: RunItem, store: Path) -> ItemState:
         except CorruptRecordError as e:
             return ItemState("corrupt", path, str(e))
         if rec["status"] == "ok":
-            return ItemState("done", path, metrics=metric_values(dict(rec)))
+            metrics = metric_values(dict(rec))
+            pending = pending_attacks(item.attacks, item.attack_sets, folder)
+            if pending:
+                return ItemState("attacks", path, metrics=metrics, pending=pending)
+            return ItemState("done", path, metrics=metrics)
         if rec["status"] == "failed":
             return ItemState("failed", path, rec.get("error") or "failed")
     try:
@@ -150,7 +159,8 @@ def run_items(items: Iterable[RunItem], *, executor: str | Executor = "local",
         else:
             jobs.append(Job(item.method, item.task, item.seed, item.overrides, item.run_id,
                             str(root), threads, device, checkpoint_every, item.preset,
-                            dict(item.protocol) if item.protocol else None))
+                            dict(item.protocol) if item.protocol else None, item.attacks,
+                            item.attack_sets))
             continue
         emit("finish", item, outcomes[item.run_id])
 

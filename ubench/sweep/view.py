@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ubench.sweep.worker import Outcome
 
 _STYLE = {"ran": "green", "skipped": "cyan", "done": "dim", "failed": "bold red",
-          "interrupted": "yellow", "todo": "", "partial": "yellow", "corrupt": "bold red"}
+          "interrupted": "yellow", "todo": "", "partial": "yellow", "attacks": "yellow",
+          "corrupt": "bold red"}
 
 
 def _duration(seconds: float) -> str:
@@ -37,13 +38,14 @@ def _metrics(values: dict[str, float]) -> str:
 
 def plan_table(items: list[RunItem], states: list[ItemState]) -> Table:
     """The ``--dry-run`` table: each run, what the sweep would do with it, its identity."""
-    what = {"todo": "run", "partial": "resume", "done": "done", "failed": "failed",
-            "corrupt": "corrupt"}
+    what = {"todo": "run", "partial": "resume", "attacks": "attack", "done": "done",
+            "failed": "failed", "corrupt": "corrupt"}
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("state", "block", "method", "task", "seed", "overrides", "run id"):
         table.add_column(col, overflow="fold")
     for item, st in zip(items, states, strict=True):
-        label = what[st.kind] + (f" (step {st.step})" if st.kind == "partial" else "")
+        label = what[st.kind] + (f" (step {st.step})" if st.kind == "partial" else "") + (
+            f" ({', '.join(st.pending)})" if st.kind == "attacks" else "")
         table.add_row(Text(label, style=_STYLE[st.kind]), Text(item.block), Text(item.method),
                       Text(item.task), str(item.seed), Text(" ".join(item.overrides)),
                       item.run_id)

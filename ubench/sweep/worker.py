@@ -48,13 +48,19 @@ class Job:
     preset: str | None = None
     #: the fair protocol's tag recorded with the run (JSON-able)
     protocol: dict[str, Any] | None = None
+    #: attacks to run on the finished run (``ubench run --attacks``) and their settings
+    attacks: tuple[str, ...] = ()
+    attack_sets: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
+        return {**dataclasses.asdict(self), "overrides": list(self.overrides),
+                "attacks": list(self.attacks), "attack_sets": list(self.attack_sets)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Job:
-        return cls(**{**d, "overrides": tuple(d["overrides"])})
+        return cls(**{**d, "overrides": tuple(d["overrides"]),
+                      "attacks": tuple(d.get("attacks", ())),
+                      "attack_sets": tuple(d.get("attack_sets", ()))})
 
     @property
     def log(self) -> Path:
@@ -65,7 +71,8 @@ class Job:
         return run_one(self.method, self.task, self.seed, self.overrides, self.store,
                        self.threads, run_id=self.run_id, device=self.device,
                        checkpoint_every=self.checkpoint_every, preset=self.preset,
-                       protocol=self.protocol)
+                       protocol=self.protocol, attacks=self.attacks,
+                       attack_sets=self.attack_sets)
 
 
 @dataclasses.dataclass
@@ -111,8 +118,12 @@ def metric_values(record: dict[str, Any]) -> dict[str, float]:
 def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list[str],
             store: str, threads: int = 1, *, run_id: str | None = None, device: str = "cpu",
             checkpoint_every: int = 50, preset: str | None = None,
-            protocol: dict[str, Any] | None = None) -> Outcome:
-    """Run (or find finished) one run into ``store`` with ``threads`` torch threads.
+            protocol: dict[str, Any] | None = None,
+            attacks: tuple[str, ...] | list[str] = (),
+            attack_sets: tuple[str, ...] | list[str] = ()) -> Outcome:
+    """Run (or find finished) one run into ``store`` with ``threads`` torch threads, then run
+    (or find finished) each of ``attacks`` on it (``attack_sets``: ``attack.KEY=VALUE`` items,
+    each applied to the attacks that have KEY).
 
     ``run_id`` is the identity the sweep planned; a different one here (the code or an input
     file changed since) is a failure rather than a record under an unplanned name. Never raises
@@ -138,6 +149,7 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
         say(f"== {dt.datetime.now().isoformat(timespec='seconds')} {method} on {task} seed "
             f"{seed} {' '.join(overrides)} (host {socket.gethostname()}, pid {os.getpid()}, "
             f"{threads} thread{'s' if threads > 1 else ''})")
+        stage = ""  # what failed: the run, or one of its attacks
         try:
             spec = runner.resolve(method, task, seed, list(overrides), preset)
             if protocol:
@@ -148,20 +160,61 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
                             "sweep was planned; rerun the sweep")
             res = runner.run(spec, store=root, device=device, checkpoint_every=checkpoint_every,
                              say=say)
+            status = "skipped" if res.skipped else "ran"
+            say(f"{status}: {res.path}")
+            metrics = metric_values(dict(res.record))
+            for name in attacks:
+                stage = f"attack {name}: "
+                attack = _attack(name, res.path.parent, attack_sets, device,
+                                 checkpoint_every, say)
+                status = "ran" if not attack.skipped else status
+                metrics.update(metric_values(attack.record))
         except InterruptedRun as e:
             say(str(e))
             return fail("interrupted", str(e))
         except UbenchError as e:
             say(f"error: {e}")
-            return fail("failed", str(e))
+            return fail("failed", stage + str(e))
         except Exception as e:
             say(traceback.format_exc())
             return fail("failed", f"{type(e).__name__}: {e} (a bug in ubench or a plugin: the "
                         f"traceback is in {log})")
-        status = "skipped" if res.skipped else "ran"
-        say(f"{status}: {res.path}")
         return Outcome(spec.run_id, status, None, time.perf_counter() - t0, str(res.path),
-                       str(log), metric_values(dict(res.record)))
+                       str(log), metrics)
+
+
+def _attack(name: str, folder: Path, sets: tuple[str, ...] | list[str], device: str,
+            checkpoint_every: int, say: Callable[[str], None]) -> Any:
+    """Run (or find finished) one attack on the finished run in ``folder``."""
+    from ubench.attack_runner import resolve_attack, run_attack
+
+    spec = resolve_attack(name, folder, overrides=sets, shared=True)
+    say(f"attack {name} ({spec.attack_id})")
+    res = run_attack(spec, device=device, checkpoint_every=checkpoint_every, say=say)
+    say(f"{'skipped' if res.skipped else 'ran'} attack {name}: {res.path}")
+    return res
+
+
+def pending_attacks(attacks: tuple[str, ...] | list[str], attack_sets: tuple[str, ...] | list[str],
+                    folder: Path) -> tuple[str, ...]:
+    """Those of ``attacks`` (with their ``attack_sets``) that have no finished record on the
+    finished run in ``folder``; each resolved as ``ubench run --attacks`` would."""
+    if not attacks:
+        return ()
+    from ubench.attack_runner import resolve_attack
+    from ubench.errors import UbenchError
+    from ubench.robustness import ATTACK_FILE, read_attack_record
+
+    pending = []
+    for name in attacks:
+        try:
+            spec = resolve_attack(name, folder, overrides=attack_sets, shared=True)
+            done = read_attack_record(spec.folder / ATTACK_FILE)["status"] == "ok"
+        except (UbenchError, OSError):  # no record yet, a corrupt one, or not attackable
+            done = False
+        if not done:
+            pending.append(name)
+    return tuple(pending)
 
 
 @contextlib.contextmanager
