@@ -44,12 +44,22 @@ def load_records(root: Path) -> list[dict[str, Any]]:
     return load_valid(iter_record_paths(root), read_record)
 
 
-def _label(rec: dict[str, Any], defaults: dict[str, Any]) -> str:
+def _label(rec: dict[str, Any], defaults: dict[str, Any],
+           tuned: dict[str, Any] | None = None) -> str:
     """Method id plus the config values that differ from its defaults; a run made with a
-    preset is ``method [preset]`` plus what differs from the preset's values."""
+    preset is ``method [preset]`` plus what differs from the preset's values.
+
+    ``tuned``: the committed tuned preset's values for the run's method and task. A run whose
+    config holds them is that preset's row even if it was made without ``--preset`` (before the
+    tuning, say): it is the same run (the identity is the config), so the tuned row never misses
+    a method whose choice happens to be its defaults."""
     preset = (rec.get("protocol") or {}).get("preset")
     if preset:
         defaults = {**defaults, **(rec["protocol"].get("values") or {})}
+    elif tuned is not None and all(rec["method"]["config"].get(k) == v
+                                   for k, v in tuned.items()):
+        preset = "tuned"
+        defaults = {**defaults, **tuned}
     diff = {k: v for k, v in rec["method"]["config"].items() if defaults.get(k) != v}
     name = rec["method"]["id"] + (f" [{preset}]" if preset else "")
     return name + (
@@ -87,8 +97,33 @@ def is_legacy(rec: dict[str, Any]) -> bool:
     return int(rec.get("identity_version", 1)) < 2
 
 
+def tuned_choices(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(task, method): values}`` of the committed tuned preset, for every task of
+    ``records``: the task's own section, or the section of the task it was tuned on (read from
+    the provenance of the records made with ``--preset tuned``, so no task class is imported)."""
+    from ubench.presets import PRESET_DIR
+
+    path = PRESET_DIR / "tuned.json"
+    if not path.is_file():
+        return {}
+    try:
+        sections = json.loads(path.read_text()).get("tasks", {})
+    except (OSError, ValueError):
+        return {}
+    source = {r["task"]["id"]: (r.get("protocol") or {}).get("tuned_on") for r in records
+              if (r.get("protocol") or {}).get("preset") == "tuned"}
+    out = {}
+    for task in {r["task"]["id"] for r in records}:
+        section = sections.get(source.get(task) or task) or {}
+        for method, entry in (section.get("methods") or {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("values"), dict):
+                out[(task, method)] = entry["values"]
+    return out
+
+
 def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{table title: rows}, one table per (task, setting)."""
+    tuned = tuned_choices(records)
     groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         if rec["status"] != "ok" or is_tuning(rec):  # tuning runs feed the fronts
@@ -107,7 +142,9 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
             title += LEGACY_SUFFIX
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in recs:
-            by_method[_label(rec, facts.default_config(rec["method"]["id"], tid))].append(rec)
+            method = rec["method"]["id"]
+            by_method[_label(rec, facts.default_config(method, tid),
+                             tuned.get((tid, method)))].append(rec)
         rows = [_row(label, rs) for label, rs in by_method.items()]
         rows.sort(key=lambda r: (_ORDER.get(r["method_id"], 2), r["method"]))
         tables[title] = rows

@@ -110,9 +110,10 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
     from ubench.api import parse_attack_metric_id
     from ubench.facts import default_config
     from ubench.registry import TASKS
-    from ubench.report import INSTANCE_KEYS, _label
+    from ubench.report import INSTANCE_KEYS, _label, tuned_choices
 
     by_run = {r["run_id"]: r for r in runs if r.get("status") == "ok"}
+    tuned = tuned_choices(list(by_run.values()))
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for a in attacks:
         task = a["run"]["task"]
@@ -130,8 +131,10 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
         forget = str(recs[0].get("details", {}).get("forget_metric", ""))
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for a in recs:
-            by_method[_label({"method": a["run"]["method"]},
-                             default_config(a["run"]["method"]["id"], tid))].append(a)
+            method = a["run"]["method"]
+            run = by_run.get(a["run"]["run_id"], {"method": method})  # its preset provenance
+            by_method[_label(run, default_config(method["id"], tid),
+                             tuned.get((tid, method["id"])))].append(a)
         metric_ids = sorted({m for a in recs for m in a["metrics"]},
                             key=lambda m: (parse_attack_metric_id(m) or (m, 0))[::-1])
         rows = []

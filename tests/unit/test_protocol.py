@@ -125,3 +125,30 @@ def test_a_model_that_draws_blank_images_is_far_from_the_oracle(tmp_path: Path) 
     gap = oracle_gap(rec, oracle, ["ua"])
     assert gap["oracle_gap_ua"]["value"] == pytest.approx(0.01)
     assert gap["oracle_tv"]["value"] > 0.99 and gap["oracle_tv"]["ci_low"] > 0.9
+
+
+def test_a_run_whose_config_is_the_tuned_choice_is_the_tuned_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The identity is the config: a run made before the tuning whose values are the tuned
+    choice is the same run as the `--preset tuned` one, and the report labels it so."""
+    from ubench import presets
+    from ubench.report import _label, tuned_choices
+
+    (tmp_path / "tuned.json").write_text(json.dumps({"tasks": {
+        "t2i-attribute": {"methods": {"ga": {"values": {"lr": 1e-4}}}},
+        "digits-class": {"methods": {"ga": {"values": {"lr": 3e-4}}}}}}))
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+
+    def rec(task: str, lr: float, protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"task": {"id": task}, "method": {"id": "ga", "config": {"lr": lr, "steps": 5}},
+                "protocol": protocol}
+
+    made = rec("t2i-style", 1e-4, {"preset": "tuned", "tuned_on": "t2i-attribute",
+                                   "values": {"lr": 1e-4}})
+    records = [rec("digits-class", 3e-4), rec("digits-class", 1e-3), made,
+               rec("t2i-style", 1e-4)]
+    tuned = tuned_choices(records)
+    assert tuned == {("digits-class", "ga"): {"lr": 3e-4}, ("t2i-style", "ga"): {"lr": 1e-4}}
+    defaults = {"lr": 1e-3, "steps": 5}
+    labels = [_label(r, defaults, tuned.get((r["task"]["id"], "ga"))) for r in records]
+    assert labels == ["ga [tuned]", "ga", "ga [tuned]", "ga [tuned]"]
