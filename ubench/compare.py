@@ -328,6 +328,8 @@ class Comparison:
     only_baseline: list[dict[str, Any]]
     only_current: list[dict[str, Any]]
     not_ok: list[dict[str, Any]]
+    #: whether the paired runs' float kernels agree (:func:`numerics_of`)
+    numerics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def regressions(self) -> list[tuple[PairResult, MetricDelta]]:
@@ -340,7 +342,7 @@ class Comparison:
                 "pairs": [asdict(p) for p in self.pairs],
                 "aggregates": [asdict(p) for p in self.aggregates],
                 "only_baseline": self.only_baseline, "only_current": self.only_current,
-                "not_ok": self.not_ok}
+                "not_ok": self.not_ok, "numerics": self.numerics}
 
 
 def _defaults(kind: str, name: str) -> dict[str, Any]:
@@ -489,7 +491,48 @@ def compare(baseline: str | Path, current: str | Path, *,
         _samples_check(b)
     pairs = [compare_pair(a, b, tolerances) for a, b in shared]
     return Comparison(str(baseline), str(current), pairs, aggregate(pairs, tolerances),
-                      [_brief(r) for r in only_base], [_brief(r) for r in only_cur], not_ok)
+                      [_brief(r) for r in only_base], [_brief(r) for r in only_cur], not_ok,
+                      numerics_of(shared))
+
+
+def _kernels(rec: Mapping[str, Any]) -> str | None:
+    """A run's float-kernel identity: its numerics fingerprint and thread count (None for a
+    record made before ubench recorded the fingerprint)."""
+    env = rec.get("env") or {}
+    if not env.get("numerics"):
+        return None
+    return f"{env['numerics']} ({env.get('cpu', 'unknown CPU')}, {env.get('torch_threads')} "\
+           f"thread{'s' if env.get('torch_threads') != 1 else ''}, {env.get('device', 'cpu')})"
+
+
+def numerics_of(shared: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Whether the two sides ran on the same float kernels (``env.numerics``, see
+    :func:`ubench.env.numerics_fingerprint`): ``match`` is True when every paired run's kernels
+    agree (a harmless change then gives every delta exactly 0), False when some differ (float-
+    level differences, e.g. in the fourth digit of FD, are expected and are not regressions) and
+    None when a side's records predate the fingerprint."""
+    base = sorted({_kernels(a) or "unrecorded" for a, _ in shared})
+    cur = sorted({_kernels(b) or "unrecorded" for _, b in shared})
+    known = all(_kernels(a) and _kernels(b) for a, b in shared)
+    same = all(_kernels(a) == _kernels(b) for a, b in shared)
+    return {"match": same if known else None, "baseline": base, "current": cur}
+
+
+def numerics_note(c: Comparison) -> str:
+    """One sentence on what bit-identity to expect between the two sides ("" if they match)."""
+    match = c.numerics.get("match")
+    if match is True or not c.numerics:
+        return ""
+    if match is None:
+        head = "Some records predate ubench's float-kernel fingerprint, so whether the two sides "\
+               "ran on the same float kernels is unknown"
+    else:
+        head = (f"The two sides ran on different float kernels (baseline: "
+                f"{'; '.join(c.numerics['baseline'])} — current: "
+                f"{'; '.join(c.numerics['current'])})")
+    return (f"{head}: small float-level differences (e.g. in the fourth digit of FD) are "
+            "expected and are not regressions; bit-identical numbers need the same CPU kind "
+            "and thread count.")
 
 
 def _asset_diff(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> str:
@@ -538,6 +581,8 @@ def to_markdown(c: Comparison) -> str:
              f"{len(c.only_current)} only in the current set. A regression: a change in the "
              "metric's bad direction whose 95 % paired interval excludes 0 and that exceeds "
              "the metric's tolerance.", ""]
+    if note := numerics_note(c):
+        lines += [f"> {md(note)}", ""]
     head = "| method | task | setting | seed / forget | metric | before → after | Δ [95 % interval] | tolerance |"  # noqa: E501
     sep = "|---|---|---|---|---|---|---|---|"
 

@@ -52,6 +52,45 @@ def fixed_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def numerics_fingerprint() -> str:
+    """A digest of the exact float32 bits a fixed small UNet-like workload produces here.
+
+    Two machines give bit-identical ubench numbers only if their float kernels agree: PyTorch's
+    CPU convolutions and matrix products pick their code path (oneDNN / MKL: AVX2, AVX-512,
+    AMX ...) by the CPU and the thread count, and different paths round differently. The
+    workload (convolutions, group norm, SiLU, a linear layer and a batched matmul on inputs from
+    a seeded generator, ~5 ms) goes through the same kernels as the digits and CIFAR models and
+    judges, so equal fingerprints mean the same kernels and different ones mean float-level
+    differences are expected (``ubench compare`` says so). Computed at the current thread count.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from ubench.digest import bytes_sha256
+
+    g = torch.Generator().manual_seed(20241210)
+    x = torch.randn(16, 8, 16, 16, generator=g)
+    w1 = torch.randn(32, 8, 3, 3, generator=g) / 8
+    w2 = torch.randn(64, 32, 3, 3, generator=g) / 16
+    lin = torch.randn(64, 96, generator=g) / 8
+    with torch.no_grad():
+        h = F.silu(F.group_norm(F.conv2d(x, w1, padding=1), 8))
+        h = F.silu(F.group_norm(F.conv2d(h, w2, padding=1, stride=2), 8))
+        f = h.mean(dim=(2, 3)) @ lin
+        a = h.flatten(2).transpose(1, 2)  # (16, 64 positions, 64 channels)
+        att = torch.softmax(a @ a.transpose(1, 2) / 8, dim=-1) @ a
+    return bytes_sha256((t.contiguous().numpy().tobytes() for t in (h, f, att)), 16)
+
+
 def environment(device: str) -> dict[str, Any]:
     import torch
 
@@ -59,6 +98,8 @@ def environment(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_name(),
+        "numerics": numerics_fingerprint(),
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "packages": package_versions(),

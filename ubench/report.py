@@ -67,6 +67,14 @@ def _label(rec: dict[str, Any], defaults: dict[str, Any],
 
 
 def _bounds(metric: str) -> tuple[float, float]:
+    """The range a metric's values live in (intervals of means over runs are clipped to it):
+    the metric class's ``bounds``; for the derived oracle-gap metrics, 0 up to the width of the
+    gapped metric's range, and [0, 1] for the TV distance."""
+    if metric == "oracle_tv":
+        return (0.0, 1.0)
+    if metric.startswith("oracle_gap_"):
+        lo, hi = _bounds(metric.removeprefix("oracle_gap_"))
+        return (0.0, hi - lo)
     cls = facts.metric_class(metric)
     if cls is None:  # a metric no longer registered: no clipping
         return (-math.inf, math.inf)

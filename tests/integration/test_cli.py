@@ -78,6 +78,8 @@ def test_corrupt_record_exit_1_and_report_refuses(store: Path, tmp_path: Path) -
     assert len(list(store.glob("**/record.json"))) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.heavy
 def test_method_all_runs_every_fitting_method(store: Path, tmp_path: Path) -> None:
     proc = ubench("run", "--method", "all", "--task", TINY, *fast_sets(), "--json")
     assert proc.returncode == 0, proc.stderr

@@ -37,8 +37,9 @@ def test_ci_runs_lint_types_then_the_readme_test_command() -> None:
     assert any("ruff check" in c for c in before), ".ci/run must run ruff before the tests"
     assert any("scripts/typecheck.py" in c for c in before), ".ci/run must run mypy"
     after = ci[tests[0]:]
-    assert any(re.search(r'-m "slow and \(faults or engines or gate\)"', c) for c in after), \
-        ".ci/run must run the process-level suites (faults, engines, the gate's own test)"
+    assert any(re.search(r'-m "slow and \(faults or engines or heavy or gate\)"', c)
+               for c in after), \
+        ".ci/run must run the process-level and heavy suites (faults, engines, heavy, the gate)"
     assert any("ubench compare leaderboard/baseline/quick" in c for c in after), \
         ".ci/run must gate on the committed quick-suite baseline"
 

@@ -283,6 +283,8 @@ def test_json_on_error_prints_an_error_object() -> None:
                                        "error": "method ga.lr must be a number; got 'abc'"}
 
 
+@pytest.mark.slow
+@pytest.mark.heavy
 def test_method_all_carries_on_past_a_failed_method(store: Path) -> None:
     proc = cli("run", "--method", "all", "--task", TINY, *SETS,
                "--set", "method.negative_guidance=1e30", "--json")

@@ -8,7 +8,10 @@ Both runs are boostalign on the quick suite's cell (digits-class, forget class 0
   ascent alone, as if ``remain_weight`` were 0) — a bug in code, so the run keeps the
   baseline's identity and pairs with it; the gate must exit 1 and name RA and FD;
 * a **harmless change**: a different ``--checkpoint-every`` (not part of the run's identity;
-  resume is bit for bit) — the gate must exit 0 with every delta 0.
+  resume is bit for bit) — the gate must exit 0, with every delta 0 when this machine's float
+  kernels are the baseline's (``env.numerics``), and only float-level deltas, said to be
+  expected, when they are not (another CPU kind: PyTorch's CPU kernels round differently per
+  instruction set, e.g. FD 20.1970 -> 20.1938 between two Xeon generations).
 """
 
 from __future__ import annotations
@@ -76,4 +79,12 @@ def test_the_gate_catches_a_regression_and_passes_a_harmless_change(tmp_path: Pa
     assert code == 1 and {"ra", "fd"} <= regressed, out
     code, out = compare(tmp_path / "harmless")
     assert code == 0 and out["regressions"] == 0
-    assert all(m["delta"] == 0 for p in out["pairs"] for m in p["metrics"])
+    deltas = [(m["metric"], m["delta"], m["before"]) for p in out["pairs"] for m in p["metrics"]]
+    if out["numerics"]["match"]:  # the baseline's CPU kind and threads: bit for bit
+        assert all(d == 0 for _, d, _ in deltas), deltas
+    else:  # other float kernels (a different CPU): float-level noise only, and said so
+        assert all(abs(d) <= 0.01 * max(1.0, abs(b)) for _, d, b in deltas), deltas
+        text = subprocess.run([sys.executable, "-m", "ubench.cli", "compare", str(BASELINE),
+                               str(tmp_path / "harmless")], env=_env(tmp_path), cwd=ROOT,
+                              capture_output=True, text=True, timeout=600).stdout
+        assert "float kernels" in text and "not regressions" in text

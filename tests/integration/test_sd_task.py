@@ -146,6 +146,8 @@ def test_zero_shot_tasks_run(task: str, method: str, tiny_sd: Path, tmp_path: Pa
     assert sum(rec["details"]["forget_test_labels"].values()) == 4
 
 
+@pytest.mark.slow
+@pytest.mark.heavy
 def test_acceptance_command(tiny_sd: Path, tmp_path: Path) -> None:
     """The issue's command verbatim: paper recipe (100 steps), --limit 4, through the CLI."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

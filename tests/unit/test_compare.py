@@ -20,6 +20,7 @@ from ubench.compare import (
     parse_tolerances,
     to_markdown,
 )
+from ubench.env import cpu_name, environment, numerics_fingerprint
 from ubench.errors import ConfigError
 from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
 from ubench.metrics.frechet import FrechetDistance
@@ -37,7 +38,7 @@ def _metrics(ra: np.ndarray, ua: np.ndarray, feats: np.ndarray) -> dict[str, Met
 
 def make_run(root: Path, *, seed: int = 0, forget: int = 0, ra_flip: int = 0, fd_shift: float = 0.0,
              assets: dict[str, str] | None = None, version: str = "1", legacy: bool = False,
-             method: str = "boostalign") -> Path:
+             method: str = "boostalign", env: dict[str, Any] | None = None) -> Path:
     """A run folder with a valid record and per-sample files; ``ra_flip`` remain samples
     (of 400, 392 correct in the baseline) turn wrong, ``fd_shift`` moves the features."""
     rng = np.random.default_rng(100 + seed + 10 * forget)
@@ -56,7 +57,7 @@ def make_run(root: Path, *, seed: int = 0, forget: int = 0, ra_flip: int = 0, fd
                  "config": {"forget_class": forget, "remain_policy": "balanced"}},
         "method": {"id": method, "version": "1", "config": {"lr": 1e-4}},
         "seed": seed, "metrics": {k: v.to_dict() for k, v in metrics.items()},
-        "cost": {}, "env": {}, "artifacts": {}, "details": {"n_samples": 600},
+        "cost": {}, "env": env or {}, "artifacts": {}, "details": {"n_samples": 600},
     }
     if not legacy:
         rec.update(identity_version=IDENTITY_VERSION, config_id=cid)
@@ -80,6 +81,32 @@ def test_identical_sets_pair_every_run_with_zero_deltas(tmp_path: Path) -> None:
         for m in p.metrics:
             assert m.delta == 0 and m.low == 0 and m.high == 0 and m.interval == "paired"
     assert len(c.aggregates) == 1  # the two seeds of one method and setting
+
+
+def test_compare_says_whether_the_two_sides_ran_on_the_same_float_kernels(tmp_path: Path
+                                                                         ) -> None:
+    here = {"numerics": numerics_fingerprint(), "cpu": cpu_name(), "torch_threads": 1}
+    other = {**here, "numerics": "0123456789abcdef", "cpu": "Other CPU"}
+    make_run(tmp_path / "a", env=here)
+    make_run(tmp_path / "same", env=here)
+    make_run(tmp_path / "other", env=other)
+    make_run(tmp_path / "old")
+    same = compare(tmp_path / "a", tmp_path / "same")
+    assert same.numerics["match"] is True and "float kernels" not in to_markdown(same)
+    diff = compare(tmp_path / "a", tmp_path / "other")
+    assert diff.numerics["match"] is False and diff.to_json()["numerics"]["match"] is False
+    text = to_markdown(diff)
+    assert "different float kernels" in text and "Other CPU" in text
+    assert "not regressions" in text and here["numerics"] in text
+    unknown = compare(tmp_path / "old", tmp_path / "a")
+    assert unknown.numerics["match"] is None and "unknown" in to_markdown(unknown)
+
+
+def test_the_numerics_fingerprint_is_stable_and_recorded() -> None:
+    fp = numerics_fingerprint()
+    assert fp == numerics_fingerprint() and len(fp) == 16
+    env = environment("cpu")
+    assert env["numerics"] == fp and env["cpu"] == cpu_name() and env["cpu"]
 
 
 def test_a_real_drop_is_a_regression_and_is_listed_first(tmp_path: Path) -> None:

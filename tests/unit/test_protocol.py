@@ -152,3 +152,15 @@ def test_a_run_whose_config_is_the_tuned_choice_is_the_tuned_row(
     defaults = {"lr": 1e-3, "steps": 5}
     labels = [_label(r, defaults, tuned.get((r["task"]["id"], "ga"))) for r in records]
     assert labels == ["ga [tuned]", "ga", "ga [tuned]", "ga [tuned]"]
+
+
+def test_intervals_of_oracle_gaps_over_runs_stay_in_their_range() -> None:
+    """A mean of non-negative gaps over runs is never given a negative lower bound (the t
+    interval of three small gaps would reach below 0), nor a TV above 1."""
+    from ubench.report import _aggregate, _bounds
+
+    assert _bounds("oracle_tv") == (0.0, 1.0)
+    assert _bounds("oracle_gap_ua") == (0.0, 1.0) and _bounds("oracle_gap_fd")[0] == 0.0
+    mean, lo, hi = _aggregate([0.0, 0.002, 0.01], [(0, 0.01)] * 3, _bounds("oracle_gap_ua"))
+    assert lo == 0.0 and hi > mean > 0
+    assert _aggregate([0.99, 0.9, 1.0], [(0.9, 1.0)] * 3, _bounds("oracle_tv"))[2] == 1.0

@@ -388,3 +388,28 @@ def test_an_attack_that_does_not_fit_the_task_names_its_block(tmp_path: Path) ->
     with pytest.raises(PlanError, match=rf"^{path}:4: block 'prompts', run ga digits-class-tiny "
                        r"seed 0: .*softprompt"):
         load_plan(path).specs()
+
+
+def test_a_worker_stopped_while_starting_reports_interrupted_not_failed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM can land while a worker still imports torch (before its run's own handling): the
+    sweep must hear "interrupted" (rerun resumes), not "failed" with a traceback."""
+    import signal
+
+    from ubench.errors import Terminated
+    from ubench.sweep import worker
+
+    def stopped(self: worker.Job) -> worker.Outcome:
+        raise Terminated()
+
+    monkeypatch.setattr(worker.Job, "run", stopped)
+    old = signal.getsignal(signal.SIGTERM)
+    job = worker.Job(method="ga", task="digits-class-tiny", seed=0, overrides=(), run_id="abc",
+                     store="unused")
+    try:
+        assert worker.main([json.dumps(job.to_dict())]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    line = capsys.readouterr().out.strip()
+    outcome = worker.Outcome.from_dict(json.loads(line.removeprefix(worker.OUTCOME_MARK)))
+    assert outcome.status == "interrupted" and outcome.run_id == "abc"

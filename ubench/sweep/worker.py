@@ -262,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     if len(args) > 1:
         _die_with_parent(int(args[1]))
-    outcome = job.run()
+    try:
+        outcome = job.run()
+    except Terminated:  # stopped while still importing, before the run's own handling began
+        outcome = Outcome(job.run_id, "interrupted", "stopped before it started; rerun the same "
+                          "command to run it")
     try:
         sys.stdout.write(OUTCOME_MARK + json.dumps(outcome.to_dict()) + "\n")
         sys.stdout.flush()
