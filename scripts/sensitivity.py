@@ -8,7 +8,11 @@ methods' samples are paired: the interval is a bootstrap over seeds and over the
 within each seed (RA from ``scores.safetensors``, FD recomputed from ``features.safetensors``
 against the fixed reference; without features the FD difference gets no interval).
 
-    python scripts/sensitivity.py --store leaderboard/records > leaderboard/sensitivity.md
+    python scripts/sensitivity.py --store leaderboard/sensitivity > leaderboard/sensitivity.md
+
+The committed store keeps no ``features.safetensors`` (like ``leaderboard/records``): the FD
+intervals of the committed table were computed where the runs were made; regenerated from a
+clone, the FD difference keeps its value and loses its interval.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def paired_difference(pairs: list[tuple[dict[str, Any], dict[str, Any]]], metric
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default="leaderboard/records")
+    ap.add_argument("--store", default="leaderboard/sensitivity")
     ap.add_argument("--forget-class", type=int, default=0)
     args = ap.parse_args()
     from ubench.registry import METHODS as REG
