@@ -501,8 +501,10 @@ def _kernels(rec: Mapping[str, Any]) -> str | None:
     env = rec.get("env") or {}
     if not env.get("numerics"):
         return None
-    return f"{env['numerics']} ({env.get('cpu', 'unknown CPU')}, {env.get('torch_threads')} "\
-           f"thread{'s' if env.get('torch_threads') != 1 else ''}, {env.get('device', 'cpu')})"
+    threads = env.get("torch_threads")
+    device = env.get("gpu") or env.get("device", "cpu")  # a GPU run: its GPU's kernels too
+    return (f"{env['numerics']} ({env.get('cpu', 'unknown CPU')}, {threads} "
+            f"thread{'s' if threads != 1 else ''}, {device})")
 
 
 def numerics_of(shared: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
@@ -511,11 +513,12 @@ def numerics_of(shared: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str
     agree (a harmless change then gives every delta exactly 0), False when some differ (float-
     level differences, e.g. in the fourth digit of FD, are expected and are not regressions) and
     None when a side's records predate the fingerprint."""
-    base = sorted({_kernels(a) or "unrecorded" for a, _ in shared})
-    cur = sorted({_kernels(b) or "unrecorded" for _, b in shared})
-    known = all(_kernels(a) and _kernels(b) for a, b in shared)
-    same = all(_kernels(a) == _kernels(b) for a, b in shared)
-    return {"match": same if known else None, "baseline": base, "current": cur}
+    kernels = [(_kernels(a), _kernels(b)) for a, b in shared]
+    known = all(ka and kb for ka, kb in kernels)
+    same = all(ka == kb for ka, kb in kernels)
+    return {"match": same if known else None,
+            "baseline": sorted({ka or "unrecorded" for ka, _ in kernels}),
+            "current": sorted({kb or "unrecorded" for _, kb in kernels})}
 
 
 def numerics_note(c: Comparison) -> str:

@@ -68,9 +68,10 @@ def numerics_fingerprint() -> str:
     CPU convolutions and matrix products pick their code path (oneDNN / MKL: AVX2, AVX-512,
     AMX ...) by the CPU and the thread count, and different paths round differently. The
     workload (convolutions, group norm, SiLU, a linear layer and a batched matmul on inputs from
-    a seeded generator, ~5 ms) goes through the same kernels as the digits and CIFAR models and
+    a seeded generator, ~10 ms) goes through the same kernels as the digits and CIFAR models and
     judges, so equal fingerprints mean the same kernels and different ones mean float-level
-    differences are expected (``ubench compare`` says so). Computed at the current thread count.
+    differences are expected (``ubench compare`` says so). Computed on the CPU at the current
+    thread count; GPU runs are told apart by ``env.gpu`` as well.
     """
     import torch
     import torch.nn.functional as F
