@@ -45,8 +45,9 @@ class TuningRule:
     """A task's declared selection rule: reach the forgetting target, then keep the most.
 
     Among the points whose ``forget`` metric reaches the target, pick the highest ``keep``;
-    points within ``tie_margin`` of it are tied, and the tie goes to the lowest ``tie_break``
-    metric (when given). When no point reaches the target, the point that forgets most is
+    points within ``tie_margin`` of it are tied; with ``prefer_forgetting`` the tie goes first to
+    the point that forgets most, then (and otherwise) to the lowest ``tie_break`` metric (when
+    given). When no point reaches the target, the point that forgets most is
     picked (ties to the higher keep), and the choice says the target was not reached.
 
     ``target`` is fixed, or, with ``ladder``, chosen from the tuning results: the smallest
@@ -59,6 +60,10 @@ class TuningRule:
     ladder: tuple[float, ...] = ()
     tie_margin: float = 0.005
     tie_break: str | None = None
+    #: break keep-ties toward more forgetting before ``tie_break``: for a ladder target, which
+    #: can be loose (the family that forgets least sets it), so that a point which keeps as much
+    #: but forgets more wins over one that barely reaches the target with a lower FD
+    prefer_forgetting: bool = False
     #: whether a larger ``forget`` value is more forgetting (UA) or less (concept rate); by
     #: default the registered metric's own direction, so a task never restates it
     forget_higher_is_better: bool | None = None
@@ -82,8 +87,9 @@ class TuningRule:
         op = ">=" if self.forget_higher_is_better else "<="
         where = (f"{t:g}" if t is not None else
                  f"the smallest of {list(self.ladder)} that every method family reaches")
-        tie = f"; ties within {self.tie_margin:g} go to the lowest {self.tie_break}" \
-            if self.tie_break else ""
+        order = (["the most forgetting"] if self.prefer_forgetting else []) + \
+            ([f"the lowest {self.tie_break}"] if self.tie_break else [])
+        tie = f"; ties within {self.tie_margin:g} go to {', then '.join(order)}" if order else ""
         return f"maximise {self.keep} subject to {self.forget} {op} {where}{tie}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +103,8 @@ class TuningRule:
                    keep=str(data["keep"]), target=data.get("target"),
                    ladder=tuple(float(x) for x in data.get("ladder") or ()),
                    tie_margin=float(data.get("tie_margin", 0.005)),
-                   tie_break=data.get("tie_break"))
+                   tie_break=data.get("tie_break"),
+                   prefer_forgetting=bool(data.get("prefer_forgetting", False)))
 
 
 @dataclass
@@ -136,11 +143,11 @@ def select(rule: TuningRule, points: Sequence[Point], target: float) -> tuple[Po
     if ok:
         best = max(p.metrics[rule.keep] for p in ok)
         tied = [p for p in ok if p.metrics[rule.keep] >= best - rule.tie_margin]
-        if rule.tie_break:
-            brk = rule.tie_break
-            return min(tied, key=lambda p: (p.metrics.get(brk, math.inf),
-                                            -p.metrics[rule.keep])), True
-        return max(tied, key=lambda p: p.metrics[rule.keep]), True
+        brk = rule.tie_break
+        return min(tied, key=lambda p: (
+            -rule.score(p.metrics[rule.forget]) if rule.prefer_forgetting else 0.0,
+            p.metrics.get(brk, math.inf) if brk else 0.0,
+            -p.metrics[rule.keep])), True
     return max(points, key=lambda p: (rule.score(p.metrics[rule.forget]),
                                       p.metrics[rule.keep])), False
 
@@ -387,7 +394,10 @@ def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = 
     for task, methods in sorted(by_task.items()):
         carried = next(((r.get("protocol") or {}).get("rule") for pts in methods.values()
                         for recs in pts.values() for r in recs), None)
-        rule = TuningRule.from_dict(carried) if isinstance(carried, dict) else task_rule(task)
+        # the task's rule as declared now (what `ubench tune` applies to these runs' metrics);
+        # the carried one for a task no longer registered
+        rule = task_rule(task) or (TuningRule.from_dict(carried) if isinstance(carried, dict)
+                                   else None)
         if rule is None:
             continue
         points: dict[str, list[Point]] = {}

@@ -203,12 +203,15 @@ class T2ITask(Task[T2IConfig]):
     #: 50 per set, seed 100) of t2i-attribute, whose values all three t2i tasks use (one recipe
     #: for the family, as the paper has for its SD tasks), and pick the best held-out alignment
     #: among points whose concept rate reaches the smallest target of the ladder that every
-    #: method family reaches (ties within 0.01: lowest FD)
+    #: method family reaches (ties within 0.01: the most forgetting, then the lowest FD — the
+    #: target can be loose, e.g. 0.9 when the gradient family forgets little, and a point that
+    #: keeps as much and forgets more should win)
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
         {"eval_split": "tune", "eval_prompts": 50},)
     tuning_rule: ClassVar[TuningRule | None] = TuningRule(
         forget="concept_rate", keep="alignment_test",
-        ladder=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9), tie_margin=0.01, tie_break="fd")
+        ladder=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9), tie_margin=0.01, tie_break="fd",
+        prefer_forgetting=True)
 
     def __init__(self, config: T2IConfig) -> None:
         super().__init__(config)

@@ -50,6 +50,28 @@ def test_selection_reaches_the_target_then_keeps_most_then_breaks_ties() -> None
     assert not reached and chosen.values == {"lr": 1}
 
 
+def test_a_loose_ladder_target_breaks_keep_ties_toward_more_forgetting() -> None:
+    """Measured on t2i-attribute's tuning: at target 0.9 (set by the gradient family) CA had
+    (concept 0.86, alignment 1.0, FD 33.5) and (0.00, 1.0, FD 58.4); by FD alone the point that
+    barely forgets would be its tuned one."""
+    pts = [pt("ca", 0.86, 1.0, fd=33.5, lr=1), pt("ca", 0.0, 1.0, fd=58.4, lr=2),
+           pt("ca", 0.0, 0.34, fd=10.0, lr=3), pt("ca", 1.0, 1.0, fd=1.0, lr=4)]
+    by_fd = TuningRule("concept_rate", "alignment_test", ladder=(0.9,), tie_margin=0.01,
+                       tie_break="fd")
+    loose = TuningRule("concept_rate", "alignment_test", ladder=(0.9,), tie_margin=0.01,
+                       tie_break="fd", prefer_forgetting=True)
+    assert select(by_fd, pts, 0.9)[0].values == {"lr": 1}
+    assert select(loose, pts, 0.9)[0].values == {"lr": 2}
+    # equal forgetting: the FD tie-break still decides
+    pts.append(pt("ca", 0.0, 0.995, fd=40.0, lr=5))
+    assert select(loose, pts, 0.9)[0].values == {"lr": 5}
+    assert "the most forgetting, then the lowest fd" in loose.describe(0.9)
+    assert TuningRule.from_dict(loose.to_dict()) == loose
+    # a rule carried by an older record (no such key) reads back as before
+    old = {k: v for k, v in by_fd.to_dict().items() if k != "prefer_forgetting"}
+    assert TuningRule.from_dict(old) == by_fd
+
+
 def test_no_point_reaching_the_target_picks_the_one_that_forgets_most() -> None:
     pts = [pt("m", 0.98, 0.9, lr=1), pt("m", 0.6, 0.1, lr=2), pt("m", 0.6, 0.5, lr=3)]
     chosen, reached = select(T2I, pts, 0.05)
