@@ -339,13 +339,15 @@ def test_a_plan_whose_weights_are_missing_names_the_download() -> None:
 def test_the_digits_plan_is_the_committed_digits_leaderboard() -> None:
     """Every run of plans/digits.toml has its record in leaderboard/records (same method, task
     config, method config, seed), and the t2i leaderboard's records are all runs of
-    plans/t2i.toml: the ported plans are the runs that made the leaderboard."""
+    plans/t2i.toml or of the fair protocol's plans/protocol-t2i.toml (whose runs the robustness
+    plan attacks): the committed plans are the runs that made the leaderboard."""
     items = load_plan(ROOT / "plans" / "digits.toml").specs()
     planned = {_identity(i.method, dict(i.task_config), dict(i.method_config), i.seed)
                for i in items}
     assert planned <= _leaderboard("digits-class")
     t2i = {_identity(i.method, dict(i.task_config), dict(i.method_config), i.seed)
-           for i in load_plan(ROOT / "plans" / "t2i.toml").specs()}
+           for plan in ("t2i", "protocol-t2i")
+           for i in load_plan(ROOT / "plans" / f"{plan}.toml").specs()}
     assert _leaderboard("t2i-") <= t2i
     engines = load_plan(ROOT / "plans" / "digits.toml", suite="bench-engines").specs()
     assert len(engines) == 8 and {i.seed for i in engines} == {0}
