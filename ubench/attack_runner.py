@@ -346,7 +346,8 @@ def _attacked_model(spec: AttackSpec, task: Task[Any], request: Any, device: str
         shutil.rmtree(spec.folder / "rebuild", ignore_errors=True)
         return out.model, f"reference row rebuilt by {method_cls.name!r} (cached asset)"
     raise AttackTargetError(f"run {rec['run_id']} saved no model (it was made before runs saved "
-                            "their weights); rerun it with --force, then attack it")
+                            "their weights); make it again with `ubench run ... --attacks "
+                            f"{spec.attack_cls.name}` (or its sweep plan), which remakes it")
 
 
 def _skeleton(spec: AttackSpec, device: str) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def run(
                         spec, store=store, force=force, device=device,
                         checkpoint_every=checkpoint_every,
                         on_step=bar.for_label(spec.method_cls.name), say=_err,
-                        progress=bar.update)
+                        progress=bar.update, need_model=bool(chain))
             except (InterruptedRun, StoreError):  # stop everything: the next run would too
                 raise
             except UbenchError as e:

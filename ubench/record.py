@@ -93,6 +93,9 @@ class Record(TypedDict):
     protocol: NotRequired[dict[str, Any]]
     train_log: NotRequired[dict[str, Any]]
     changed_parameters: NotRequired[int]
+    #: set when the run was made again to save its model for an attack (``reason``) and which
+    #: metrics then differed from the old record (``metrics_changed``; empty: none did)
+    remade: NotRequired[dict[str, Any]]
 
 
 class AttackedRunRecord(TypedDict):

@@ -236,17 +236,32 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
         device: str = "cpu", checkpoint_every: int = 50,
         on_step: Callable[[int, int, dict[str, float]], None] | None = None,
         say: Callable[[str], None] | None = None,
-        progress: Callable[[str, int, int, dict[str, float]], None] | None = None) -> RunResult:
+        progress: Callable[[str, int, int, dict[str, float]], None] | None = None,
+        need_model: bool = False) -> RunResult:
     """Execute one run (or return the finished record) and write its record.
 
     The run holds its lock (``<store>/.locks/<run id>.lock``) from start to end: an identical run
     started meanwhile waits, then finds the record and skips. Ctrl-C or SIGTERM becomes
     :class:`InterruptedRun` (exit 130 / 143) saying from which step a rerun resumes.
+
+    ``need_model`` (the caller will attack the run): a finished run whose record has no saved
+    model (made before runs saved their weights) is made again in place. A run is determined
+    by its identity on CPU, so the new record should repeat the old metrics; any that differ are
+    said. The old record stays until the new one replaces it, so an interrupted or failed remake
+    loses nothing.
     """
     say = say or (lambda _m: None)
     root = usable_store(store_root(store))
     with hold(root / ".locks" / f"{spec.run_id}.lock", f"run {spec.run_id}", say):
-        return _run_locked(spec, root, force, device, checkpoint_every, on_step, say, progress)
+        return _run_locked(spec, root, force, device, checkpoint_every, on_step, say, progress,
+                           need_model)
+
+
+def lacks_model(spec: RunSpec, record: dict[str, Any]) -> bool:
+    """Whether the finished ``record`` of ``spec`` should have saved the unlearned model (for
+    attacks) but has none: it was made before runs saved their weights."""
+    return (spec.task_cls.save_model and not spec.method_cls.reference
+            and not record.get("artifacts", {}).get("model"))
 
 
 def usable_store(root: Path) -> Path:
@@ -268,17 +283,23 @@ def usable_store(root: Path) -> Path:
 def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_every: int,
                 on_step: Callable[[int, int, dict[str, float]], None] | None,
                 say: Callable[[str], None],
-                progress: Callable[[str, int, int, dict[str, float]], None] | None
-                ) -> RunResult:
+                progress: Callable[[str, int, int, dict[str, float]], None] | None,
+                need_model: bool = False) -> RunResult:
     folder = run_dir(root, spec.task_cls.name, spec.method_cls.name, spec.run_id)
     record_path = folder / "record.json"
     if force and folder.exists():
         shutil.rmtree(folder)
+    old_metrics: dict[str, Any] | None = None
     if record_path.exists():
         rec = read_record(record_path)  # raises CorruptRecordError with the fix
         if rec["status"] == "ok":
-            say(f"finished already: {record_path} (use --force to redo)")
-            return RunResult(dict(rec), record_path, True)
+            if not (need_model and lacks_model(spec, dict(rec))):
+                say(f"finished already: {record_path} (use --force to redo)")
+                return RunResult(dict(rec), record_path, True)
+            say(f"remaking {record_path}: it saved no model (made before runs saved their "
+                "weights) and an attack needs it; the old record stays until the new one "
+                "replaces it")
+            old_metrics = dict(rec.get("metrics", {}))
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
 
@@ -340,6 +361,14 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
         record["artifacts"]["samples"] = "samples.jsonl"
     record["artifacts"].update(write_metric_samples(folder, evaluation.metrics))
     record["status"] = "ok"
+    if old_metrics is not None:
+        changed = sorted(k for k, v in record["metrics"].items()
+                         if k in old_metrics and old_metrics[k].get("value") != v.get("value"))
+        record["remade"] = {"reason": "no saved model", "metrics_changed": changed}
+        say("remade: every metric as before" if not changed else
+            "remade: these metrics differ from the old record (the code changed since it was "
+            "made): " + ", ".join(f"{k} {old_metrics[k].get('value')} -> "
+                                  f"{record['metrics'][k].get('value')}" for k in changed))
     write_json_atomic(record_path, record, failpoint_name="record")
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return RunResult(record, record_path, False)

@@ -28,7 +28,8 @@ SMALL = {
 }
 
 
-def _run(method: str, task: str, store: Path, extra: list[str] | None = None) -> Path:
+def _run_sets(method: str, task: str = TINY, extra: list[str] | None = None) -> list[str]:
+    """The ``--set`` items of the module's fast runs."""
     from ubench.registry import METHODS
 
     fields = METHODS.get(method).Config.field_names()
@@ -36,7 +37,12 @@ def _run(method: str, task: str, store: Path, extra: list[str] | None = None) ->
     if task == T2I and "batch_size" in fields:
         sets = [s for s in sets if not s.startswith("method.batch_size")] + \
             ["method.batch_size=8"]
-    res = runner.run(runner.resolve(method, task, 0, sets), store=store)
+    return sets
+
+
+def _run(method: str, task: str, store: Path, extra: list[str] | None = None) -> Path:
+    res = runner.run(runner.resolve(method, task, 0, _run_sets(method, task, extra)),
+                     store=store)
     assert res.record["status"] == "ok"
     return res.path.parent
 
@@ -246,6 +252,27 @@ def test_failed_run_and_run_without_weights_are_refused(runs: dict[str, Path], t
     (failed / "record.json").write_text(json.dumps(rec))
     with pytest.raises(AttackTargetError, match="another version of ubench"):
         _attack("relearn", failed)
+
+
+def test_a_run_made_before_runs_saved_weights_is_remade_for_an_attack(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    """`ubench run --attacks` and sweeps with attacks remake such a run in place (same identity,
+    same metrics on CPU) instead of failing; without attacks it is left alone."""
+    old = tmp_path / "s" / runs["ga"].relative_to(runs["store"])
+    shutil.copytree(runs["ga"], old, ignore=shutil.ignore_patterns("attacks", "model"))
+    rec = json.loads((old / "record.json").read_text())
+    del rec["artifacts"]["model"]
+    (old / "record.json").write_text(json.dumps(rec))
+    spec = runner.resolve("ga", TINY, 0, _run_sets("ga"))
+    assert spec.run_id == rec["run_id"]
+    assert runner.run(spec, store=tmp_path / "s").skipped  # nothing asks for the model
+    res = runner.run(spec, store=tmp_path / "s", need_model=True)
+    assert not res.skipped and res.path == old / "record.json"
+    assert res.record["remade"] == {"reason": "no saved model", "metrics_changed": []}
+    assert _values(res.record) == _values(rec)
+    assert (old / res.record["artifacts"]["model"]).is_dir()
+    assert runner.run(spec, store=tmp_path / "s", need_model=True).skipped  # done once
+    assert _attack("relearn", old).record["status"] == "ok"
 
 
 def test_attack_that_does_not_fit_is_refused_before_loading() -> None:

@@ -159,7 +159,7 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
                             f"planned {run_id}: the code or an input file changed since the "
                             "sweep was planned; rerun the sweep")
             res = runner.run(spec, store=root, device=device, checkpoint_every=checkpoint_every,
-                             say=say)
+                             say=say, need_model=bool(attacks))
             status = "skipped" if res.skipped else "ran"
             say(f"{status}: {res.path}")
             metrics = metric_values(dict(res.record))
