@@ -265,6 +265,12 @@ def test_a_run_made_before_runs_saved_weights_is_remade_for_an_attack(
     (old / "record.json").write_text(json.dumps(rec))
     spec = runner.resolve("ga", TINY, 0, _run_sets("ga"))
     assert spec.run_id == rec["run_id"]
+    from ubench.sweep.plan import make_item
+    from ubench.sweep.run import item_state
+
+    item = make_item("ga", TINY, 0, _run_sets("ga"), attacks=["relearn"])
+    state = item_state(item, tmp_path / "s")  # what `ubench sweep --dry-run` shows
+    assert (state.kind, state.pending, state.remake) == ("attacks", ("relearn",), True)
     assert runner.run(spec, store=tmp_path / "s").skipped  # nothing asks for the model
     res = runner.run(spec, store=tmp_path / "s", need_model=True)
     assert not res.skipped and res.path == old / "record.json"

@@ -44,6 +44,8 @@ class ItemState:
     step: int = 0
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     pending: tuple[str, ...] = ()
+    #: ``attacks`` on a run made before runs saved their weights: its worker remakes it first
+    remake: bool = False
 
 
 def item_state(item: RunItem, store: Path) -> ItemState:
@@ -61,7 +63,10 @@ def item_state(item: RunItem, store: Path) -> ItemState:
             metrics = metric_values(dict(rec))
             pending = pending_attacks(item.attacks, item.attack_sets, folder)
             if pending:
-                return ItemState("attacks", path, metrics=metrics, pending=pending)
+                remake = (not rec.get("method", {}).get("reference")
+                          and not rec.get("artifacts", {}).get("model"))
+                return ItemState("attacks", path, metrics=metrics, pending=pending,
+                                 remake=remake)
             return ItemState("done", path, metrics=metrics)
         if rec["status"] == "failed":
             return ItemState("failed", path, rec.get("error") or "failed")

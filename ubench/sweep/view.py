@@ -45,7 +45,8 @@ def plan_table(items: list[RunItem], states: list[ItemState]) -> Table:
         table.add_column(col, overflow="fold")
     for item, st in zip(items, states, strict=True):
         label = what[st.kind] + (f" (step {st.step})" if st.kind == "partial" else "") + (
-            f" ({', '.join(st.pending)})" if st.kind == "attacks" else "")
+            f" ({', '.join(st.pending)})" if st.kind == "attacks" else "") + (
+            " after remaking the run (no saved model)" if st.remake else "")
         table.add_row(Text(label, style=_STYLE[st.kind]), Text(item.block), Text(item.method),
                       Text(item.task), str(item.seed), Text(" ".join(item.overrides)),
                       item.run_id)
