@@ -335,7 +335,9 @@ def _attacked_model(spec: AttackSpec, task: Task[Any], request: Any, device: str
         folder = spec.run_folder / saved
         if not folder.is_dir():
             raise AttackTargetError(f"run {rec['run_id']} names its saved model {folder}, which "
-                                    "is missing; rerun the run with --force")
+                                    "is missing; make it again with `ubench run ... --attacks "
+                                    f"{spec.attack_cls.name}` (or its sweep plan), which remakes "
+                                    "it")
         return load_cached(folder, "unlearned model", lambda: task.load_model(folder, device)), \
             f"saved model ({saved}/)"
     if method_cls.reference:

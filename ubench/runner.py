@@ -257,11 +257,13 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
                            need_model)
 
 
-def lacks_model(spec: RunSpec, record: dict[str, Any]) -> bool:
-    """Whether the finished ``record`` of ``spec`` should have saved the unlearned model (for
-    attacks) but has none: it was made before runs saved their weights."""
+def lacks_model(spec: RunSpec, record: dict[str, Any], folder: Path) -> bool:
+    """Whether the finished ``record`` of ``spec`` (in ``folder``) should have its unlearned
+    model (for attacks) but has none: it was made before runs saved their weights, or its
+    ``model/`` folder is gone (a clone of a store whose records are committed without weights)."""
+    saved = record.get("artifacts", {}).get("model")
     return (spec.task_cls.save_model and not spec.method_cls.reference
-            and not record.get("artifacts", {}).get("model"))
+            and not (saved and (folder / saved).is_dir()))
 
 
 def usable_store(root: Path) -> Path:
@@ -293,12 +295,12 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
     if record_path.exists():
         rec = read_record(record_path)  # raises CorruptRecordError with the fix
         if rec["status"] == "ok":
-            if not (need_model and lacks_model(spec, dict(rec))):
+            if not (need_model and lacks_model(spec, dict(rec), folder)):
                 say(f"finished already: {record_path} (use --force to redo)")
                 return RunResult(dict(rec), record_path, True)
-            say(f"remaking {record_path}: it saved no model (made before runs saved their "
-                "weights) and an attack needs it; the old record stays until the new one "
-                "replaces it")
+            say(f"remaking {record_path}: an attack needs its model, which it has not (made "
+                "before runs saved their weights, or its model/ folder is gone); the old "
+                "record stays until the new one replaces it")
             old_metrics = dict(rec.get("metrics", {}))
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)

@@ -278,6 +278,10 @@ def test_a_run_made_before_runs_saved_weights_is_remade_for_an_attack(
     assert _values(res.record) == _values(rec)
     assert (old / res.record["artifacts"]["model"]).is_dir()
     assert runner.run(spec, store=tmp_path / "s", need_model=True).skipped  # done once
+    shutil.rmtree(old / "model")  # a clone of a store committed without the weights
+    assert item_state(item, tmp_path / "s").remake
+    assert runner.run(spec, store=tmp_path / "s", need_model=True).record["remade"] == \
+        {"reason": "no saved model", "metrics_changed": []}
     assert _attack("relearn", old).record["status"] == "ok"
 
 

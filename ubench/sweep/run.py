@@ -63,8 +63,9 @@ def item_state(item: RunItem, store: Path) -> ItemState:
             metrics = metric_values(dict(rec))
             pending = pending_attacks(item.attacks, item.attack_sets, folder)
             if pending:
+                saved = rec.get("artifacts", {}).get("model")
                 remake = (not rec.get("method", {}).get("reference")
-                          and not rec.get("artifacts", {}).get("model"))
+                          and not (saved and (folder / saved).is_dir()))
                 return ItemState("attacks", path, metrics=metrics, pending=pending,
                                  remake=remake)
             return ItemState("done", path, metrics=metrics)

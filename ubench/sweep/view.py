@@ -46,7 +46,7 @@ def plan_table(items: list[RunItem], states: list[ItemState]) -> Table:
     for item, st in zip(items, states, strict=True):
         label = what[st.kind] + (f" (step {st.step})" if st.kind == "partial" else "") + (
             f" ({', '.join(st.pending)})" if st.kind == "attacks" else "") + (
-            " after remaking the run (no saved model)" if st.remake else "")
+            " after remaking the run (its model is missing)" if st.remake else "")
         table.add_row(Text(label, style=_STYLE[st.kind]), Text(item.block), Text(item.method),
                       Text(item.task), str(item.seed), Text(" ".join(item.overrides)),
                       item.run_id)
