@@ -40,6 +40,7 @@ from ubench.registry import METHODS, TASKS
 from ubench.store import (
     IDENTITY_VERSION,
     SCHEMA_VERSION,
+    model_missing,
     read_record,
     remove_stale_temporaries,
     run_dir,
@@ -244,8 +245,8 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     started meanwhile waits, then finds the record and skips. Ctrl-C or SIGTERM becomes
     :class:`InterruptedRun` (exit 130 / 143) saying from which step a rerun resumes.
 
-    ``need_model`` (the caller will attack the run): a finished run whose record has no saved
-    model (made before runs saved their weights) is made again in place. A run is determined
+    ``need_model`` (the caller will attack the run): a finished run without its saved model
+    (:func:`~ubench.store.model_missing`) is made again in place. A run is determined
     by its identity on CPU, so the new record should repeat the old metrics; any that differ are
     said. The old record stays until the new one replaces it, so an interrupted or failed remake
     loses nothing.
@@ -255,15 +256,6 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     with hold(root / ".locks" / f"{spec.run_id}.lock", f"run {spec.run_id}", say):
         return _run_locked(spec, root, force, device, checkpoint_every, on_step, say, progress,
                            need_model)
-
-
-def lacks_model(spec: RunSpec, record: dict[str, Any], folder: Path) -> bool:
-    """Whether the finished ``record`` of ``spec`` (in ``folder``) should have its unlearned
-    model (for attacks) but has none: it was made before runs saved their weights, or its
-    ``model/`` folder is gone (a clone of a store whose records are committed without weights)."""
-    saved = record.get("artifacts", {}).get("model")
-    return (spec.task_cls.save_model and not spec.method_cls.reference
-            and not (saved and (folder / saved).is_dir()))
 
 
 def usable_store(root: Path) -> Path:
@@ -295,7 +287,7 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
     if record_path.exists():
         rec = read_record(record_path)  # raises CorruptRecordError with the fix
         if rec["status"] == "ok":
-            if not (need_model and lacks_model(spec, dict(rec), folder)):
+            if not (need_model and spec.task_cls.save_model and model_missing(rec, folder)):
                 say(f"finished already: {record_path} (use --force to redo)")
                 return RunResult(dict(rec), record_path, True)
             say(f"remaking {record_path}: an attack needs its model, which it has not (made "

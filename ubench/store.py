@@ -58,6 +58,15 @@ def remove_stale_temporaries(folder: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def model_missing(record: Mapping[str, Any], folder: Path) -> bool:
+    """Whether the finished run ``record`` in ``folder`` is a method's run (not a reference row,
+    which saves nothing) without its unlearned model on disk: made before runs saved their
+    weights, or its ``model/`` folder is gone (a clone of a store committed without weights)."""
+    saved = record.get("artifacts", {}).get("model")
+    return (not record.get("method", {}).get("reference")
+            and not (saved and (folder / saved).is_dir()))
+
+
 def validate_record(rec: Any, where: str) -> Record:
     """Check a record against the JSON Schema (``ubench/record.schema.json``); raise
     :class:`CorruptRecordError` naming the first problem and the fix."""

@@ -44,13 +44,14 @@ class ItemState:
     step: int = 0
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     pending: tuple[str, ...] = ()
-    #: ``attacks`` on a run made before runs saved their weights: its worker remakes it first
+    #: ``attacks`` on a run without its saved model (made before runs saved their weights, or
+    #: its ``model/`` folder is gone): its worker remakes it first
     remake: bool = False
 
 
 def item_state(item: RunItem, store: Path) -> ItemState:
     """The state of ``item``'s run in the store ``store``."""
-    from ubench.store import read_record, run_dir
+    from ubench.store import model_missing, read_record, run_dir
 
     folder = run_dir(store, item.task, item.method, item.run_id)
     path = folder / "record.json"
@@ -63,11 +64,8 @@ def item_state(item: RunItem, store: Path) -> ItemState:
             metrics = metric_values(dict(rec))
             pending = pending_attacks(item.attacks, item.attack_sets, folder)
             if pending:
-                saved = rec.get("artifacts", {}).get("model")
-                remake = (not rec.get("method", {}).get("reference")
-                          and not (saved and (folder / saved).is_dir()))
                 return ItemState("attacks", path, metrics=metrics, pending=pending,
-                                 remake=remake)
+                                 remake=model_missing(rec, folder))
             return ItemState("done", path, metrics=metrics)
         if rec["status"] == "failed":
             return ItemState("failed", path, rec.get("error") or "failed")
