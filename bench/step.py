@@ -36,6 +36,7 @@ implementations: it only uses the method registry and the model layer.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import itertools
 import statistics
@@ -112,7 +113,17 @@ class FixedEmbeddings:
 
 
 def text_unet(name: str) -> tuple[Any, int, int, int]:
-    """(UNet2DConditionModel, latent size, embedding length, embedding dim) of a preset."""
+    """(UNet2DConditionModel, latent size, embedding length, embedding dim) of a preset: a fresh
+    copy of one random initialisation per preset (initialising SD's 860M parameters on the CPU
+    takes longer than a measured step, and every measurement builds the model anew)."""
+    import copy
+
+    unet, size, length, dim = _text_unet(name)
+    return copy.deepcopy(unet), size, length, dim
+
+
+@functools.cache
+def _text_unet(name: str) -> tuple[Any, int, int, int]:
     from diffusers import UNet2DConditionModel
 
     if name == "unet50m":

@@ -76,16 +76,32 @@ def _byte_codepoints() -> Iterator[int]:
     yield from range(256, 256 + 256 - len(printable))
 
 
+def _sd_scheduler() -> Any:
+    """Stable Diffusion v1.4's PNDM scheduler (its ``scheduler/scheduler_config.json``)."""
+    from diffusers import PNDMScheduler
+
+    return PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1,
+                         set_alpha_to_one=False)
+
+
+def _save_pipeline(folder: str | Path, vae: Any, text: Any, unet: Any, tokenizer: Any) -> Path:
+    from diffusers import StableDiffusionPipeline
+
+    pipe: Any = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer,
+                                        unet=unet, scheduler=_sd_scheduler(),
+                                        safety_checker=None, feature_extractor=None,
+                                        requires_safety_checker=False)
+    out = Path(folder)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return out
+
+
 def build_tiny_pipeline(folder: str | Path, *, seed: int = 0, resolution: int = 32) -> Path:
     """Write a tiny random Stable Diffusion (VAE, UNet, CLIP text model, real CLIP tokenizer,
     PNDM scheduler with SD's betas) to ``folder`` in the diffusers layout, via
     ``StableDiffusionPipeline.save_pretrained`` — the tests' stand-in for SD v1.4."""
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
@@ -103,16 +119,51 @@ def build_tiny_pipeline(folder: str | Path, *, seed: int = 0, resolution: int = 
                                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                                 cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
-    sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                          num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1,
-                          set_alpha_to_one=False)
-    pipe: Any = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=clip_tokenizer(),
-                                   unet=unet, scheduler=sched, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    out = Path(folder)
-    pipe.save_pretrained(out, safe_serialization=True)
+    out = _save_pipeline(folder, vae, text, unet, clip_tokenizer())
     _write_test_assets(out)
     return out
+
+
+def sd14_modules(seed: int = 0) -> tuple[Any, Any, Any]:
+    """(VAE, CLIP text encoder, UNet) with Stable Diffusion v1.4's exact configs (its
+    ``vae``, ``text_encoder`` and ``unet`` ``config.json``: 83.7M, 123.1M and 859.5M parameters)
+    and random weights drawn after ``torch.manual_seed(seed)``."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4,
+                        block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                        norm_num_groups=32, sample_size=512, act_fn="silu")
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072,
+                                        num_hidden_layers=12, num_attention_heads=12,
+                                        max_position_embeddings=77, hidden_act="quick_gelu",
+                                        projection_dim=768, bos_token_id=49406,
+                                        eos_token_id=49407, pad_token_id=1))
+    unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                                block_out_channels=(320, 640, 1280, 1280),
+                                cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+                                down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                                                  "CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D",
+                                                "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+    return vae, text, unet
+
+
+def build_sd14_random_pipeline(folder: str | Path, *, seed: int = 0,
+                               tokenizer: Any = None) -> Path:
+    """Write a Stable Diffusion with v1.4's exact architecture (:func:`sd14_modules`) and
+    **random weights** to ``folder`` in the diffusers layout (~4.3 GB of fp32 safetensors).
+
+    For measuring time and memory on a GPU with the real loader (``bench/sd_gpu.py``): cost does
+    not depend on the weights, and nothing has to be downloaded. ``tokenizer`` defaults to the
+    exact CLIP tokenizer built from open_clip's vocabulary.
+    """
+    vae, text, unet = sd14_modules(seed)
+    return _save_pipeline(folder, vae, text, unet,
+                          clip_tokenizer() if tokenizer is None else tokenizer)
 
 
 def _write_test_assets(folder: Path) -> None:

@@ -106,11 +106,11 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-#: attack budgets sized for Stable Diffusion (docs/attacks.md: cost estimates). Fine-tuning
-#: attacks use the paper's fine-tuning lr (1e-5) and batch 4; inversion follows a short textual
-#: inversion (lr 5e-3, batch 4; Pham et al. train 5,000 steps); the soft-prompt attack keeps
-#: UnlearnDiffAtk's recipe on 142 prompts, its prompt-set size. Every measurement regenerates
-#: the first 200 probe prompts (sd-nudity: I2P rows), not all 854.
+#: attack budgets sized for Stable Diffusion (docs/attacks.md: their cost, measured on an H200).
+#: Fine-tuning attacks use the paper's fine-tuning lr (1e-5) and batch 4; inversion follows a
+#: short textual inversion (lr 5e-3, batch 4; Pham et al. train 5,000 steps); the soft-prompt
+#: attack keeps UnlearnDiffAtk's recipe on 142 prompts, its prompt-set size. Every measurement
+#: regenerates the first 200 probe prompts (sd-nudity: I2P rows), not all 854.
 _FINETUNE_ATTACK = {"lr": 1e-5, "batch_size": 4, "probe_limit": 200}
 ATTACK_DEFAULTS: dict[str, dict[str, Any]] = {
     "relearn": _FINETUNE_ATTACK, "resurgence": _FINETUNE_ATTACK,

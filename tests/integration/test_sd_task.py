@@ -18,6 +18,8 @@ from ubench.errors import ConfigError, MissingAssetError
 from ubench.models.sd import load_sd, resolve_sd
 from ubench.testing import clip_tokenizer
 
+ROOT = Path(__file__).resolve().parents[2]
+
 FAST = ["task.sampling_steps=4", "task.limit=4", "method.steps=3"]
 
 
@@ -159,3 +161,37 @@ def test_acceptance_command(tiny_sd: Path, tmp_path: Path) -> None:
     rec = json.loads(proc.stdout)
     assert rec["method"]["config"]["steps"] == 100
     assert rec["metrics"]["exposed_parts"]["n"] == 4
+
+
+def test_sd14_modules_have_stable_diffusion_v1_4s_sizes() -> None:
+    """The GPU check's stand-in (random weights) has SD v1.4's exact architecture: its parameter
+    counts are those of CompVis/stable-diffusion-v1-4 (built on the meta device: no memory)."""
+    from ubench.testing import sd14_modules
+
+    with torch.device("meta"):
+        vae, text, unet = sd14_modules()
+    assert [sum(p.numel() for p in m.parameters()) for m in (vae, text, unet)] == \
+        [83_653_863, 123_060_480, 859_520_964]
+
+
+def test_the_sd_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
+    """bench/sd_gpu.py end to end on the tiny pipeline (its numbers mean nothing here)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sd_gpu", ROOT / "bench/sd_gpu.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "sd_gpu.json"
+    result = bench.main(["--device", "cpu", "--tiny", "--prompts", "9", "--repeat", "1",
+                         "--out", str(out)])
+    assert json.loads(out.read_text())["tiny"] is True
+    assert set(result["units"]) == {"generate_batch", "generate_image", "finetune_step",
+                                    "invert_step", "softprompt_iteration"}
+    assert all(u["seconds"] > 0 for u in result["units"].values())
+    assert result["softprompt_chunks_per_iteration"] == 2
+    # the budgets follow the sd tasks' recorded defaults: 200 relearn steps, 2,000 invert steps
+    assert result["budgets"]["relearn"]["budgets"] == [0, 10, 50, 200]
+    assert result["budgets"]["invert"]["budgets"] == [0, 500, 2000]
+    relearn = result["budgets"]["relearn"]
+    assert relearn["train_s"] == pytest.approx(200 * result["units"]["finetune_step"]["seconds"])
