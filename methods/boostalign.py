@@ -25,9 +25,9 @@ The projection is over **all** trainable parameters as one vector, as in the cod
 gradient tensors (``a`` is their negation, folded into the coefficients, never materialised).
 ``r`` is computed straight into ``.grad``; the dot products and norms are BLAS reductions per
 block accumulated in float64 (no float64 copy of any tensor), and ``a' + lambda r'`` is written
-into ``.grad`` in place, block by block. On Stable Diffusion's 860M-parameter UNet the buffer is
-3.4 GB, the least the rule can use; ``bench/step.py`` measures time and memory against
-``graddiff``.
+into ``.grad`` in place, block by block (on a GPU: multi-tensor kernels, the same arithmetic up
+to float32 rounding). On Stable Diffusion's 860M-parameter UNet the buffer is 3.4 GB, the least
+the rule can use; ``bench/step.py`` measures time and memory against ``graddiff``.
 
 **Not tuned.** The defaults stay the paper's (lambda 5, clip alpha 0.1) while the baselines are
 tuned (``plans/tune-digits.toml``). For information, the same grid as ``graddiff`` on
@@ -87,28 +87,48 @@ def _blocks(x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple[torch.Tensor, to
         yield xf[lo:lo + BLOCK], yf[lo:lo + BLOCK]
 
 
-def dots(a: Sequence[torch.Tensor], r: Sequence[torch.Tensor]) -> tuple[float, float, float]:
+def _fused(tensors: Sequence[torch.Tensor], fused: bool | None) -> bool:
+    """Whether to take the accelerator path (multi-tensor kernels): by default, when the tensors
+    are not on the CPU."""
+    if fused is not None:
+        return fused
+    return bool(tensors) and tensors[0].device.type != "cpu"
+
+
+def dots(a: Sequence[torch.Tensor], r: Sequence[torch.Tensor], fused: bool | None = None
+         ) -> tuple[float, float, float]:
     """(<a, r>, ||a||^2, ||r||^2) over all tensors as one vector.
 
-    Each block's dot products are BLAS float32 reductions; the blocks are accumulated in float64
-    on the tensors' device, with one synchronisation at the end. No float64 copy of any tensor
-    is made; the relative error is ~1e-8 (float32 rounding within a block), against ~5e-6 for
-    one float32 dot per tensor of a few million entries.
+    On the CPU each block's dot products are BLAS float32 reductions; the blocks are accumulated
+    in float64, with one synchronisation at the end. No float64 copy of any tensor is made; the
+    relative error is ~1e-8 (float32 rounding within a block), against ~5e-6 for one float32 dot
+    per tensor of a few million entries. On an accelerator (``fused``) the per-tensor float32
+    results (one dot per tensor for the cross term, ``torch._foreach_norm`` for the norms) are
+    summed in float64: a few kernel launches per tensor instead of seven, which is what the step
+    costs there (``bench/step.py``: boostalign / graddiff 1.27 on an H200 before).
     """
+    if not a:
+        return 0.0, 0.0, 0.0
+    if _fused(a, fused):
+        cross = torch.stack([torch.dot(x.reshape(-1), y.reshape(-1))
+                             for x, y in zip(a, r, strict=True)]).double().sum()
+        na = torch.stack(torch._foreach_norm(list(a))).double().square().sum()
+        nr = torch.stack(torch._foreach_norm(list(r))).double().square().sum()
+        ar, aa, rr = torch.stack([cross, na, nr]).tolist()
+        return float(ar), float(aa), float(rr)
     acc: torch.Tensor | None = None
     for x, y in zip(a, r, strict=True):
         for xb, yb in _blocks(x, y):
             xf, yf = xb.reshape(-1), yb.reshape(-1)
             part = torch.stack([torch.dot(xf, yf), torch.dot(xf, xf), torch.dot(yf, yf)])
             acc = part.double() if acc is None else acc + part.double()
-    if acc is None:
-        return 0.0, 0.0, 0.0
+    assert acc is not None
     ar, aa, rr = acc.tolist()
     return float(ar), float(aa), float(rr)
 
 
-def restricted_gradient_(g: Sequence[torch.Tensor], r: Sequence[torch.Tensor], weight: float
-                         ) -> bool:
+def restricted_gradient_(g: Sequence[torch.Tensor], r: Sequence[torch.Tensor], weight: float,
+                         fused: bool | None = None) -> bool:
     """Overwrite ``r`` with ``a' + weight * r'`` for the forget direction ``a = -g`` (the
     restricted-gradient rule); return whether the directions conflicted (``<a, r> < 0``, and the
     projection was applied).
@@ -117,12 +137,22 @@ def restricted_gradient_(g: Sequence[torch.Tensor], r: Sequence[torch.Tensor], w
     is exact, so ``a - ca r = -(g + ca r)`` and ``r - cr a = r + cr g`` bit for bit); it is left as
     it was. Tensors are per parameter, treated as one vector. A zero ``g`` or ``r`` cannot conflict
     (its dot product is 0): the plain ``a + weight * r`` is written.
+
+    On an accelerator (``fused``, default: tensors not on the CPU) the same update is written as
+    the one linear combination it is, ``(weight - ca) r + (weight cr - 1) g``, by two
+    multi-tensor kernels (``torch._foreach_mul_`` / ``_foreach_add_``) instead of five kernels
+    per tensor; it equals the CPU's block-wise arithmetic up to float32 rounding.
     """
-    s, aa, rr = dots(g, r)
+    s, aa, rr = dots(g, r, fused)
     s = -s  # <a, r> = -<g, r>
     conflict = s < 0  # implies aa > 0 and rr > 0: no guard needed
     ca, cr = (s / rr, s / aa) if conflict else (0.0, 0.0)
     with torch.no_grad():
+        if _fused(r, fused):
+            ys, gs = list(r), list(g)
+            torch._foreach_mul_(ys, weight - ca)
+            torch._foreach_add_(ys, gs, alpha=weight * cr - 1.0)
+            return conflict
         for x, y in zip(g, r, strict=True):
             for gb, yb in _blocks(x, y):
                 if conflict:

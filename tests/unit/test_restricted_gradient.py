@@ -163,3 +163,32 @@ def test_dots_match_float64_sums() -> None:
     assert s == pytest.approx(float(fa @ fr), rel=1e-6)
     assert aa == pytest.approx(float(fa @ fa), rel=1e-6)
     assert rr == pytest.approx(float(fr @ fr), rel=1e-6)
+
+
+@pytest.mark.parametrize("conflicting", [True, False])
+@pytest.mark.parametrize("device", ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
+def test_the_fused_accelerator_path_matches_the_block_path(conflicting: bool, device: str
+                                                           ) -> None:
+    """The multi-tensor path a GPU takes (dots by per-tensor dot + ``_foreach_norm``, the update
+    as one linear combination) gives the block path's dots, decision and step up to float32
+    rounding; forced with ``fused=True`` on the CPU, and on CUDA by default where there is one."""
+    gen = torch.Generator().manual_seed(7)
+    a = [torch.randn(13, 5, generator=gen), torch.randn(4000, generator=gen),
+         torch.randn(3, 3, 3, generator=gen)]
+    sign = -1.0 if conflicting else 1.0
+    r = [sign * x + 0.5 * torch.randn(x.shape, generator=gen) for x in a]
+    g = [-x for x in a]
+    ref = [x.clone() for x in r]
+    ref_dots = dots(g, ref, fused=False)
+    ref_conflict = restricted_gradient_(g, ref, 5.0, fused=False)
+    assert ref_conflict is conflicting
+    g_dev = [x.to(device) for x in g]
+    got = [x.clone().to(device) for x in r]
+    fused = True if device == "cpu" else None  # None: chosen by the tensors' device
+    got_dots = dots(g_dev, got, fused=fused)
+    for x, y in zip(got_dots, ref_dots, strict=True):
+        assert x == pytest.approx(y, rel=1e-5)
+    assert restricted_gradient_(g_dev, got, 5.0, fused=fused) is conflicting
+    for x, y in zip(got, ref, strict=True):
+        torch.testing.assert_close(x.cpu(), y, rtol=1e-5, atol=1e-5)
+    assert dots([], [], fused=True) == (0.0, 0.0, 0.0)
