@@ -134,15 +134,9 @@ def _text_unet(name: str) -> tuple[Any, int, int, int]:
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
         return unet, 32, 16, 256
     if name == "sd14":  # CompVis/stable-diffusion-v1-4 unet/config.json, random weights
-        unet = UNet2DConditionModel(
-            sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
-            attention_head_dim=8, norm_num_groups=32,
-            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                              "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                            "CrossAttnUpBlock2D"))
-        return unet, 64, 77, 768
+        from ubench.testing import sd14_unet
+
+        return sd14_unet(), 64, 77, 768
     raise SystemExit(f"unknown model {name!r}; valid: digits, unet50m, sd14")
 
 

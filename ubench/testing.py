@@ -128,7 +128,7 @@ def sd14_modules(seed: int = 0) -> tuple[Any, Any, Any]:
     """(VAE, CLIP text encoder, UNet) with Stable Diffusion v1.4's exact configs (its
     ``vae``, ``text_encoder`` and ``unet`` ``config.json``: 83.7M, 123.1M and 859.5M parameters)
     and random weights drawn after ``torch.manual_seed(seed)``."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
@@ -142,14 +142,21 @@ def sd14_modules(seed: int = 0) -> tuple[Any, Any, Any]:
                                         max_position_embeddings=77, hidden_act="quick_gelu",
                                         projection_dim=768, bos_token_id=49406,
                                         eos_token_id=49407, pad_token_id=1))
-    unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    return vae, text, sd14_unet()
+
+
+def sd14_unet() -> Any:
+    """Stable Diffusion v1.4's UNet (its ``unet/config.json``, 859.5M parameters), randomly
+    initialised from torch's global generator."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
                                 block_out_channels=(320, 640, 1280, 1280),
                                 cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
                                 down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                                                   "CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D",
                                                 "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
-    return vae, text, unet
 
 
 def build_sd14_random_pipeline(folder: str | Path, *, seed: int = 0,
