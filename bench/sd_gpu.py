@@ -41,7 +41,12 @@ from typing import Any
 import torch
 
 from ubench.attacks.relearn import RelearnConfig
-from ubench.attacks.softprompt import _StraightThrough, draw_tokens, project_simplex
+from ubench.attacks.softprompt import (
+    SoftPromptConfig,
+    _StraightThrough,
+    draw_tokens,
+    project_simplex,
+)
 from ubench.models import soft
 from ubench.models.sd import LatentDiffusionModel, load_sd
 from ubench.tasks.sd.task import ATTACK_DEFAULTS, SDConfig
@@ -160,7 +165,8 @@ def budgets(u: dict[str, dict[str, float]], prompts: int) -> dict[str, dict[str,
         out[name] = {"budgets": list(bud), "probe_prompts": int(d["probe_limit"]),
                      "train_s": train, "generate_s": gen, "total_s": train + gen}
     it = u["softprompt_iteration"]["seconds"]
-    blocks, iters = 50, 40  # UnlearnDiffAtk's defaults (SoftPromptConfig)
+    sp = SoftPromptConfig()  # UnlearnDiffAtk's defaults: 50 timesteps x 40 iterations
+    blocks, iters = sp.timesteps, sp.iterations
     # targets by the base model + the plain measurement + one measurement per timestep block
     gens = (2 + blocks) * prompts * image
     out["softprompt"] = {"prompts": prompts, "iterations": blocks * iters,
