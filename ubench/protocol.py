@@ -235,6 +235,187 @@ def front_scalars(rule: TuningRule, target: float, method: str,
                         any(x >= phi_t - 1e-12 for x, _ in xy))
 
 
+# ---------------------------------------------------------------------- evaluation ranking
+@dataclass
+class Standing:
+    """One row of an evaluation table scored by the fronts' scalars: the row's runs (forget
+    instances x seeds) are one point of the trade-off, measured on the evaluation split."""
+
+    label: str
+    method: str
+    reference: bool
+    runs: int
+    #: the forgetting metric as the tables give it (UA, concept rate), with its interval
+    forget: float
+    forget_ci: tuple[float, float]
+    keep: float
+    keep_ci: tuple[float, float]
+    #: the keep metric if the row reaches the target, else 0 (the fronts' *best keep at target*
+    #: of a one-point front)
+    keep_at_target: float
+    keep_at_target_ci: tuple[float, float]
+    #: forgetting score x keep: the area under a one-point front
+    area: float
+    area_ci: tuple[float, float]
+    reached: bool
+    #: how many of the row's runs reach the target on their own
+    runs_reaching: int
+    #: (keep at target, area) of every bootstrap replicate, for the rank interval
+    replicates: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
+    #: competition rank among the ranked rows (None for reference rows) and its 95 % interval
+    rank: int | None = None
+    rank_ci: tuple[int, int] | None = None
+
+
+def standing(rule: TuningRule, target: float, label: str, method: str,
+             runs: Sequence[Mapping[str, np.ndarray]], *, reference: bool = False,
+             resamples: int = 1000, seed: int = BOOTSTRAP_SEED) -> Standing:
+    """Score one evaluation row: ``runs`` holds, per run, the per-sample scores of the rule's
+    forget and keep metrics. The row's metric is the mean over runs of each run's mean (the
+    tables' mean); intervals are 95 % hierarchical bootstrap intervals (runs, then the samples
+    within each run), the same resampling as :func:`front_scalars`."""
+    if not runs:
+        raise ValueError("a standing needs at least one run")
+    phi_t = rule.score(target)
+
+    def means(picked: Sequence[Mapping[str, np.ndarray]]) -> tuple[float, float]:
+        return (float(np.mean([r[rule.forget].mean() for r in picked])),
+                float(np.mean([r[rule.keep].mean() for r in picked])))
+
+    def scalars(f: float, k: float) -> tuple[float, float]:
+        phi = min(1.0, max(0.0, rule.score(f)))
+        return (k if phi >= phi_t - 1e-12 else 0.0), phi * k
+
+    f, k = means(runs)
+    at, area = scalars(f, k)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(resamples):
+        picked = [runs[int(i)] for i in rng.integers(0, len(runs), size=len(runs))]
+        rf, rk = means([{m: v[rng.integers(0, len(v), size=len(v))] for m, v in r.items()}
+                        for r in picked])
+        reps.append((rf, rk, *scalars(rf, rk)))
+    arr = np.asarray(reps)
+
+    def ci(col: int, value: float) -> tuple[float, float]:
+        lo, hi = np.quantile(arr[:, col], [0.025, 0.975])
+        return min(float(lo), value), max(float(hi), value)
+
+    reaching = sum(rule.reaches(float(r[rule.forget].mean()), target) for r in runs)
+    return Standing(label, method, reference, len(runs), f, ci(0, f), k, ci(1, k), at,
+                    ci(2, at), area, ci(3, area), rule.score(f) >= phi_t - 1e-12, reaching,
+                    arr[:, 2:4])
+
+
+def _competition_ranks(scores: Sequence[tuple[float, float]]) -> list[int]:
+    """1 + how many entries beat each one on (keep at target, area): equal scores share a rank."""
+    def beats(x: tuple[float, float], y: tuple[float, float]) -> bool:
+        return x[0] > y[0] + 1e-12 or (abs(x[0] - y[0]) <= 1e-12 and x[1] > y[1] + 1e-12)
+
+    return [1 + sum(beats(other, mine) for other in scores) for mine in scores]
+
+
+def rank_standings(standings: Sequence[Standing]) -> list[Standing]:
+    """Ranked rows first, by keep at target, then the larger one-point area (equal scores share
+    a rank), reference rows after them (yardsticks, never ranked). Each ranked row gets the 95 %
+    interval of its rank over the bootstrap replicates: :func:`standing` resamples every row
+    with the same indices (the same seed), which pairs the rows — they share forget instances,
+    seeds, prompts and evaluation noise — when their runs are in the same order."""
+    ranked = [s for s in standings if not s.reference]
+    for s, r in zip(ranked, _competition_ranks([(s.keep_at_target, s.area) for s in ranked]),
+                    strict=True):
+        s.rank = r
+    n_rep = min((len(s.replicates) for s in ranked), default=0)
+    if n_rep and len(ranked) > 1:
+        reps = np.array([_competition_ranks([(float(s.replicates[b, 0]),
+                                              float(s.replicates[b, 1])) for s in ranked])
+                         for b in range(n_rep)])
+        for j, s in enumerate(ranked):
+            lo, hi = np.quantile(reps[:, j], [0.025, 0.975], method="inverted_cdf")
+            s.rank_ci = (min(int(lo), s.rank or 1), max(int(hi), s.rank or 1))
+    elif ranked:
+        ranked[0].rank_ci = (1, 1)
+    return sorted(standings, key=lambda s: (s.reference, s.rank or 0, -s.keep_at_target,
+                                            -s.area, s.label))
+
+
+#: (rule, target, standings in rank order, rows left out and why) per evaluation table
+Ranking = tuple[TuningRule, float, list[Standing], list[str]]
+
+
+def _interval(value: float, ci: tuple[float, float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def rankings_markdown(found: Mapping[str, Ranking],
+                      extra: Mapping[str, Mapping[str, Mapping[str, str]]],
+                      md: Any) -> list[str]:
+    """Markdown section: per evaluation table, its protocol rows ranked by the fronts' scalar.
+    ``extra[title][label]`` holds preformatted *how it forgets* cells (garbage rate, oracle TV);
+    ``md`` escapes."""
+    if not found:
+        return []
+    lines = ["## Ranking on the evaluation split", "",
+             "The tables' rows at the tuned preset (the fair protocol's rows), ranked by the "
+             "fronts' scalar on the evaluation split: *keep at target* is the row's keep-metric "
+             "if its mean forgetting reaches the task's target (the tuned preset's), else 0; "
+             "ties go to the larger *area* (forgetting score x keep: the area under a one-point "
+             "front); equal scores share a rank. Reference rows are yardsticks, not ranked. "
+             "Intervals: 95 % bootstrap over the row's runs (forget instances x seeds) and the "
+             "samples within them, every row resampled with the same indices (the rows share "
+             "instances, seeds, prompts and evaluation noise), so the rank has an interval too; "
+             "a keep-at-target interval reaching 0 means the row reaches the target only on "
+             "some resamples. The last columns say *how* it forgets: a row can reach the target by "
+             "drawing garbage.", ""]
+    for title, (rule, target, standings, left_out) in found.items():
+        cells: Mapping[str, Mapping[str, str]] = extra.get(title, {})
+        heads = sorted({k for v in cells.values() for k in v})
+        head = ["rank", "method", "runs", md(rule.forget), md(rule.keep), "keep at target ↑",
+                "area ↑", "runs reaching", *(md(h) for h in heads)]
+        lines += [f"### {md(title)}", "", f"Rule: {md(rule.describe(target))}.", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in standings:
+            if s.reached:
+                at = _interval(s.keep_at_target, s.keep_at_target_ci)
+            elif s.keep_at_target_ci[1] > 0:
+                at = (f"— (not reached; reaches it in some replicates: "
+                      f"[{s.keep_at_target_ci[0]:.3f}, {s.keep_at_target_ci[1]:.3f}])")
+            else:
+                at = "— (not reached)"
+            rank = ("ref" if s.reference or s.rank is None else
+                    f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""))
+            row = [rank, md(s.label), str(s.runs),
+                   _interval(s.forget, s.forget_ci), _interval(s.keep, s.keep_ci), at,
+                   _interval(s.area, s.area_ci), f"{s.runs_reaching} of {s.runs}",
+                   *(md(cells.get(s.label, {}).get(h, "—")) for h in heads)]
+            lines.append("| " + " | ".join(row) + " |")
+        if left_out:
+            lines += ["", "Not ranked: " + "; ".join(md(x) for x in left_out) + "."]
+        lines.append("")
+    return lines
+
+
+def rankings_table(found: Mapping[str, Ranking]) -> list[dict[str, Any]]:
+    """Every ranked and reference row as a flat row (for ``ranking.csv``)."""
+    rows = []
+    for title, (rule, target, standings, _left) in found.items():
+        for s in standings:
+            rows.append({"table": title, "rank": s.rank,
+                         "rank_lo": s.rank_ci[0] if s.rank_ci else None,
+                         "rank_hi": s.rank_ci[1] if s.rank_ci else None,
+                         "method": s.label, "reference": s.reference, "runs": s.runs,
+                         "forget_metric": rule.forget, "keep_metric": rule.keep,
+                         "target": target, "forget": s.forget, "forget_lo": s.forget_ci[0],
+                         "forget_hi": s.forget_ci[1], "keep": s.keep, "keep_lo": s.keep_ci[0],
+                         "keep_hi": s.keep_ci[1], "reached": s.reached,
+                         "keep_at_target": s.keep_at_target,
+                         "keep_at_target_lo": s.keep_at_target_ci[0],
+                         "keep_at_target_hi": s.keep_at_target_ci[1], "area": s.area,
+                         "area_lo": s.area_ci[0], "area_hi": s.area_ci[1],
+                         "runs_reaching": s.runs_reaching})
+    return rows
+
+
 # ---------------------------------------------------------------------- oracle gap
 def forget_labels(record: Mapping[str, Any]) -> list[str]:
     """The labels of a run's forget-condition generations (``samples.jsonl``'s ``label``)."""
@@ -355,7 +536,9 @@ def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:
     return done
 
 
-def _scores(record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def run_scores(record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The per-sample scores a run saved (``scores.safetensors``: metric -> one value per
+    sample); empty when it saved none."""
     art = record.get("artifacts", {}).get("scores")
     path = Path(str(record.get("_path", ""))).parent / str(art)
     if not art or not path.is_file():
@@ -404,7 +587,7 @@ def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = 
         runs: dict[str, list[list[dict[str, np.ndarray]]]] = {}
         for m, pts in methods.items():
             for recs in pts.values():
-                scores = [_scores(r) for r in recs]
+                scores = [run_scores(r) for r in recs]
                 if not all(rule.forget in s and rule.keep in s for s in scores):
                     continue
                 space = (recs[0].get("protocol") or {}).get("point", {})

@@ -141,3 +141,66 @@ def test_committed_leaderboard_is_generated_from_committed_records(tmp_path: Pat
         else:
             same = new.read_bytes() == old.read_bytes()
         assert same, f"leaderboard/{name} is stale: {fix}"
+
+
+def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: Path) -> None:
+    """The protocol's rows (at the committed tuned preset) are ranked on their own evaluation
+    runs by keep-at-target with intervals; a row that misses the target ranks below every row
+    that reaches it whatever it keeps; reference rows are listed, not ranked; a row whose runs
+    saved no per-sample scores is named, not silently dropped; other configs are not ranked."""
+    import numpy as np
+    import pandas as pd
+    from safetensors.numpy import save_file
+
+    from ubench.presets import PRESET_DIR
+    from ubench.registry import METHODS
+
+    tuned = json.loads((PRESET_DIR / "tuned.json").read_text())["tasks"]["digits-class"]
+    rng = np.random.default_rng(0)
+    # method: (ua, ra, whether its runs saved scores, at the tuned point)
+    rows = {"salun": (1.0, 0.99, True, True), "graddiff": (1.0, 0.90, True, True),
+            "finetune": (0.2, 1.0, True, True), "ga": (1.0, 0.1, False, True),
+            "rl": (1.0, 1.0, True, False), "retrain": (0.99, 1.0, True, False),
+            "base": (0.0, 1.0, True, False)}
+    recs, scores = [], {}
+    for method, (ua, ra, saved, at_tuned) in rows.items():
+        for seed in (0, 1):
+            rec = record(method, seed, ua)
+            rec["identity_version"] = 2  # made with asset digests in its identity: current
+            if at_tuned:
+                rec["method"]["config"].update(tuned["methods"][method]["values"])
+            elif method == "rl":  # a config away from its tuned point: not a protocol row
+                rec["method"]["config"]["lr"] = 0.123
+            rec["metrics"]["ra"] = {**rec["metrics"]["ua"], "value": ra}
+            if saved:
+                rec["artifacts"] = {"scores": "scores.safetensors"}
+                scores[rec["run_id"]] = {"ua": (rng.random(200) < ua).astype(np.float64),
+                                         "ra": (rng.random(300) < ra).astype(np.float64)}
+            recs.append(validate_record(rec, "synthetic"))
+    assert METHODS.get("rl").Config().to_dict()["lr"] != 0.123
+    write(tmp_path / "s", recs)
+    for rec in recs:
+        if rec["run_id"] in scores:
+            save_file(scores[rec["run_id"]], str(tmp_path / "s" / "digits-class" /
+                                                 rec["method"]["id"] / rec["run_id"] /
+                                                 "scores.safetensors"))
+    build_report(tmp_path / "s", tmp_path / "lb", formats=("md", "csv"))
+    text = (tmp_path / "lb" / "README.md").read_text()
+    section = text[text.index("## Ranking on the evaluation split"):]
+    lines = [ln for ln in section.splitlines() if (ln.startswith("| ") and "[tuned" in ln)
+             or ln.startswith("| ref")]
+    order = [ln.split("|")[2].strip() for ln in lines]
+    assert order == ["salun \\[tuned\\]", "graddiff \\[tuned\\]", "finetune \\[tuned\\]",
+                     "retrain", "base"]
+    assert lines[0].startswith("| 1 [1, 1] |") and lines[2].startswith("| 3 [3, 3] |")
+    assert "— (not reached)" in lines[2] and "0 of 2" in lines[2]
+    assert "maximise ra subject to ua &gt;= 0.95" in section
+    assert "Not ranked: ga \\[tuned\\] \\(a run saved no per-sample ua / ra scores\\)" in section
+    assert "rl (lr=0.123)" not in section
+    csv = pd.read_csv(tmp_path / "lb" / "ranking.csv")
+    assert list(csv["method"]) == ["salun [tuned]", "graddiff [tuned]", "finetune [tuned]",
+                                   "retrain", "base"]
+    assert csv["rank"].iloc[:3].tolist() == [1, 2, 3] and csv["rank"].iloc[3:].isna().all()
+    ok = csv[csv["reached"]]
+    assert (ok["keep_at_target_lo"] <= ok["keep_at_target"]).all()
+    assert (ok["keep_at_target"] <= ok["keep_at_target_hi"]).all()

@@ -186,3 +186,52 @@ def test_intervals_of_oracle_gaps_over_runs_stay_in_their_range() -> None:
     mean, lo, hi = _aggregate([0.0, 0.002, 0.01], [(0, 0.01)] * 3, _bounds("oracle_gap_ua"))
     assert lo == 0.0 and hi > mean > 0
     assert _aggregate([0.99, 0.9, 1.0], [(0.9, 1.0)] * 3, _bounds("oracle_tv"))[2] == 1.0
+
+
+def _bernoulli_runs(rng: np.random.Generator, ua: float, ra: float, n: int = 3
+                    ) -> list[dict[str, np.ndarray]]:
+    return [{"ua": (rng.random(300) < ua).astype(float),
+             "ra": (rng.random(400) < ra).astype(float)} for _ in range(n)]
+
+
+def test_standing_scores_an_evaluation_row_like_a_one_point_front() -> None:
+    from ubench.protocol import standing
+
+    rng = np.random.default_rng(1)
+    runs = _bernoulli_runs(rng, 0.99, 0.9)
+    s = standing(DIGITS, 0.95, "m [tuned]", "m", runs, resamples=300)
+    assert s.reached and s.runs == 3 and s.runs_reaching == 3
+    assert s.forget == pytest.approx(np.mean([r["ua"].mean() for r in runs]))
+    assert s.keep_at_target == s.keep and s.area == pytest.approx(s.forget * s.keep)
+    assert s.area == pytest.approx(front_area([(s.forget, s.keep)]))  # the one-point front
+    for value, (lo, hi) in [(s.forget, s.forget_ci), (s.keep, s.keep_ci),
+                            (s.keep_at_target, s.keep_at_target_ci), (s.area, s.area_ci)]:
+        assert lo <= value <= hi and hi - lo > 0
+    # a row that does not forget enough keeps its keep-metric but scores 0 at the target
+    low = standing(DIGITS, 0.95, "f [tuned]", "f", _bernoulli_runs(rng, 0.2, 1.0),
+                   resamples=300)
+    assert not low.reached and low.runs_reaching == 0 and low.keep > 0.99
+    assert low.keep_at_target == 0 and low.keep_at_target_ci == (0.0, 0.0)
+    assert low.area == pytest.approx(low.forget * low.keep)
+    with pytest.raises(ValueError):
+        standing(DIGITS, 0.95, "x", "x", [])
+
+
+def test_rank_standings_shares_ties_puts_references_last_and_gives_rank_intervals() -> None:
+    from ubench.protocol import rank_standings, standing
+
+    rng = np.random.default_rng(2)
+    tie = _bernoulli_runs(rng, 1.0, 0.8)  # two rows with the very same samples tie
+    rows = {"clear [tuned]": _bernoulli_runs(rng, 1.0, 1.0), "tie-a [tuned]": tie,
+            "tie-b [tuned]": tie, "miss [tuned]": _bernoulli_runs(rng, 0.1, 1.0),
+            "retrain": _bernoulli_runs(rng, 1.0, 1.0)}
+    standings = [standing(DIGITS, 0.95, label, label.split()[0], runs,
+                          reference=label == "retrain", resamples=200)
+                 for label, runs in rows.items()]
+    ranked = rank_standings(standings)
+    assert [s.label for s in ranked] == ["clear [tuned]", "tie-a [tuned]", "tie-b [tuned]",
+                                         "miss [tuned]", "retrain"]
+    assert [s.rank for s in ranked] == [1, 2, 2, 4, None]
+    assert ranked[0].rank_ci == (1, 1) and ranked[3].rank_ci == (4, 4)
+    assert ranked[1].rank_ci == ranked[2].rank_ci == (2, 2)  # tied in every replicate
+    assert ranked[-1].reference and ranked[-1].rank_ci is None
