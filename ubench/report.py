@@ -404,7 +404,7 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
             for title, extra in (extras or {}).items():
                 merged.setdefault(title, {}).setdefault("points", []).extend(
                     extra.get("points", []))
-            files += write_html(tables, records, out, staging, merged, say)
+            files += write_html(tables, records, out, staging, merged, say, ranked)
         _install(staging, out, files, formats)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -184,7 +184,7 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
             save_file(scores[rec["run_id"]], str(tmp_path / "s" / "digits-class" /
                                                  rec["method"]["id"] / rec["run_id"] /
                                                  "scores.safetensors"))
-    build_report(tmp_path / "s", tmp_path / "lb", formats=("md", "csv"))
+    build_report(tmp_path / "s", tmp_path / "lb", formats=("md", "csv", "html"))
     text = (tmp_path / "lb" / "README.md").read_text()
     section = text[text.index("## Ranking on the evaluation split"):]
     lines = [ln for ln in section.splitlines() if (ln.startswith("| ") and "[tuned" in ln)
@@ -204,3 +204,10 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
     ok = csv[csv["reached"]]
     assert (ok["keep_at_target_lo"] <= ok["keep_at_target"]).all()
     assert (ok["keep_at_target"] <= ok["keep_at_target_hi"]).all()
+    page = (tmp_path / "lb" / "index.html").read_text()
+    ranking = page[page.index('<table class="others ranking">'):]
+    ranking = ranking[:ranking.index("</table>")]
+    assert ranking.index("salun [tuned]") < ranking.index("graddiff [tuned]") \
+        < ranking.index("finetune [tuned]") < ranking.index("retrain")
+    assert "<td>1 [1, 1]</td><td>salun [tuned]</td>" in ranking
+    assert "Not ranked: ga [tuned] (a run saved no per-sample ua / ra scores)." in page

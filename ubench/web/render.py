@@ -173,9 +173,32 @@ def _runs_of(row: dict[str, Any], names: dict[int, str], out: Path) -> list[dict
     return runs
 
 
+def _ranking(found: Any) -> dict[str, Any] | None:
+    """The page's view of a table's ranking (:func:`ubench.report.evaluation_rankings`): every
+    value preformatted, every string escaped by the template."""
+    if found is None:
+        return None
+    rule, target, standings, left_out = found
+
+    def iv(v: float, ci: tuple[float, float]) -> str:
+        return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    rows = []
+    for s in standings:
+        rows.append({
+            "rank": "ref" if s.reference or s.rank is None else
+            f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""),
+            "label": s.label, "reference": s.reference, "runs": s.runs,
+            "forget": iv(s.forget, s.forget_ci), "keep": iv(s.keep, s.keep_ci),
+            "at": iv(s.keep_at_target, s.keep_at_target_ci) if s.reached else "— (not reached)",
+            "area": iv(s.area, s.area_ci), "reaching": f"{s.runs_reaching} of {s.runs}"})
+    return {"rule": rule.describe(target), "forget": rule.forget, "keep": rule.keep,
+            "rows": rows, "left_out": list(left_out)}
+
+
 def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str],
-           thumbs: dict[int, dict[str, Any]], out: Path, extra: Mapping[str, Any]
-           ) -> dict[str, Any]:
+           thumbs: dict[int, dict[str, Any]], out: Path, extra: Mapping[str, Any],
+           ranking: Any = None) -> dict[str, Any]:
     from ubench.report import _slug
 
     task_id, _, setting = title.partition(" — ")
@@ -208,7 +231,7 @@ def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str]
     return {"anchor": f"t{i}-{_slug(title)}", "title": title, "task": task_id,
             "setting": setting, "columns": cols, "rows": view_rows, "pairs": pairs,
             "specs": json_for_script([p["spec"] for p in pairs]),
-            "n_points": len(points)}
+            "n_points": len(points), "ranking": _ranking(ranking)}
 
 
 # ----------------------------------------------------------------------------- images
@@ -247,9 +270,11 @@ def _grey(img: Any) -> bool:
 # ----------------------------------------------------------------------------- writing
 def write_html(tables: dict[str, list[dict[str, Any]]], records: list[dict[str, Any]],
                out: Path, staging: Path, extras: Mapping[str, Mapping[str, Any]],
-               say: Callable[[str], None] | None = None) -> list[str]:
+               say: Callable[[str], None] | None = None,
+               rankings: Mapping[str, Any] | None = None) -> list[str]:
     """Render the page, the thumbnails and the run pages into ``staging``; links are computed
-    for their final place under ``out``. Returns the written files, relative to ``staging``."""
+    for their final place under ``out``. Returns the written files, relative to ``staging``.
+    ``rankings``: a table title's ranking on the evaluation split (shown under the table)."""
     out = Path(os.path.abspath(out))
     env = _env()
     names = _page_names(records)
@@ -270,7 +295,8 @@ def write_html(tables: dict[str, list[dict[str, Any]]], records: list[dict[str, 
     unknown = sorted(set(extras) - set(tables))
     if unknown:
         raise ValueError(f"extra plot points for tables that do not exist: {unknown}")
-    views = [_table(i, t, rows, names, thumbs, out, extras.get(t, {}))
+    views = [_table(i, t, rows, names, thumbs, out, extras.get(t, {}),
+                    (rankings or {}).get(t))
              for i, (t, rows) in enumerate(tables.items())]
     in_tables = {id(rec) for rows in tables.values() for r in rows for rec in r["_runs"]}
     table_of = {id(rec): v["anchor"] for v, rows in zip(views, tables.values(), strict=True)
