@@ -61,7 +61,13 @@ from ubench.api import (
     UnlearnRequest,
     generation_seeds,
 )
-from ubench.assets import export_model, pinned_digest, pinned_folder, write_entry
+from ubench.assets import (
+    export_model,
+    pinned_asset,
+    pinned_digest,
+    pinned_folder,
+    write_entry,
+)
 from ubench.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
 from ubench.digest import stable_hash
 from ubench.grids import rgb_grid
@@ -253,17 +259,36 @@ class T2ITask(Task[T2IConfig]):
         self._ensure("base")
         self._data()
 
+    def oracle_asset_name(self) -> str:
+        """The pinned asset name of this task's retrain oracle (``t2i/oracle-t2i-style``)."""
+        return f"t2i/oracle-{self.name}"
+
+    def pinned_oracle(self) -> bool:
+        """Whether the shipped files hold this task's oracle: a pinned task whose concept is
+        the one the shipped oracle was built without (the task's default). A task configured
+        to forget another concept (``forget_style=checkered``) trains its oracle into the cache.
+        An entry for this concept built from another recipe is not skipped: loading it raises
+        the one-line rebuild hint."""
+        if not self.pinned:
+            return False
+        asset = pinned_asset(self.oracle_asset_name())
+        without = json.loads(json.dumps(self._key("oracle")["without"], default=str))
+        return asset is not None and asset.spec.get("without") == without
+
     def _ensure(self, role: str) -> Path:
-        """The model folder of ``role``: the pinned base model (checked), or a cached model
-        trained first if it is not cached yet (oracles; every model of a tiny preset)."""
+        """The model folder of ``role``: the pinned base model or oracle (checked), or a cached
+        model trained first if it is not cached yet (an oracle of another concept than the
+        shipped one; every model of a tiny preset)."""
         key = self._key(role)
         if role == "base" and self.pinned:
             return pinned_folder("t2i/base", key, self.name)
+        if role == "oracle" and self.pinned_oracle():
+            return pinned_folder(self.oracle_asset_name(), key, self.name)
         note = self._say or (lambda _m: None)
         if not is_cached(f"t2i/{role}", key):
             note(f"training the t2i {role} model once ({self.train_spec.steps} steps, "
                  f"cached under {asset_dir('t2i', {}).parent})")
-        keep = None if role == "base" else (lambda s: not self.concept.has(s))
+        keep = None if role == "base" else self._without_concept
         return cached(f"t2i/{role}", key, lambda d: note(train_world_model(
             d, f"t2i {role}", self.model_spec, self.corpus_spec, self.train_spec,
             self.train_threads, keep, self._progress)))
@@ -284,14 +309,17 @@ class T2ITask(Task[T2IConfig]):
 
     def assets(self, uses_oracle: bool = False) -> dict[str, str]:
         """Digests of the digits judge, the base model (pinned: the manifest's; tiny presets:
-        the recipe's), the digits data and, for runs that use it, the oracle's recipe (the
-        oracle is built lazily on each machine, so its recipe is what can be known up front)."""
+        the recipe's), the digits data and, for runs that use it, the oracle: the pinned one's
+        digest, or the recipe of one trained into the cache on this machine (a 2-thread training
+        is not bit-reproducible across CPUs, so only a pinned oracle makes its rows reproduce)."""
         digits = self._digits().assets()
         out = {"judge": digits["judge"], "data": digits["data"]}
         out["base"] = (pinned_digest("t2i/base", self._key("base"), self.name) if self.pinned
                        else "recipe:" + stable_hash(self._key("base"), 16))
         if uses_oracle:
-            out["oracle"] = "recipe:" + stable_hash(self._key("oracle"), 16)
+            out["oracle"] = (pinned_digest(self.oracle_asset_name(), self._key("oracle"),
+                                           self.name) if self.pinned_oracle()
+                             else "recipe:" + stable_hash(self._key("oracle"), 16))
         return out
 
     # ------------------------------------------------------------------ pinned assets
@@ -299,32 +327,65 @@ class T2ITask(Task[T2IConfig]):
     quality_prompts: ClassVar[int] = 300
 
     def build_pinned(self, root: Path, say: Say, progress: Progress | None = None) -> list[str]:
-        """Train the world's base model (into the cache; found there if built before) and export
-        it to ``root`` as the pinned ``t2i/base`` with its manifest entry; its exact alignment
-        on held-out prompts is measured on the stored file with the pinned digits judge (build
-        ``digits-class`` first)."""
+        """Pin the world's base model (``t2i/base``, shared by the three tasks) and this task's
+        retrain oracle (``t2i/oracle-<task>``, without the task's default concept): each is
+        trained into the cache (found there if built before), exported to ``root`` and entered
+        in the manifest with its exact alignment on held-out prompts, measured on the stored
+        file with the pinned digits judge (build ``digits-class`` first). An asset already
+        pinned in ``root`` from the same recipe with intact files is kept as it is: retraining
+        on another CPU would change its weights, and with them every record's identity."""
         self._say, self._progress = say, progress
-        key = self._key("base")
-        if not is_cached("t2i/base", key):
-            say(f"training the t2i base model ({self.train_spec.steps} steps at "
-                f"{self.train_threads} threads; about 20 minutes on 2 cores)")
-        src = cached("t2i/base", key, lambda d: say(train_world_model(
-            d, "t2i base", self.model_spec, self.corpus_spec, self.train_spec,
-            self.train_threads, None, progress)))
-        export_model(src, root / "t2i/base")
-        model = DiffusionModel.load(root / "t2i/base")
-        quality = self.sample_quality(model)
-        write_entry(root, "t2i/base", key, quality, f"ubench assets build {self.name}")
-        say(f"t2i/base: exact alignment {quality['exact_alignment']:.4f} on "
-            f"{quality['prompts']} held-out prompts")
-        return ["t2i/base"]
+        names = []
+        for role, name in (("base", "t2i/base"), ("oracle", self.oracle_asset_name())):
+            key = self._key(role)
+            names.append(name)
+            if self._intact(root, name, key):
+                say(f"{name}: already pinned from this recipe in {root}; kept")
+                continue
+            if not is_cached(f"t2i/{role}", key):
+                say(f"training the t2i {role} model ({self.train_spec.steps} steps at "
+                    f"{self.train_threads} threads; 10-20 minutes on 2 cores)")
+            keep = None if role == "base" else self._without_concept
 
-    def sample_quality(self, model: DiffusionModel) -> dict[str, Any]:
+            def train(d: Path, r: str = role, k: Callable[[Scene], bool] | None = keep) -> None:
+                say(train_world_model(d, f"t2i {r}", self.model_spec, self.corpus_spec,
+                                      self.train_spec, self.train_threads, k, progress))
+
+            src = cached(f"t2i/{role}", key, train)
+            export_model(src, root / name)
+            model = DiffusionModel.load(root / name)
+            quality = self.sample_quality(model, keep)
+            write_entry(root, name, key, quality, f"ubench assets build {self.name}")
+            say(f"{name}: exact alignment {quality['exact_alignment']:.4f} on "
+                f"{quality['prompts']} held-out prompts")
+        return names
+
+    def _without_concept(self, scene: Scene) -> bool:
+        """The oracle's corpus filter: scenes without the task's concept."""
+        return not self.concept.has(scene)
+
+    @staticmethod
+    def _intact(root: Path, name: str, key: Mapping[str, Any]) -> bool:
+        from ubench.assets import verify
+
+        asset = pinned_asset(name, root)
+        if asset is None or json.dumps(asset.spec, sort_keys=True, default=str) != \
+                json.dumps(key, sort_keys=True, default=str):
+            return False
+        return all(status == "ok" for n, _f, status in verify(root) if n == name)
+
+    def sample_quality(self, model: DiffusionModel,
+                       keep: Callable[[Scene], bool] | None = None) -> dict[str, Any]:
         """Exact alignment of ``model`` on ``quality_prompts`` random held-out prompts (test
-        colours, any wording), per attribute and overall, judged by the digits judge."""
+        colours, any wording), per attribute and overall, judged by the digits judge. ``keep``
+        (an oracle's corpus filter) restricts the prompts to scenes the model was trained to
+        draw: an oracle is measured on what it should still draw."""
         rng = random.Random(123)
-        scenes = [world.random_scene(rng, colours=TEST_COLOURS)
-                  for _ in range(self.quality_prompts)]
+        scenes: list[Scene] = []
+        while len(scenes) < self.quality_prompts:
+            scene = world.random_scene(rng, colours=TEST_COLOURS)
+            if keep is None or keep(scene):
+                scenes.append(scene)
         prompts = [world.caption(sc, rng, "any") for sc in scenes]
         c = self.config
         images = model.sample(prompts, steps=c.sampling_steps, guidance=c.guidance,

@@ -69,7 +69,8 @@ def test_the_shipped_assets_verify_and_are_small() -> None:
     results = verify(root)
     names = {r[0] for r in results}
     assert {"digits/judge", "digits/base", "t2i/base",
-            *(f"digits/oracle-{k}" for k in range(10))} <= names
+            *(f"digits/oracle-{k}" for k in range(10)),
+            *(f"t2i/oracle-{t}" for t in ("t2i-attribute", "t2i-style", "t2i-object"))} <= names
     assert all(r[2] == "ok" for r in results), [r for r in results if r[2] != "ok"]
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert size < 60e6
@@ -77,6 +78,9 @@ def test_the_shipped_assets_verify_and_are_small() -> None:
     assert quality["digits/judge"]["quality"]["heldout_accuracy"] >= 0.98
     assert quality["digits/judge"]["quality"]["garbage_reject_rate"] >= 0.98
     assert quality["digits/base"]["quality"]["judged_accuracy"] >= 0.95
+    for t in ("t2i/base", "t2i/oracle-t2i-attribute", "t2i/oracle-t2i-style",
+              "t2i/oracle-t2i-object"):  # oracles: on scenes without their concept
+        assert quality[t]["quality"]["exact_alignment"] >= 0.95, t
 
 
 def test_run_identity_carries_the_assets_it_uses() -> None:
@@ -88,6 +92,20 @@ def test_run_identity_carries_the_assets_it_uses() -> None:
     t = runner.resolve("esd-u", "t2i-attribute")
     assert t.assets["base"] == read_manifest()["assets"]["t2i/base"]["digest"]
     assert t.assets["judge"] == a.assets["judge"]
+
+@pytest.mark.parametrize("task", ["t2i-attribute", "t2i-style", "t2i-object"])
+def test_t2i_retrain_rows_use_the_pinned_oracle_of_their_concept(task: str) -> None:
+    """The shipped oracle is the default concept's: its digest is in the run identity, so the
+    retrain row reproduces on any machine; another concept's oracle is trained into the cache
+    and named by its recipe."""
+    manifest = read_manifest()["assets"]
+    r = runner.resolve("retrain", task)
+    assert r.assets["oracle"] == manifest[f"t2i/oracle-{task}"]["digest"]
+    assert r.assets["base"] == manifest["t2i/base"]["digest"]
+    if task == "t2i-style":
+        other = runner.resolve("retrain", task, 0, ["task.forget_style=checkered"])
+        assert other.assets["oracle"].startswith("recipe:")
+        assert other.run_id != r.run_id
 
 
 def test_another_pinned_judge_is_another_run(tmp_path: Path,
@@ -134,3 +152,22 @@ def test_the_judge_rejects_garbage_and_keeps_digits() -> None:
     assert float((judge_predict(judge, junk)[0] == NOT_A_DIGIT).float().mean()) > 0.95
     again = garbage_images(200, torch.Generator().manual_seed(5), held.images)
     assert torch.equal(junk, again)
+
+
+def test_t2i_build_keeps_intact_pinned_assets_and_redoes_changed_ones(tmp_path: Path) -> None:
+    """`ubench assets build t2i-*` must not retrain an asset already pinned from the same recipe
+    (a retrained model differs across CPUs, and with it every record's identity); a damaged
+    file or another recipe is rebuilt."""
+    from ubench.registry import TASKS
+
+    copy = tmp_path / "pinned"
+    shutil.copytree(pinned_root(), copy)
+    task_cls = TASKS.get("t2i-object")
+    task = task_cls(task_cls.Config())
+    key = task._key("oracle")
+    assert task._intact(copy, "t2i/oracle-t2i-object", key)
+    assert not task._intact(copy, "t2i/oracle-t2i-object", {**key, "threads": 99})
+    assert not task._intact(copy, "t2i/oracle-t2i-nothing", key)
+    (copy / "t2i/oracle-t2i-object/unet/config.json").write_text("{}")
+    assert not task._intact(copy, "t2i/oracle-t2i-object", key)
+    assert task._intact(copy, "t2i/base", task._key("base"))
