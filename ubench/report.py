@@ -4,7 +4,9 @@ Rows are grouped by task id and *setting* (the task config without the *instance
 ``forget_class`` / ``forget_digit``, so runs on different classes and seeds of one setting
 aggregate while, e.g., ``remain_policy=two-class`` gets its own table), then by method id and
 method config. A cell is the mean over runs with a 95 % Student-t interval over runs (clipped to
-the metric's range); a single run shows its own bootstrap interval. Reference rows (``base``,
+the metric's range); a single run shows its own bootstrap interval. Exact replicates — runs of
+one instance whose every metric is identical, as a seed-independent model gives under another
+run seed — count once (:func:`distinct_runs`). Reference rows (``base``,
 ``retrain``) come first. Only ``ok`` records of the task's current version enter the tables.
 Each table also gets a sample grid: the first run of every row (lowest seed), stacked, labelled.
 Nothing here is typed by hand. The web page (``index.html``, its thumbnails and one page per
@@ -184,8 +186,10 @@ def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
         "_runs": runs,  # the records of the row, first run first (the HTML page lists them)
     }
     names = _metric_order({k for r in recs for k in r["metrics"]})
+    units = distinct_runs(recs)
+    row["distinct_runs"] = len(units)
     for name in names:
-        ms = [r["metrics"][name] for r in recs if name in r["metrics"]]
+        ms = [r["metrics"][name] for r in units if name in r["metrics"]]
         mean, lo, hi = _aggregate([m["value"] for m in ms],
                                   [(m["ci_low"], m["ci_high"]) for m in ms], _bounds(name))
         row[name] = mean
@@ -195,6 +199,21 @@ def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
     row["unlearn_s"] = sum(r["cost"].get("unlearn_seconds", 0) for r in recs) / len(recs)
     row["peak_rss_mb"] = max(r["cost"].get("peak_rss_mb", 0) for r in recs)
     return row
+
+
+def distinct_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of a row that are not exact replicates of an earlier one: runs of one task
+    instance whose every metric value is identical — a seed-independent model (the base model,
+    a pinned retrain oracle, a closed-form edit such as UCE) evaluated again under another run
+    seed, on the same fixed evaluation seeds — count once, so copies do not narrow a Student-t
+    interval over runs (three copies of one oracle are one model, not three)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in recs:
+        key = json.dumps([r["task"]["config"],
+                          sorted((k, m["value"]) for k, m in r["metrics"].items())],
+                         sort_keys=True, default=str)
+        seen.setdefault(key, r)
+    return list(seen.values())
 
 
 def _run_order(rec: dict[str, Any]) -> tuple[Any, ...]:
@@ -239,7 +258,9 @@ def csv_safe(value: Any) -> Any:
 def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
     lines = [BANNER, "", "# ubench leaderboard", "",
              "Each cell: mean over runs [95 % interval]. One run: its bootstrap interval over "
-             "samples; several runs: Student-t interval over runs. ↑ higher is better, "
+             "samples; several runs: Student-t interval over runs, where runs whose every "
+             "metric is identical (a seed-independent model — base, a pinned oracle, UCE — "
+             "evaluated again under another seed) count once. ↑ higher is better, "
              "↓ lower is better. Reference rows are marked *(ref)*. Tables marked *(legacy "
              "assets)* hold records made before run identities included the digests of the "
              "judge and base model they were measured with; their numbers are not comparable "
@@ -257,7 +278,9 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
             for n in names:
                 cells.append(f"{_fmt(r[n])} [{_fmt(r[n + '_lo'])}, {_fmt(r[n + '_hi'])}]"
                              if n in r else "—")
-            cells += [str(r["runs"]), md(",".join(map(str, r["seeds"]))),
+            runs = str(r["runs"]) + (f" ({r['distinct_runs']} distinct)"
+                                     if r.get("distinct_runs", r["runs"]) != r["runs"] else "")
+            cells += [runs, md(",".join(map(str, r["seeds"]))),
                       md(",".join(r["forget"])) or "—", f"{r['unlearn_s']:.1f}",
                       f"{r['peak_rss_mb']:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
