@@ -447,6 +447,7 @@ def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
     ``tuned_on`` its records carry), or the rule's fixed one. Rows with a config beside the
     preset's (``method [tuned] (x=y)``) and rows at other configs are not the protocol's and are
     left out; so is a row with a run that saved no per-sample scores (named in the section).
+    A row's exact replicates count once, as in the tables (:func:`distinct_runs`).
     """
     out: dict[str, Ranking] = {}
     for title, rows in tables.items():
@@ -465,7 +466,7 @@ def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
             continue
         standings, left_out = [], []
         for row in chosen:
-            scores = [run_scores(r) for r in row["_runs"]]
+            scores = [run_scores(r) for r in distinct_runs(row["_runs"])]
             if not all(rule.forget in sc and rule.keep in sc for sc in scores):
                 left_out.append(f"{row['method']} (a run saved no per-sample "
                                 f"{rule.forget} / {rule.keep} scores)")

@@ -171,7 +171,8 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
                 rec["method"]["config"].update(tuned["methods"][method]["values"])
             elif method == "rl":  # a config away from its tuned point: not a protocol row
                 rec["method"]["config"]["lr"] = 0.123
-            rec["metrics"]["ra"] = {**rec["metrics"]["ua"], "value": ra}
+            # (each seed a different model: its RA differs a little, so no run is a replicate)
+            rec["metrics"]["ra"] = {**rec["metrics"]["ua"], "value": ra - 0.001 * seed}
             if saved:
                 rec["artifacts"] = {"scores": "scores.safetensors"}
                 scores[rec["run_id"]] = {"ua": (rng.random(200) < ua).astype(np.float64),
