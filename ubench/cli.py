@@ -360,7 +360,8 @@ app.add_typer(assets_app, name="assets")
 @assets_app.command("build")
 def assets_build(
     task: Annotated[str, typer.Argument(help="digits-class (judge, base, ten oracles) or a t2i "
-                                             "task (the world's base model).")],
+                                             "task (the world's base model and the task's "
+                                             "retrain oracle).")],
     out: Annotated[str | None, typer.Option(
         help="Pinned folder to write (default: $UBENCH_ASSETS or the package's pinned/).")
                    ] = None,
