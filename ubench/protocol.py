@@ -361,13 +361,13 @@ def rankings_markdown(found: Mapping[str, Ranking],
              "if its mean forgetting reaches the task's target (the tuned preset's), else 0; "
              "ties go to the larger *area* (forgetting score x keep: the area under a one-point "
              "front); equal scores share a rank. Reference rows are yardsticks, not ranked. "
-             "Intervals: 95 % bootstrap over the row's distinct runs (forget instances x seeds; "
-             "exact replicates count once) and the "
-             "samples within them, every row resampled with the same indices (the rows share "
-             "instances, seeds, prompts and evaluation noise), so the rank has an interval too; "
-             "a keep-at-target interval reaching 0 means the row reaches the target only on "
-             "some resamples. The last columns say *how* it forgets: a row can reach the target by "
-             "drawing garbage.", ""]
+             "Intervals: 95 % bootstrap over the row's runs (forget instances x seeds; runs "
+             "of one model, as the tables count them, once) and the samples within them, "
+             "every row resampled with the same indices (the rows share instances, seeds, "
+             "prompts and evaluation noise), so the rank has an interval too; a keep-at-target "
+             "interval reaching 0 means the row reaches the target only on some resamples. The "
+             "last columns say *how* it forgets: a row can reach the target by drawing "
+             "garbage.", ""]
     for title, (rule, target, standings, left_out) in found.items():
         cells: Mapping[str, Mapping[str, str]] = extra.get(title, {})
         heads = sorted({k for v in cells.values() for k in v})

@@ -4,9 +4,9 @@ Rows are grouped by task id and *setting* (the task config without the *instance
 ``forget_class`` / ``forget_digit``, so runs on different classes and seeds of one setting
 aggregate while, e.g., ``remain_policy=two-class`` gets its own table), then by method id and
 method config. A cell is the mean over runs with a 95 % Student-t interval over runs (clipped to
-the metric's range); a single run shows its own bootstrap interval. Exact replicates — runs of
-one instance whose every metric is identical, as a seed-independent model gives under another
-run seed — count once (:func:`distinct_runs`). Reference rows (``base``,
+the metric's range); a single run shows its own bootstrap interval. Runs of one model — a
+reference row's model evaluated under several run seeds, or runs whose every metric is identical
+(a seed-independent method) — count once (:func:`replicate_groups`). Reference rows (``base``,
 ``retrain``) come first. Only ``ok`` records of the task's current version enter the tables.
 Each table also gets a sample grid: the first run of every row (lowest seed), stacked, labelled.
 Nothing here is typed by hand. The web page (``index.html``, its thumbnails and one page per
@@ -186,34 +186,49 @@ def _row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
         "_runs": runs,  # the records of the row, first run first (the HTML page lists them)
     }
     names = _metric_order({k for r in recs for k in r["metrics"]})
-    units = distinct_runs(recs)
-    row["distinct_runs"] = len(units)
+    groups = replicate_groups(recs)
+    row["distinct_runs"] = len(groups)
     for name in names:
-        ms = [r["metrics"][name] for r in units if name in r["metrics"]]
-        mean, lo, hi = _aggregate([m["value"] for m in ms],
-                                  [(m["ci_low"], m["ci_high"]) for m in ms], _bounds(name))
+        # one value per model: the mean of its evaluations (they differ only where a metric
+        # was re-measured on another machine), with its first evaluation's interval
+        units = [[r["metrics"][name] for r in g if name in r["metrics"]] for g in groups]
+        units = [u for u in units if u]
+        mean, lo, hi = _aggregate([sum(m["value"] for m in u) / len(u) for u in units],
+                                  [(u[0]["ci_low"], u[0]["ci_high"]) for u in units],
+                                  _bounds(name))
         row[name] = mean
         row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
-        row[f"{name}_higher_is_better"] = ms[0]["higher_is_better"]
+        row[f"{name}_higher_is_better"] = units[0][0]["higher_is_better"]
     row["metric_names"] = names
     row["unlearn_s"] = sum(r["cost"].get("unlearn_seconds", 0) for r in recs) / len(recs)
     row["peak_rss_mb"] = max(r["cost"].get("peak_rss_mb", 0) for r in recs)
     return row
 
 
-def distinct_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs of a row that are not exact replicates of an earlier one: runs of one task
-    instance whose every metric value is identical — a seed-independent model (the base model,
-    a pinned retrain oracle, a closed-form edit such as UCE) evaluated again under another run
-    seed, on the same fixed evaluation seeds — count once, so copies do not narrow a Student-t
-    interval over runs (three copies of one oracle are one model, not three)."""
-    seen: dict[str, dict[str, Any]] = {}
+def replicate_groups(recs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The runs of a row grouped by the model they evaluated, so that a model evaluated under
+    several run seeds counts once in an interval over runs (three evaluations of one oracle are
+    one model, not three). A reference row's model does not depend on the run seed (the base
+    model, the retrain oracle of the instance: pinned or keyed by recipe), so its runs group by
+    task instance and assets; another method's runs group only when every metric value is
+    identical — a seed-independent method such as UCE's closed form, evaluated on the same
+    fixed evaluation seeds. Groups keep the order of their first runs."""
+    groups: dict[str, list[dict[str, Any]]] = {}
     for r in recs:
-        key = json.dumps([r["task"]["config"],
-                          sorted((k, m["value"]) for k, m in r["metrics"].items())],
-                         sort_keys=True, default=str)
-        seen.setdefault(key, r)
-    return list(seen.values())
+        if r["method"].get("reference"):
+            key = json.dumps([r["task"]["config"], r["task"].get("assets")], sort_keys=True,
+                             default=str)
+        else:
+            key = json.dumps([r["task"]["config"],
+                              sorted((k, m["value"]) for k, m in r["metrics"].items())],
+                             sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
+
+
+def distinct_runs(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first run of each of :func:`replicate_groups`: one run per model."""
+    return [g[0] for g in replicate_groups(recs)]
 
 
 def _run_order(rec: dict[str, Any]) -> tuple[Any, ...]:
@@ -258,9 +273,9 @@ def csv_safe(value: Any) -> Any:
 def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
     lines = [BANNER, "", "# ubench leaderboard", "",
              "Each cell: mean over runs [95 % interval]. One run: its bootstrap interval over "
-             "samples; several runs: Student-t interval over runs, where runs whose every "
-             "metric is identical (a seed-independent model — base, a pinned oracle, UCE — "
-             "evaluated again under another seed) count once. ↑ higher is better, "
+             "samples; several runs: Student-t interval over runs, where runs of one model "
+             "(a reference row's model under another seed; runs whose every metric is "
+             "identical, as UCE's closed form gives) count once. ↑ higher is better, "
              "↓ lower is better. Reference rows are marked *(ref)*. Tables marked *(legacy "
              "assets)* hold records made before run identities included the digests of the "
              "judge and base model they were measured with; their numbers are not comparable "
@@ -447,7 +462,7 @@ def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
     ``tuned_on`` its records carry), or the rule's fixed one. Rows with a config beside the
     preset's (``method [tuned] (x=y)``) and rows at other configs are not the protocol's and are
     left out; so is a row with a run that saved no per-sample scores (named in the section).
-    A row's exact replicates count once, as in the tables (:func:`distinct_runs`).
+    Runs of one model count once, as in the tables (:func:`distinct_runs`).
     """
     out: dict[str, Ranking] = {}
     for title, rows in tables.items():

@@ -214,19 +214,28 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
     assert "Not ranked: ga [tuned] (a run saved no per-sample ua / ra scores)." in page
 
 
-def test_exact_replicates_count_once_in_the_interval() -> None:
-    """A seed-independent model (a pinned oracle, base, UCE) evaluated under three run seeds
-    gives three identical records: they are one model, so the cell keeps that run's own
-    bootstrap interval instead of collapsing to a zero-width t interval; copies among distinct
-    runs do not narrow the t interval either."""
+def test_runs_of_one_model_count_once_in_the_interval() -> None:
+    """A seed-independent model (a pinned oracle, base, UCE) evaluated under three run seeds is
+    one model: the cell keeps that run's own bootstrap interval instead of collapsing to a
+    zero-width t interval, and copies among distinct runs do not narrow the t interval."""
     same = [record("retrain", s, 0.95) for s in (0, 1, 2)]
     row = next(iter(leaderboard_rows(same).values()))[0]
     assert row["runs"] == 3 and row["distinct_runs"] == 1
     assert (row["ua"], row["ua_lo"], row["ua_hi"]) == pytest.approx((0.95, 0.94, 0.96))
-    # two instances, one of them evaluated twice: t over the two distinct runs (n = 2)
+    # a reference model re-measured on another machine (a metric drifted) is still one model:
+    # its evaluations are averaged
+    drift = [record("base", 0, 0.10), record("base", 1, 0.12)]
+    row = next(iter(leaderboard_rows(drift).values()))[0]
+    assert row["distinct_runs"] == 1 and row["ua"] == pytest.approx(0.11)
+    # two instances, one of them evaluated twice: t over the two models (n = 2)
     mixed = [record("retrain", 0, 0.9, 0), record("retrain", 1, 0.9, 0),
              record("retrain", 0, 1.0, 3)]
     row = next(iter(leaderboard_rows(mixed).values()))[0]
     assert row["runs"] == 3 and row["distinct_runs"] == 2
     assert row["ua"] == pytest.approx(0.95)
     assert row["ua"] - row["ua_lo"] == pytest.approx(12.706 * 0.0707107 / 2 ** 0.5, rel=1e-3)
+    # a method's runs are models of their own unless every metric is identical (UCE's closed
+    # form under another seed)
+    ga = [record("ga", 0, 0.9), record("ga", 1, 0.9), record("ga", 2, 0.8)]
+    row = next(iter(leaderboard_rows(ga).values()))[0]
+    assert row["distinct_runs"] == 2 and row["ua"] == pytest.approx(0.85)
