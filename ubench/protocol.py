@@ -347,6 +347,22 @@ def _interval(value: float, ci: tuple[float, float]) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def standing_cells(s: Standing) -> dict[str, str]:
+    """A ranked row's cells as text (unescaped), for the Markdown section and the web page."""
+    if s.reached:
+        at = _interval(s.keep_at_target, s.keep_at_target_ci)
+    elif s.keep_at_target_ci[1] > 0:
+        at = (f"— (not reached; reaches it in some replicates: "
+              f"[{s.keep_at_target_ci[0]:.3f}, {s.keep_at_target_ci[1]:.3f}])")
+    else:
+        at = "— (not reached)"
+    rank = ("ref" if s.reference or s.rank is None else
+            f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""))
+    return {"rank": rank, "forget": _interval(s.forget, s.forget_ci),
+            "keep": _interval(s.keep, s.keep_ci), "at": at,
+            "area": _interval(s.area, s.area_ci), "reaching": f"{s.runs_reaching} of {s.runs}"}
+
+
 def rankings_markdown(found: Mapping[str, Ranking],
                       extra: Mapping[str, Mapping[str, Mapping[str, str]]],
                       md: Any) -> list[str]:
@@ -376,18 +392,9 @@ def rankings_markdown(found: Mapping[str, Ranking],
         lines += [f"### {md(title)}", "", f"Rule: {md(rule.describe(target))}.", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in standings:
-            if s.reached:
-                at = _interval(s.keep_at_target, s.keep_at_target_ci)
-            elif s.keep_at_target_ci[1] > 0:
-                at = (f"— (not reached; reaches it in some replicates: "
-                      f"[{s.keep_at_target_ci[0]:.3f}, {s.keep_at_target_ci[1]:.3f}])")
-            else:
-                at = "— (not reached)"
-            rank = ("ref" if s.reference or s.rank is None else
-                    f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""))
-            row = [rank, md(s.label), str(s.runs),
-                   _interval(s.forget, s.forget_ci), _interval(s.keep, s.keep_ci), at,
-                   _interval(s.area, s.area_ci), f"{s.runs_reaching} of {s.runs}",
+            c = standing_cells(s)
+            row = [c["rank"], md(s.label), str(s.runs), c["forget"], c["keep"], c["at"],
+                   c["area"], c["reaching"],
                    *(md(cells.get(s.label, {}).get(h, "—")) for h in heads)]
             lines.append("| " + " | ".join(row) + " |")
         if left_out:

@@ -178,20 +178,11 @@ def _ranking(found: Any) -> dict[str, Any] | None:
     value preformatted, every string escaped by the template."""
     if found is None:
         return None
+    from ubench.protocol import standing_cells
+
     rule, target, standings, left_out = found
-
-    def iv(v: float, ci: tuple[float, float]) -> str:
-        return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-    rows = []
-    for s in standings:
-        rows.append({
-            "rank": "ref" if s.reference or s.rank is None else
-            f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""),
-            "label": s.label, "reference": s.reference, "runs": s.runs,
-            "forget": iv(s.forget, s.forget_ci), "keep": iv(s.keep, s.keep_ci),
-            "at": iv(s.keep_at_target, s.keep_at_target_ci) if s.reached else "— (not reached)",
-            "area": iv(s.area, s.area_ci), "reaching": f"{s.runs_reaching} of {s.runs}"})
+    rows = [{"label": s.label, "reference": s.reference, "runs": s.runs, **standing_cells(s)}
+            for s in standings]
     return {"rule": rule.describe(target), "forget": rule.forget, "keep": rule.keep,
             "rows": rows, "left_out": list(left_out)}
 
