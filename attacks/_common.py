@@ -4,14 +4,14 @@ An attack file keeps its protocol (what it optimises, on which data, with which 
 the rest to this module, the same way for every attack:
 
 * **samples** — :func:`pick` draws the attack's ``k`` samples of D_f or D_r from the attack's
-  ``ATTACK_DATA`` stream; :class:`~ubench.methods._loop.Batches` then draws mini-batches from it;
+  ``ATTACK_DATA`` stream; :class:`~ubench.training.loop.Batches` then draws mini-batches from it;
 * **measuring** — :func:`measure_plain` regenerates the task's forget probe (the same conditions
   and seeds as the run's own forgetting metric) and :func:`measure_encoded` generates it under a
   learned condition; both judge the images with the task's own detector
   (``Task.concept_success``), never with a detector of the attack's;
 * **the budget loop** — :class:`BudgetLoop` runs optimisation steps and measures at every budget
   (``0`` is before any step), checks losses and gradient norms (a
-  :class:`~ubench.errors.DivergedError` with the attack's fix), reports progress, and saves an
+  :class:`~ubench.core.errors.DivergedError` with the attack's fix), reports progress, and saves an
   :class:`AttackCheckpoint` at every budget and every ``checkpoint_every`` steps, so an
   interrupted attack resumes bit for bit;
 * **metric values** — :func:`forget_metric` turns a measurement into the task's forgetting metric
@@ -41,12 +41,12 @@ from ubench.api import (
     attack_metric_id,
     take_conditions,
 )
-from ubench.config import Bound
-from ubench.errors import ConfigError, DivergedError
-from ubench.faults import failpoint
-from ubench.methods._loop import Batches, check_finite, gradient_norm
+from ubench.core.config import Bound
+from ubench.core.errors import ConfigError, DivergedError
+from ubench.core.faults import failpoint
 from ubench.metrics.alignment import ConceptRate
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Batches, check_finite, gradient_norm
 
 #: images per budget kept for the attack's sample grid (only for images up to PREVIEW_MAX_SIZE
 #: pixels: Stable Diffusion attacks write no images — size, and nudity)
@@ -140,7 +140,7 @@ def sampler_definition(ctx: AttackContext) -> dict[str, Any]:
 def forget_metric(ctx: AttackContext, attack: str, budget: int, m: Measurement,
                   definition: Mapping[str, Any]) -> tuple[str, MetricValue]:
     """The task's forgetting metric on a measurement, as ``<attack>_<metric>@<budget>``."""
-    from ubench.registry import METRICS
+    from ubench.catalog.registry import METRICS
 
     metric = METRICS.get(ctx.probe.metric)
     scores = ~m.shown if metric.higher_is_better else m.shown
@@ -306,7 +306,7 @@ def finite_loss(loss: torch.Tensor, what: str, step: int, hint: str) -> torch.Te
 
 def preview_rows(results: Mapping[int, Measurement]) -> Any:
     """A sample grid with one row per budget (the first generations of the probe), or None."""
-    from ubench.grids import rgb_grid
+    from ubench.store.grids import rgb_grid
 
     rows = [m.preview for _, m in sorted(results.items()) if m.preview is not None]
     if not rows:

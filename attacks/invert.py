@@ -60,10 +60,10 @@ from ubench.attacks._common import (
     preview_rows,
     rate_metric,
 )
-from ubench.config import BaseConfig, Bound
-from ubench.methods._loop import Batches
+from ubench.core.config import BaseConfig, Bound
 from ubench.models import soft
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Batches
 
 HINT = "lower attack.lr"
 

@@ -42,7 +42,7 @@ from typing import ClassVar, Literal
 
 from ubench.api import Attack, AttackContext, AttackOutput, Stream
 from ubench.attacks._common import STEP_BOUNDS, check_budgets, curve_output, finetune_curve, pick
-from ubench.config import BaseConfig, Bound, require
+from ubench.core.config import BaseConfig, Bound, require
 from ubench.models.diffusion import DiffusionModel
 
 HINT = "lower attack.lr"

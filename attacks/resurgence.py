@@ -35,7 +35,7 @@ from typing import ClassVar, Literal
 
 from ubench.api import Attack, AttackContext, AttackOutput, Stream
 from ubench.attacks._common import STEP_BOUNDS, check_budgets, curve_output, finetune_curve, pick
-from ubench.config import BaseConfig, Bound
+from ubench.core.config import BaseConfig, Bound
 from ubench.models.diffusion import DiffusionModel
 
 HINT = "lower attack.lr"

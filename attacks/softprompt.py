@@ -71,8 +71,8 @@ from ubench.attacks._common import (
     measure_plain,
     rate_metric,
 )
-from ubench.config import BaseConfig, Bound, require
-from ubench.errors import DivergedError
+from ubench.core.config import BaseConfig, Bound, require
+from ubench.core.errors import DivergedError
 from ubench.models import soft
 from ubench.models.diffusion import DiffusionModel
 

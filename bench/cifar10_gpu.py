@@ -4,7 +4,7 @@ Two parts, on random CIFAR-shaped data (nothing to download), printed as one tab
 as JSON with ``--out``:
 
 1. **pretraining** — the real-size UNet (DDPM's CIFAR-10 network, 35.75M parameters) trained by
-   ``ubench pretrain``'s own :class:`ubench.pretrain.Trainer` (bf16 autocast on CUDA, fp32
+   ``ubench pretrain``'s own :class:`ubench.training.pretrain.Trainer` (bf16 autocast on CUDA, fp32
    master weights, EMA, flips, label dropout) at batch 128 for ``--pretrain-seconds`` (default
    120) after a warm-up: images per second and peak GPU memory;
 2. **unlearning** — ``--unlearn-steps`` (default 20) steps of ``boostalign`` and ``graddiff``
@@ -60,7 +60,7 @@ def pretrain_throughput(task: Any, device: str, seconds: float, batch: int, n_im
     """Images per second of ``ubench pretrain``'s step on random data (after ``warmup`` steps)."""
     from dataclasses import replace
 
-    from ubench.pretrain import Trainer
+    from ubench.training.pretrain import Trainer
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
@@ -94,8 +94,8 @@ def unlearning_steps(task: Any, method: str, device: str, steps: int, batch: int
                      n_forget: int, n_remain: int) -> dict[str, Any]:
     """Seconds per step and peak memory of ``method`` with the paper's CIFAR-10 recipe."""
     from ubench.api import ConditionedSet, RunContext, UnlearnRequest
-    from ubench.config import build_config
-    from ubench.registry import METHODS
+    from ubench.catalog.registry import METHODS
+    from ubench.core.config import build_config
     from ubench.tasks.cifar10.recipes import CIFAR_METHOD_DEFAULTS
 
     gen = torch.Generator().manual_seed(1)

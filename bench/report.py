@@ -1,6 +1,6 @@
 """Wall time and peak memory of ``ubench report`` on the committed records, side by side.
 
-Each variant runs ``python -m ubench.cli report`` in a fresh process on ``leaderboard/records``
+Each variant runs ``python -m ubench.cli.main report`` in a fresh process on ``leaderboard/records``
 into a temporary folder; its peak RSS is the kernel's ``ru_maxrss`` of that process (``os.wait4``)
 and its time the wall clock around it. Variants alternate round by round so that other load on
 the machine hits them alike; the best round of each is the figure (load only adds time), the
@@ -63,7 +63,7 @@ def main() -> None:
         archive = subprocess.run(["git", "archive", args.baseline, "ubench"], cwd=ROOT,
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-        report = [sys.executable, "-m", "ubench.cli", "report", "--store", str(RECORDS)]
+        report = [sys.executable, "-m", "ubench.cli.main", "report", "--store", str(RECORDS)]
         variants = {
             "now (md,csv,html)": ([*report, "--out", f"{tmp}/a"], ROOT),
             "now (md,csv)": ([*report, "--out", f"{tmp}/b", "--format", "md,csv"], ROOT),

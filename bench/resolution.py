@@ -23,7 +23,7 @@ def train_for(resolution: int, seconds: float, out: mp.Queue) -> None:
     torch.set_num_threads(1)
     from ubench.models.diffusion import class_conditional_model
     from ubench.tasks.digits.data import load_digits_splits
-    from ubench.training import TrainSpec, train_diffusion
+    from ubench.training.diffusion import TrainSpec, train_diffusion
 
     train, _ = load_digits_splits()
     x = train.images if resolution == 8 else F.interpolate(train.images, size=16,

@@ -51,9 +51,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ubench.api import ConditionedSet, RunContext, UnlearnRequest
-from ubench.config import build_config
+from ubench.catalog.registry import METHODS
+from ubench.core.config import build_config
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
-from ubench.registry import METHODS
 
 METHOD_IDS = ("boostalign", "graddiff", "ga", "finetune", "rl", "salun", "esd-u")
 #: how many batches a method backpropagates into .grad per step (its plain reference step); a

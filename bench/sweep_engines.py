@@ -27,7 +27,7 @@ from typing import Any
 
 def warm_assets(items: list[Any]) -> None:
     """Build (or find) every asset the runs need, here, before anything is timed."""
-    from ubench import runner
+    from ubench.run import runner
 
     seen = set()
     for item in items:

@@ -24,7 +24,7 @@ from ubench.tasks.t2i import world
 from ubench.tasks.t2i.concepts import TEST_COLOURS
 from ubench.tasks.t2i.corpus import build_corpus
 from ubench.tasks.t2i.task import T2IAttribute, _attribute_accuracy
-from ubench.training import train_diffusion
+from ubench.training.diffusion import train_diffusion
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ubench.api import ConditionedSet, UnlearnRequest, as_conditions, take_conditions
-from ubench.errors import IncompatibleError
+from ubench.core.errors import IncompatibleError
 from ubench.methods._labels import text_anchors
 from ubench.models.diffusion import DiffusionModel
 

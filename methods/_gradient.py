@@ -35,9 +35,9 @@ from typing import ClassVar, Literal
 import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
-from ubench.methods._loop import Loop, check_finite
+from ubench.core.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Loop, check_finite
 
 
 @dataclass(frozen=True)

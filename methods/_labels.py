@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import ConditionedSet
-from ubench.errors import IncompatibleError
+from ubench.core.errors import IncompatibleError
 from ubench.models.diffusion import DiffusionModel
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import BaseConfig
+from ubench.core.config import BaseConfig
 from ubench.models.diffusion import DiffusionModel
 
 

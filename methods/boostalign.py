@@ -69,7 +69,7 @@ from ubench.methods._gradient import (
     forget_backward,
     remain_backward,
 )
-from ubench.methods._loop import Loop
+from ubench.training.loop import Loop
 
 #: elements per block of the reductions and of the in-place combine on the CPU: small enough to
 #: stay in cache, large enough to keep Python's per-block overhead small (``bench/step.py``)

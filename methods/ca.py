@@ -71,11 +71,11 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
-from ubench.errors import IncompatibleError
+from ubench.core.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
+from ubench.core.errors import IncompatibleError
 from ubench.methods._anchors import anchor_pairs
-from ubench.methods._loop import Batches, Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Batches, Loop, check_finite
 
 HINT = "lower method.lr"
 

@@ -78,10 +78,10 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, take_conditions
-from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
+from ubench.core.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
 from ubench.methods._labels import num_classes_of, pseudo_labels, text_anchors
-from ubench.methods._loop import Loop, check_finite, inner_descent
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Loop, check_finite, inner_descent
 
 HINT = "lower method.lr or method.lam"
 

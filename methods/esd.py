@@ -75,9 +75,9 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest
-from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound, require
-from ubench.methods._loop import Loop, check_finite
+from ubench.core.config import OPTIMISATION_BOUNDS, BaseConfig, Bound, require
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Loop, check_finite
 
 HINT = "lower method.lr or method.negative_guidance"
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ubench.api import UnlearnRequest
-from ubench.config import BaseConfig
+from ubench.core.config import BaseConfig
 from ubench.methods._gradient import GradientConfig, GradientMethod, forget_backward
-from ubench.methods._loop import Loop
+from ubench.training.loop import Loop
 
 
 @dataclass(frozen=True)

@@ -60,15 +60,15 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, take_conditions
-from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
+from ubench.core.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
 from ubench.methods._labels import (
     num_classes_of,
     pseudo_labels,
     random_label_loss,
     text_anchors,
 )
-from ubench.methods._loop import Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import Loop, check_finite
 
 HINT = "lower method.lr, or set method.grad_clip (e.g. 1.0) if it is off"
 

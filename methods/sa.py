@@ -24,7 +24,7 @@ the images of the other classes). Replay uses D_r (on text tasks the base model'
 generations, exactly SA's replay set; on digits the real remain images).
 
 **The Fisher pass** is a property of the base model, computed once and cached under
-``$UBENCH_HOME/sa/fisher/<key>`` (``ubench.home.cached``). Its data: ``fisher_samples`` DDIM
+``$UBENCH_HOME/sa/fisher/<key>`` (``ubench.store.cache.cached``). Its data: ``fisher_samples`` DDIM
 generations (25 steps, guidance 2, fixed seeds) of the base model, for every class round robin
 (class-conditional) or for the distinct D_f and D_r prompts, evenly subsampled (text tasks; the
 paper: ~5,000 generic prompts). Per sample, the gradient of the denoising loss averaged over
@@ -87,13 +87,13 @@ import torch
 import torch.nn.functional as F
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, as_conditions
-from ubench.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
-from ubench.digest import bytes_sha256, stable_hash
-from ubench.home import cached, load_cached
+from ubench.core.config import OPTIMISATION_BOUNDS, BaseConfig, Bound
+from ubench.core.digest import bytes_sha256, stable_hash
 from ubench.methods._anchors import anchor_pairs, distinct
 from ubench.methods._labels import num_classes_of
-from ubench.methods._loop import Batches, Loop, check_finite
 from ubench.models.diffusion import DiffusionModel
+from ubench.store.cache import cached, load_cached
+from ubench.training.loop import Batches, Loop, check_finite
 
 HINT = "lower method.lr or method.ewc_weight"
 
@@ -260,8 +260,8 @@ def cached_fisher(model: DiffusionModel, named: Sequence[tuple[str, torch.nn.Par
                   request: UnlearnRequest, cfg: SAConfig, ctx: RunContext
                   ) -> tuple[list[torch.Tensor], dict[str, Any]]:
     """The base model's diagonal Fisher for ``named``, from the cache or computed once."""
-    from ubench.env import fixed_threads
-    from ubench.home import is_cached, read_tensors, write_tensors
+    from ubench.core.env import fixed_threads
+    from ubench.store.cache import is_cached, read_tensors, write_tensors
 
     names = [n for n, _ in named]
     params = [p for _, p in named]

@@ -69,10 +69,10 @@ from ubench.api import (
     as_conditions,
     take_conditions,
 )
-from ubench.config import BaseConfig, Bound
-from ubench.methods._loop import check_finite
+from ubench.core.config import BaseConfig, Bound
 from ubench.methods.rl import RandomLabel, RandomLabelConfig
 from ubench.models.diffusion import DiffusionModel
+from ubench.training.loop import check_finite
 
 
 @dataclass(frozen=True)

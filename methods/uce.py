@@ -84,8 +84,8 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from ubench.api import Method, RunContext, UnlearnOutput, UnlearnRequest, as_conditions
-from ubench.config import BaseConfig, Bound
-from ubench.errors import IncompatibleError
+from ubench.core.config import BaseConfig, Bound
+from ubench.core.errors import IncompatibleError
 from ubench.methods._anchors import distinct
 from ubench.methods._labels import text_anchors
 from ubench.models.diffusion import DiffusionModel

@@ -1,8 +1,11 @@
 """Fail when a generated schema file is stale; ``--write`` regenerates them.
 
-* ``ubench/record.schema.json`` — the JSON Schema of a record, from ``ubench/record.py``;
-* ``ubench/attack_record.schema.json`` — the JSON Schema of an attack record, from the same file;
-* ``ubench/config_schema.json`` — every built-in config's fields and bounds, from the classes
+* ``ubench/store/record.schema.json`` — the JSON Schema of a record, from
+``ubench/store/record.py``;
+* ``ubench/store/attack_record.schema.json`` — the JSON Schema of an attack record, from the same
+file;
+* ``ubench/catalog/config_schema.json`` — every built-in config's fields and bounds, from the
+classes
   (what ``ubench run`` checks ``--set`` against before importing torch).
 
     python scripts/check_schema.py            # check
@@ -14,7 +17,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ubench import fastcheck, record
+from ubench.catalog import fastcheck
+from ubench.store import record
 
 
 def main() -> int:

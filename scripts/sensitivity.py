@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.frechet import frechet_from_stats, gaussian_stats
-from ubench.report import load_records, md
+from ubench.report.build import load_records, md
 
 METHODS = ("boostalign", "graddiff")
 AXES = ("remain_weight", "clip_alpha")
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--store", default="leaderboard/sensitivity")
     ap.add_argument("--forget-class", type=int, default=0)
     args = ap.parse_args()
-    from ubench.registry import METHODS as REG
+    from ubench.catalog.registry import METHODS as REG
 
     reference = REG.get("boostalign").Config().to_dict()
     found = cells(load_records(Path(args.store)), args.forget_class, reference)

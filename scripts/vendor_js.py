@@ -2,7 +2,7 @@
 
 ``ubench report`` writes ``index.html`` with Vega, Vega-Lite and vega-embed inlined (the page
 opens from the file system, with no network). Their minified builds and licences are shipped in
-the package under ``ubench/web/vendor/``; ``vendor.json`` there records, for each, the npm
+the package under ``ubench/report/web/vendor/``; ``vendor.json`` there records, for each, the npm
 package and version, the tarball's npm integrity hash, the file's sha256 and its licence.
 
     python scripts/vendor_js.py             # check the shipped files against vendor.json
@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-VENDOR = Path(__file__).resolve().parent.parent / "ubench" / "web" / "vendor"
+VENDOR = Path(__file__).resolve().parent.parent / "ubench" / "report" / "web" / "vendor"
 MANIFEST = VENDOR / "vendor.json"
 
 

@@ -33,8 +33,8 @@ def _metric(value: float, better: bool = True) -> dict[str, Any]:
 def _record(method: str, seed: int, metrics: dict[str, Any], config: dict[str, Any],
             task_config: dict[str, Any] | None = None, run_id: str | None = None,
             status: str = "ok", error: str | None = None) -> dict[str, Any]:
-    from ubench.facts import method_defaults
-    from ubench.store import SCHEMA_VERSION, validate_record
+    from ubench.catalog.facts import method_defaults
+    from ubench.store.records import SCHEMA_VERSION, validate_record
 
     defaults = method_defaults(method)
     rec = {

@@ -1,6 +1,6 @@
 """ubench: a benchmark and evaluation suite for machine unlearning in diffusion models.
 
-Importing the package is cheap (no torch); the CLI is ``ubench.cli``, the contracts between
+Importing the package is cheap (no torch); the CLI is ``ubench.cli.main``, the contracts between
 methods, tasks and metrics are in ``ubench.api``.
 """
 

@@ -20,7 +20,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ubench.config import BaseConfig
+from ubench.core.config import BaseConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ubench.models.diffusion import DiffusionModel
-    from ubench.protocol import TuningRule
+    from ubench.report.protocol import TuningRule
 
 C = TypeVar("C", bound=BaseConfig)
 
@@ -374,7 +374,8 @@ class Task(ABC, Generic[C]):
     #: whether the runner saves the unlearned model in the run folder (``model/``, safetensors),
     #: so that attacks can load it later (``ubench attack``); reference rows are rebuilt instead
     save_model: ClassVar[bool] = True
-    #: the fair protocol (``ubench tune``, :mod:`ubench.protocol`): the task-config overrides of
+    #: the fair protocol (``ubench tune``, :mod:`ubench.report.protocol`): the task-config
+    #: overrides of
     #: each tuning cell — forget instances or prompt sets the leaderboard never evaluates — and
     #: the run seed of tuning runs (the leaderboard uses seeds 0-2)
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = ()
@@ -485,7 +486,7 @@ class Metric(ABC):
         """
         import numpy as np
 
-        from ubench.metrics.bootstrap import mean_with_ci
+        from ubench.core.bootstrap import mean_with_ci
 
         value, lo, hi, n = mean_with_ci(scores)
         kept = np.asarray(scores, dtype=np.float64).reshape(-1)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ubench.errors import MissingAssetError
+from ubench.core.errors import MissingAssetError
 from ubench.metrics.clip_score import DEFAULT_MODEL, OpenClipExtractor, open_clip_extractor
 
 

@@ -9,7 +9,7 @@
 
 The python release (``cifar-10-batches-py``) is a set of pickles: ubench never unpickles, so it
 refuses that folder with one line that names the binary release. Nothing is downloaded; a
-missing data set is one :class:`~ubench.errors.MissingAssetError` line with the exact download
+missing data set is one :class:`~ubench.core.errors.MissingAssetError` line with the exact download
 command. Both formats decode to the same ``(N, 32, 32, 3)`` uint8 array, so the same images give
 the same :attr:`CifarData.digest` whatever file they came from (cache keys use it).
 
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ubench.digest import bytes_sha256
-from ubench.errors import InputError, MissingAssetError
+from ubench.core.digest import bytes_sha256
+from ubench.core.errors import InputError, MissingAssetError
 
 if TYPE_CHECKING:
     import torch
@@ -95,8 +95,8 @@ def find_data(data: str = "") -> Path:
             raise MissingAssetError(f"CIFAR-10 data {str(path)!r} does not exist; "
                                     + download_hint())
         return path
-    from ubench.home import ubench_home
-    from ubench.hub import cached_snapshot
+    from ubench.core.hub import cached_snapshot
+    from ubench.core.paths import ubench_home
 
     snapshot = cached_snapshot(HF_REPO, [HF_TRAIN_PATTERN], repo_type="dataset")
     if snapshot is not None and _parquet_files(snapshot):

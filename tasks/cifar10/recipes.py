@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ubench.pretrain import PretrainSpec
+from ubench.training.pretrain import PretrainSpec
 
 
 @dataclass(frozen=True)

@@ -48,12 +48,11 @@ from ubench.api import (
     UnlearnRequest,
     generation_seeds,
 )
-from ubench.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound, require, with_defaults
-from ubench.digest import file_digest
-from ubench.errors import ConfigError, MissingAssetError
-from ubench.grids import rgb_grid
-from ubench.home import asset_dir, cached, load_cached, ubench_home
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound, require, with_defaults
+from ubench.core.digest import file_digest
+from ubench.core.errors import ConfigError, MissingAssetError
+from ubench.core.paths import ubench_home
 from ubench.metrics.classification import GarbageRate, RemainingAccuracy, UnlearningAccuracy
 from ubench.metrics.frechet import FID, FeatureNet, gaussian_stats
 from ubench.models.diffusion import (
@@ -62,10 +61,12 @@ from ubench.models.diffusion import (
     class_conditional_model,
     load_class_conditional,
 )
-from ubench.pretrain import CODE_VERSION, PretrainJob, PretrainSpec
-from ubench.protocol import TuningRule
+from ubench.report.protocol import TuningRule
+from ubench.store.cache import asset_dir, cached, load_cached
+from ubench.store.grids import rgb_grid
 from ubench.tasks.cifar10 import recipes as R
 from ubench.tasks.cifar10.data import CLASSES, NUM_CLASSES, CifarData, as_float, load_train
+from ubench.training.pretrain import CODE_VERSION, PretrainJob, PretrainSpec
 
 #: index of the paper's reject label "random noise" among the CLIP labels
 NOISE_LABEL = R.CLIP_LABELS.index("random noise")

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ubench.digest import bytes_sha256
+from ubench.core.digest import bytes_sha256
 
 HELD_OUT_FRACTION = 0.2
 SPLIT_SEED = 0

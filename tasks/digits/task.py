@@ -40,19 +40,10 @@ from ubench.api import (
     UnlearnRequest,
     generation_seeds,
 )
-from ubench.assets import (
-    export_model,
-    export_tensors,
-    pinned_digest,
-    pinned_folder,
-    write_entry,
-)
-from ubench.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
-from ubench.digest import stable_hash
-from ubench.errors import ConfigError, MissingAssetError, UbenchError
-from ubench.grids import class_grid
-from ubench.home import asset_dir, cached, is_cached, load_cached
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
+from ubench.core.digest import stable_hash
+from ubench.core.errors import ConfigError, MissingAssetError, UbenchError
 from ubench.metrics.classification import (
     GarbageRate,
     RemainingAccuracy,
@@ -60,7 +51,16 @@ from ubench.metrics.classification import (
 )
 from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
-from ubench.protocol import TuningRule
+from ubench.report.protocol import TuningRule
+from ubench.store.cache import asset_dir, cached, is_cached, load_cached
+from ubench.store.grids import class_grid
+from ubench.store.pinned import (
+    export_model,
+    export_tensors,
+    pinned_digest,
+    pinned_folder,
+    write_entry,
+)
 from ubench.tasks.digits.data import data_digest, load_digits_splits
 from ubench.tasks.digits.judge import (
     NOT_A_DIGIT,
@@ -70,7 +70,7 @@ from ubench.tasks.digits.judge import (
     judge_quality,
     train_judge,
 )
-from ubench.training import TrainSpec, train_diffusion
+from ubench.training.diffusion import TrainSpec, train_diffusion
 
 #: the two classes "closest" to each digit (by the judge's confusions and shape), for the
 #: low-diversity ``two-class`` remain policy; never contains the forget class itself

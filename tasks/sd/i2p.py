@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ubench.errors import InputError, MissingAssetError
-from ubench.hub import cached_file
+from ubench.core.errors import InputError, MissingAssetError
+from ubench.core.hub import cached_file
 from ubench.tasks.sd.prompts import parse_seed, read_csv
 
 I2P_REPO = "AIML-TUDA/i2p"

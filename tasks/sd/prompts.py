@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ubench.errors import InputError
+from ubench.core.errors import InputError
 from ubench.tasks.sd.vocabulary import (
     ALLOWED_NAMES,
     FORGET_OBJECT,

@@ -50,12 +50,10 @@ from ubench.api import (
     Task,
     UnlearnRequest,
 )
-from ubench.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound
-from ubench.digest import file_digest, stable_hash
-from ubench.grids import rgb_grid
-from ubench.home import cached, load_cached
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound
+from ubench.core.digest import file_digest, stable_hash
 from ubench.metrics.alignment import ConceptRate
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.clip_score import (
     ClipAlignmentTest,
     ClipAlignmentTrain,
@@ -72,6 +70,8 @@ from ubench.metrics.nudity import (
 )
 from ubench.models.diffusion import DiffusionModel
 from ubench.models.sd import SD_REPO, LatentDiffusionModel, load_sd, resolve_sd
+from ubench.store.cache import cached, load_cached
+from ubench.store.grids import rgb_grid
 from ubench.tasks.sd import prompts as P
 from ubench.tasks.sd.i2p import I2PPrompts, load_i2p
 

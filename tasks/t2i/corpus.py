@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from ubench.env import fixed_threads
+from ubench.core.env import fixed_threads
 from ubench.models.diffusion import text_conditional_model
 from ubench.tasks.digits.data import load_digits_splits
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.world import Scene
-from ubench.training import TrainSpec, train_diffusion
+from ubench.training.diffusion import TrainSpec, train_diffusion
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 

@@ -61,28 +61,28 @@ from ubench.api import (
     UnlearnRequest,
     generation_seeds,
 )
-from ubench.assets import (
-    export_model,
-    pinned_asset,
-    pinned_digest,
-    pinned_folder,
-    write_entry,
-)
-from ubench.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
-from ubench.digest import stable_hash
-from ubench.grids import rgb_grid
-from ubench.home import asset_dir, cached, is_cached, load_cached
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
+from ubench.core.digest import stable_hash
 from ubench.metrics.alignment import (
     AlignmentTest,
     AlignmentTrain,
     ConceptRate,
     ConceptRateParaphrase,
 )
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.classification import GarbageRate
 from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel
-from ubench.protocol import TuningRule
+from ubench.report.protocol import TuningRule
+from ubench.store.cache import asset_dir, cached, is_cached, load_cached
+from ubench.store.grids import rgb_grid
+from ubench.store.pinned import (
+    export_model,
+    pinned_asset,
+    pinned_digest,
+    pinned_folder,
+    write_entry,
+)
 from ubench.tasks.digits.data import data_digest, load_digits_splits
 from ubench.tasks.digits.judge import NOT_A_DIGIT, DigitsJudge, judge_predict
 from ubench.tasks.digits.task import DigitsClass, DigitsClassTiny, DigitsConfig
@@ -100,7 +100,7 @@ from ubench.tasks.t2i.concepts import (
 from ubench.tasks.t2i.corpus import CorpusSpec, WorldModelSpec, train_world_model
 from ubench.tasks.t2i.recipes import T2I_METHOD_DEFAULTS
 from ubench.tasks.t2i.world import Scene
-from ubench.training import TrainSpec
+from ubench.training.diffusion import TrainSpec
 
 Say = Callable[[str], None]
 Progress = Callable[[str, int, int, dict[str, float]], None]
@@ -366,7 +366,7 @@ class T2ITask(Task[T2IConfig]):
 
     @staticmethod
     def _intact(root: Path, name: str, key: Mapping[str, Any]) -> bool:
-        from ubench.assets import verify
+        from ubench.store.pinned import verify
 
         asset = pinned_asset(name, root)
         if asset is None or json.dumps(asset.spec, sort_keys=True, default=str) != \

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import FAST, TINY
-from ubench import attack_runner, runner
-from ubench.errors import AttackTargetError, IncompatibleError, InterruptedRun
-from ubench.robustness import load_attack_records, read_attack_record
+from ubench.core.errors import AttackTargetError, IncompatibleError, InterruptedRun
+from ubench.report.robustness import load_attack_records, read_attack_record
+from ubench.run import attack as attack_runner
+from ubench.run import runner
 
 T2I = "t2i-attribute-tiny"
 #: tiny budgets: every attack's loop and measurements run, in seconds
@@ -30,7 +31,7 @@ SMALL = {
 
 def _run_sets(method: str, task: str = TINY, extra: list[str] | None = None) -> list[str]:
     """The ``--set`` items of the module's fast runs."""
-    from ubench.registry import METHODS
+    from ubench.catalog.registry import METHODS
 
     fields = METHODS.get(method).Config.field_names()
     sets = [f for f in FAST if f.split("=")[0][7:] in fields] + (extra or [])
@@ -194,7 +195,7 @@ def test_interrupted_softprompt_resumes(runs: dict[str, Path], tmp_path: Path) -
 # ---------------------------------------------------------------------- bad inputs
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """Run the ubench CLI in this process; (exit status, stderr)."""
-    from ubench import cli as cli_module
+    from ubench.cli import main as cli_module
 
     old_argv, old_term = sys.argv, signal.getsignal(signal.SIGTERM)
     sys.argv = ["ubench", *args]
@@ -286,8 +287,8 @@ def test_a_run_made_before_runs_saved_weights_is_remade_for_an_attack(
 
 
 def test_attack_that_does_not_fit_is_refused_before_loading() -> None:
-    from ubench.attack_runner import check_attack_fits
-    from ubench.registry import ATTACKS, TASKS
+    from ubench.catalog.registry import ATTACKS, TASKS
+    from ubench.run.attack import check_attack_fits
 
     with pytest.raises(IncompatibleError, match=r"Tasks it fits: .*t2i-attribute"):
         check_attack_fits(ATTACKS.get("softprompt"), TASKS.get(TINY))

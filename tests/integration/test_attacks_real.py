@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ubench import attack_runner, runner
+from ubench.run import attack as attack_runner
+from ubench.run import runner
 
 
 def _run(method: str, store: Path) -> Path:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ubench import attack_runner, runner
+from ubench.run import attack as attack_runner
+from ubench.run import runner
 
 FAST = ["task.sampling_steps=3", "task.limit=3", "method.steps=2"]
 ATTACKS = {
@@ -45,7 +46,7 @@ def test_every_attack_on_sd_nudity(tiny_sd: Path, tmp_path: Path) -> None:
 def test_zero_shot_tasks_give_attacks_their_probe_and_detector(task: str, tiny_sd: Path) -> None:
     import torch
 
-    from ubench.registry import TASKS
+    from ubench.catalog.registry import TASKS
 
     cls = TASKS.get(task)
     t = cls(cls.Config(model=str(tiny_sd), limit=3))

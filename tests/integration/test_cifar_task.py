@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from ubench.store import read_record
+from ubench.store.records import read_record
 from ubench.tasks.cifar10 import data as D
 
 TINY_SETS = ["task.remain_per_class=4", "task.eval_forget=8", "task.eval_remain=18",
@@ -32,7 +32,7 @@ METHOD_SETS = {"boostalign": ["method.steps=2", "method.batch_size=8"],
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
         ) -> tuple[int, str, str]:
     """Run the ``ubench`` command line in this process: (exit status, stdout, stderr)."""
-    from ubench import cli as ubench_cli
+    from ubench.cli import main as ubench_cli
 
     monkeypatch.setattr(sys, "argv", ["ubench", *args])
     capsys.readouterr()
@@ -70,10 +70,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def models(tiny: dict[str, Path], ubench_home: Path) -> dict[str, Path]:
     """A tiny base model and its oracle without class 0, by ``ubench pretrain``'s code, marked
     as test models (injected evaluators)."""
-    from ubench.env import fixed_threads
-    from ubench.pretrain import pretrain
+    from ubench.core.env import fixed_threads
     from ubench.tasks.cifar10.task import Cifar10ClassTiny
     from ubench.testing import inject_test_evaluators
+    from ubench.training.pretrain import pretrain
 
     task = Cifar10ClassTiny(Cifar10ClassTiny.Config(data=str(tiny["bin"])))
     out = {}
@@ -91,15 +91,15 @@ def test_pretrain_killed_then_resumed_is_bit_identical(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.torch import load_file
 
-    from ubench.env import fixed_threads
-    from ubench.pretrain import pretrain
+    from ubench.core.env import fixed_threads
     from ubench.tasks.cifar10.task import Cifar10ClassTiny
+    from ubench.training.pretrain import pretrain
 
     killed = tiny["root"] / "killed"
     args = ["pretrain", "--task", "cifar10-class-tiny", "--set", f"task.data={tiny['parquet']}",
             "--steps", "10", "--checkpoint-every", "3", "--out", str(killed)]
     env = {**os.environ, "UBENCH_FAILPOINT": "pretrain-step:7"}
-    first = subprocess.run([sys.executable, "-m", "ubench.cli", *args, "--threads", "1"],
+    first = subprocess.run([sys.executable, "-m", "ubench.cli.main", *args, "--threads", "1"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == -9, first.stderr  # SIGKILL after step 7 (checkpoint at 6)
     assert not killed.exists()
@@ -288,8 +288,8 @@ def test_the_gpu_check_script_runs_on_the_cpu(tmp_path: Path) -> None:
 def test_the_table1_plan_loads_and_names_the_download() -> None:
     """plans/cifar10-table1.toml is a sweep plan: checked without the data, expanding to the
     paper's grid; resolving its runs (their identities digest the data) names the download."""
-    from ubench.errors import PlanError
-    from ubench.hub import cached_snapshot
+    from ubench.core.errors import PlanError
+    from ubench.core.hub import cached_snapshot
     from ubench.sweep.plan import _expand, load_plan
 
     plan = load_plan(ROOT / "plans" / "cifar10-table1.toml")

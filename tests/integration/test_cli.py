@@ -15,7 +15,7 @@ from tests.conftest import FAST, TINY
 
 def ubench(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "ubench.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ubench.cli.main", *args], capture_output=True,
                           text=True, env=env, timeout=600)
 
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from tests.conftest import FAST, TINY
-from ubench import runner
 from ubench.api import RunContext
-from ubench.registry import METHODS
-from ubench.store import read_record
+from ubench.catalog.registry import METHODS
+from ubench.run import runner
+from ubench.store.records import read_record
 
 T2I_TINY = "t2i-attribute-tiny"
 METRICS = {TINY: {"ua", "ra", "garbage_rate", "fd"},

@@ -62,8 +62,8 @@ def test_docs_point_only_at_files_inside_the_repository(doc: Path) -> None:
 
 def test_the_adding_a_method_example_runs(store: Path, tmp_path: Path) -> None:
     """The complete method of docs/adding-a-method.md, registered and run through the runner."""
-    from ubench import runner
-    from ubench.registry import METHODS
+    from ubench.catalog.registry import METHODS
+    from ubench.run import runner
 
     text = (ROOT / "docs" / "adding-a-method.md").read_text()
     code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]

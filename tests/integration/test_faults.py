@@ -19,21 +19,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FAST, TINY
-from ubench import runner
-from ubench.errors import (
+from ubench.core.errors import (
     CorruptAssetError,
     InputError,
     MissingAssetError,
     StoreError,
 )
-from ubench.report import build_report
+from ubench.report.build import build_report
+from ubench.run import runner
 
 SETS = [a for s in FAST for a in ("--set", s)]
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600
         ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ubench.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ubench.cli.main", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -129,7 +129,7 @@ def test_bad_overrides_are_refused_before_torch_is_imported() -> None:
     """The fast check: `--set method.lr=abc` never loads the model stack (<= 2 s)."""
     code = ("import sys; sys.argv = ['ubench', 'run', '--method', 'boostalign', '--task', "
             "'digits-class', '--set', 'method.lr=abc']\n"
-            "from ubench.cli import main\n"
+            "from ubench.cli.main import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n"
             "    print(e.code, 'torch' in sys.modules, 'diffusers' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -139,9 +139,9 @@ def test_bad_overrides_are_refused_before_torch_is_imported() -> None:
 
 
 def test_the_fast_check_agrees_with_the_full_resolve() -> None:
-    from ubench import fastcheck
-    from ubench.errors import ConfigError
-    from ubench.registry import METHODS
+    from ubench.catalog import fastcheck
+    from ubench.catalog.registry import METHODS
+    from ubench.core.errors import ConfigError
 
     probes = ["abc", "-1", "0", "1", "0.5", "1e9", "true", "clip", "minibatch", "noxattn"]
     for method in METHODS.names():
@@ -183,7 +183,7 @@ def test_an_unwritable_store_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize("kind", ["file", "unwritable"])
 def test_an_unusable_asset_cache_is_one_line(kind: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from ubench.home import cached
+    from ubench.store.cache import cached
 
     home = tmp_path / "home"
     if kind == "file":
@@ -197,8 +197,8 @@ def test_an_unusable_asset_cache_is_one_line(kind: str, tmp_path: Path,
 
 
 def test_corrupt_cached_assets_name_the_folder_to_delete(store: Path) -> None:
-    from ubench.home import asset_dir
-    from ubench.registry import TASKS
+    from ubench.catalog.registry import TASKS
+    from ubench.store.cache import asset_dir
 
     task_cls = TASKS.get(TINY)
     task = task_cls(task_cls.Config())
@@ -320,7 +320,7 @@ def test_signals_stop_with_one_line_and_the_exit_code(sig: int, code: int, store
     assert cli(*_run_args(seed=9, steps=2)).returncode == 0  # the tiny assets exist
     # the default SIGINT disposition, whatever the harness gave us (a background job of a
     # non-interactive shell ignores SIGINT, and a child inherits that)
-    proc = subprocess.Popen([sys.executable, "-m", "ubench.cli", *_run_args(steps=400)],
+    proc = subprocess.Popen([sys.executable, "-m", "ubench.cli.main", *_run_args(steps=400)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ.copy(),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -368,7 +368,7 @@ def test_concurrent_runs_share_one_store_and_one_empty_cache(tmp_path: Path) -> 
     env = {"UBENCH_HOME": str(tmp_path / "home"), "UBENCH_STORE": str(tmp_path / "store")}
     specs = [_run_args(seed=3, steps=40), _run_args(seed=3, steps=40),
              _run_args(seed=4, steps=10), ["run", "--method", "base", "--task", TINY]]
-    procs = [subprocess.Popen([sys.executable, "-m", "ubench.cli", *a], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-m", "ubench.cli.main", *a], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
              for a in specs]
     outs = [p.communicate(timeout=900) for p in procs]

@@ -41,7 +41,7 @@ def broken(g, r, weight):  # the regression: the remain term is dropped
     return False
 
 ba.restricted_gradient_ = broken
-from ubench.cli import main
+from ubench.cli.main import main
 sys.argv = ["ubench", *sys.argv[1:]]
 main()
 """
@@ -60,7 +60,7 @@ def test_the_gate_catches_a_regression_and_passes_a_harmless_change(tmp_path: Pa
     broken = subprocess.Popen([sys.executable, "-c", BROKEN, *args, "--store",
                                str(tmp_path / "broken")], env=_env(tmp_path), cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    harmless = subprocess.Popen([sys.executable, "-m", "ubench.cli", *args, "--store",
+    harmless = subprocess.Popen([sys.executable, "-m", "ubench.cli.main", *args, "--store",
                                  str(tmp_path / "harmless"), "--checkpoint-every", "7"],
                                 env=_env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -69,7 +69,7 @@ def test_the_gate_catches_a_regression_and_passes_a_harmless_change(tmp_path: Pa
         assert proc.returncode == 0, err[-2000:]
 
     def compare(store: Path) -> tuple[int, dict]:
-        proc = subprocess.run([sys.executable, "-m", "ubench.cli", "compare", str(BASELINE),
+        proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "compare", str(BASELINE),
                                str(store), "--json"], env=_env(tmp_path), cwd=ROOT,
                               capture_output=True, text=True, timeout=600)
         return proc.returncode, json.loads(proc.stdout)
@@ -84,7 +84,7 @@ def test_the_gate_catches_a_regression_and_passes_a_harmless_change(tmp_path: Pa
         assert all(d == 0 for _, d, _ in deltas), deltas
     else:  # other float kernels (a different CPU): float-level noise only, and said so
         assert all(abs(d) <= 0.01 * max(1.0, abs(b)) for _, d, b in deltas), deltas
-        text = subprocess.run([sys.executable, "-m", "ubench.cli", "compare", str(BASELINE),
+        text = subprocess.run([sys.executable, "-m", "ubench.cli.main", "compare", str(BASELINE),
                                str(tmp_path / "harmless")], env=_env(tmp_path), cwd=ROOT,
                               capture_output=True, text=True, timeout=600).stdout
         assert "float kernels" in text and "not regressions" in text

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from ubench import runner
 from ubench.api import RunContext
-from ubench.errors import InterruptedRun
+from ubench.core.errors import InterruptedRun
+from ubench.run import runner
 
 T2I_TINY = "t2i-attribute-tiny"
 QUICK = {"sa": ["method.steps=6", "method.batch_size=16", "method.fisher_samples=10",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ubench import runner
+from ubench.run import runner
 
 
 @pytest.mark.slow

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from ubench.errors import CorruptRecordError
-from ubench.report import build_report, leaderboard_rows
-from ubench.store import SCHEMA_VERSION, validate_record
+from ubench.core.errors import CorruptRecordError
+from ubench.report.build import build_report, leaderboard_rows
+from ubench.store.records import SCHEMA_VERSION, validate_record
 
 
 def record(method: str, seed: int, ua: float, forget_class: int = 0, **task: Any) -> dict:
-    from ubench.registry import METHODS
+    from ubench.catalog.registry import METHODS
 
     metric = {"value": ua, "ci_low": ua - 0.01, "ci_high": ua + 0.01, "n": 500,
               "higher_is_better": True, "definition": {"n": 500}}
@@ -152,8 +152,8 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
     import pandas as pd
     from safetensors.numpy import save_file
 
-    from ubench.presets import PRESET_DIR
-    from ubench.registry import METHODS
+    from ubench.catalog.presets import PRESET_DIR
+    from ubench.catalog.registry import METHODS
 
     tuned = json.loads((PRESET_DIR / "tuned.json").read_text())["tasks"]["digits-class"]
     rng = np.random.default_rng(0)

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FAST, TINY
-from ubench import runner
-from ubench.errors import (
+from ubench.catalog.registry import METHODS
+from ubench.core.errors import (
     ConfigError,
     CorruptRecordError,
     DivergedError,
     IncompatibleError,
     InterruptedRun,
 )
-from ubench.registry import METHODS
-from ubench.store import read_record
+from ubench.run import runner
+from ubench.store.records import read_record
 
 
 def _run(method: str, store: Path, extra: list[str] | None = None, seed: int = 0, **kw):
@@ -126,7 +126,7 @@ def test_threads_asking_for_one_asset_build_it_once(ubench_home: Path) -> None:
     import threading
     import time
 
-    from ubench.home import cached
+    from ubench.store.cache import cached
 
     builds = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ubench import runner
+from ubench.run import runner
 
 FAST = ["task.sampling_steps=4", "task.limit=4"]
 #: per method: the overrides that keep it quick here (its SD recipe supplies the rest)

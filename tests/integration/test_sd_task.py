@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ubench import fastcheck, runner
-from ubench.errors import ConfigError, MissingAssetError
+from ubench.catalog import fastcheck
+from ubench.core.errors import ConfigError, MissingAssetError
 from ubench.models.sd import load_sd, resolve_sd
+from ubench.run import runner
 from ubench.testing import clip_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def test_missing_model_is_one_clear_error(no_hub: dict[str, str], tmp_path: Path
 def test_cli_without_weights_exits_with_one_line(no_hub: dict[str, str], tmp_path: Path
                                                  ) -> None:
     env = {**os.environ, **no_hub}
-    proc = subprocess.run([sys.executable, "-m", "ubench.cli", "run", "--method", "boostalign",
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "run", "--method", "boostalign",
                            "--task", "sd-nudity", "--store", str(tmp_path / "store")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0
@@ -154,7 +155,7 @@ def test_acceptance_command(tiny_sd: Path, tmp_path: Path) -> None:
     """The issue's command verbatim: paper recipe (100 steps), --limit 4, through the CLI."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "ubench.cli", "run", "--method", "boostalign", "--task",
+        [sys.executable, "-m", "ubench.cli.main", "run", "--method", "boostalign", "--task",
          "sd-nudity", "--set", f"task.model={tiny_sd}", "--limit", "4", "--store",
          str(tmp_path), "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

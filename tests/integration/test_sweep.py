@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from ubench.env import fixed_threads
-from ubench.locks import hold
-from ubench.report import build_report
+from ubench.core.env import fixed_threads
+from ubench.core.locks import hold
+from ubench.report.build import build_report
 from ubench.sweep import load_plan, run_items, run_one
 from ubench.sweep.worker import log_path
 
@@ -36,7 +36,7 @@ SUBMITIT_MISSING = "the slurm extra is not installed: pip install 'ubench[slurm]
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900
         ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ubench.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ubench.cli.main", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -214,7 +214,7 @@ def test_a_killed_worker_resumes_on_the_next_sweep_to_the_uninterrupted_record(
 @pytest.mark.faults
 def test_two_sweeps_of_one_plan_at_once_do_every_run_once(
         sequential: tuple[Path, dict[str, Any]], store: Path) -> None:
-    procs = [subprocess.Popen([sys.executable, "-m", "ubench.cli", "sweep", str(TINY_PLAN),
+    procs = [subprocess.Popen([sys.executable, "-m", "ubench.cli.main", "sweep", str(TINY_PLAN),
                                "--workers", "2", "--store", str(store), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from tests.conftest import FAST
-from ubench import runner
 from ubench.models.diffusion import DiffusionModel, text_conditional_model
 from ubench.models.text import TextConditioner
-from ubench.store import read_record
+from ubench.run import runner
+from ubench.store.records import read_record
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.concepts import TEST_COLOURS, TRAIN_COLOURS
 from ubench.tasks.t2i.task import T2IAttributeTiny, T2IObjectTiny, T2IStyleTiny

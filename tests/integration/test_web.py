@@ -29,7 +29,7 @@ from tests.web_site import (
     main_title,
     tuning_points,
 )
-from ubench.report import build_report, leaderboard_rows, load_records
+from ubench.report.build import build_report, leaderboard_rows, load_records
 
 
 def make_site(root: Path) -> tuple[Path, dict[str, Any]]:
@@ -148,7 +148,7 @@ def test_page_data_axes_extra_points_and_robustness_columns(tmp_path: Path) -> N
 
 
 def test_extra_points_are_checked() -> None:
-    from ubench.web.plot import check_points
+    from ubench.report.web.plot import check_points
 
     assert check_points([{"method": "m", "kind": "front", "x": 1, "y": 2}])[0]["x_lo"] == 1.0
     for bad in ([{"method": "m", "kind": "other", "x": 1, "y": 2}],
@@ -159,7 +159,7 @@ def test_extra_points_are_checked() -> None:
 
 
 def test_axes_come_from_the_metric_classes() -> None:
-    from ubench.web.plot import axis_pairs
+    from ubench.report.web.plot import axis_pairs
 
     assert axis_pairs(["ua", "ra", "fd"])[:2] == [("ua", "ra"), ("ua", "fd")]
     t2i = ["concept_rate", "concept_rate_paraphrase", "alignment_train", "alignment_test", "fd"]
@@ -176,7 +176,7 @@ def test_format_option_open_and_other_formats_left_alone(tmp_path: Path) -> None
     build_store(store)
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ubench.cli", "report", "--store",
+        return subprocess.run([sys.executable, "-m", "ubench.cli.main", "report", "--store",
                                str(store), "--out", str(out), *args], capture_output=True,
                               text=True, timeout=120)
 
@@ -200,7 +200,7 @@ def test_format_option_open_and_other_formats_left_alone(tmp_path: Path) -> None
 def test_the_report_path_never_imports_the_model_stack(tmp_path: Path) -> None:
     store = tmp_path / "store"
     build_store(store)
-    code = ("import sys; from pathlib import Path; from ubench.report import build_report; "
+    code = ("import sys; from pathlib import Path; from ubench.report.build import build_report; "
             f"build_report(Path({str(store)!r}), {str(tmp_path / 'out')!r}); "
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') "
             "if m in sys.modules))")
@@ -211,10 +211,10 @@ def test_the_report_path_never_imports_the_model_stack(tmp_path: Path) -> None:
 
 
 def test_report_facts_agree_with_the_classes() -> None:
-    """The torch-free facts (from ubench/config_schema.json) are what the classes say."""
-    from ubench import facts
-    from ubench.catalog import BUILTIN_METHODS, BUILTIN_TASKS
-    from ubench.registry import METHODS, TASKS
+    """The torch-free facts (from ubench/catalog/config_schema.json) are what the classes say."""
+    from ubench.catalog import facts
+    from ubench.catalog.builtins import BUILTIN_METHODS, BUILTIN_TASKS
+    from ubench.catalog.registry import METHODS, TASKS
 
     for m in BUILTIN_METHODS:
         assert facts.method_defaults(m) == facts._jsonable(METHODS.get(m).Config().to_dict())

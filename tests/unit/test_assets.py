@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from ubench import runner
-from ubench.assets import (
+from ubench.core.errors import MissingAssetError
+from ubench.run import runner
+from ubench.store.pinned import (
     MANIFEST,
     pinned_digest,
     pinned_folder,
@@ -24,7 +25,6 @@ from ubench.assets import (
     verify,
     write_entry,
 )
-from ubench.errors import MissingAssetError
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def test_a_pinned_asset_is_checked_file_by_file(fake_root: Path) -> None:
 @pytest.mark.parametrize("damage", ["edit", "delete"])
 def test_a_damaged_pinned_file_is_one_line_naming_the_build_command(
         fake_root: Path, damage: str) -> None:
-    from ubench import assets
+    from ubench.store import pinned as assets
 
     assets._VERIFIED.clear()
     f = fake_root / "x/thing/w.bin"
@@ -126,7 +126,7 @@ def test_missing_pinned_assets_fail_fast_with_the_build_command(tmp_path: Path) 
     env = {"UBENCH_ASSETS": str(tmp_path / "none"), "UBENCH_HOME": str(tmp_path / "home"),
            "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "ubench.cli", "run", "--method", "boostalign",
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "run", "--method", "boostalign",
                            "--task", "digits-class", "--store", str(tmp_path / "s")],
                           capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 1, proc.stderr
@@ -158,7 +158,7 @@ def test_t2i_build_keeps_intact_pinned_assets_and_redoes_changed_ones(tmp_path: 
     """`ubench assets build t2i-*` must not retrain an asset already pinned from the same recipe
     (a retrained model differs across CPUs, and with it every record's identity); a damaged
     file or another recipe is rebuilt."""
-    from ubench.registry import TASKS
+    from ubench.catalog.registry import TASKS
 
     copy = tmp_path / "pinned"
     shutil.copytree(pinned_root(), copy)

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
-from ubench import catalog, fastcheck
 from ubench.api import attack_metric_id, parse_attack_metric_id, supports_attacks
 from ubench.attacks.softprompt import (
     SoftPromptConfig,
@@ -24,12 +23,14 @@ from ubench.attacks.softprompt import (
     project_simplex,
     timestep_schedule,
 )
-from ubench.config import build_config
-from ubench.errors import ConfigError, UnknownComponentError
+from ubench.catalog import builtins as catalog
+from ubench.catalog import fastcheck
+from ubench.catalog.registry import ATTACKS, TASKS
+from ubench.core.config import build_config
+from ubench.core.errors import ConfigError, UnknownComponentError
 from ubench.models import soft
 from ubench.models.diffusion import class_conditional_model, text_conditional_model
-from ubench.record import ATTACK_SCHEMA_FILE, generate_attack_schema
-from ubench.registry import ATTACKS, TASKS
+from ubench.store.record import ATTACK_SCHEMA_FILE, generate_attack_schema
 
 
 # ---------------------------------------------------------------------- learned conditions
@@ -181,7 +182,7 @@ def test_bad_attack_ids_and_keys_are_refused_before_torch() -> None:
 
 
 def test_list_attacks_does_not_import_torch() -> None:
-    code = ("import sys; from ubench.cli import app; from typer.testing import CliRunner; "
+    code = ("import sys; from ubench.cli.main import app; from typer.testing import CliRunner; "
             "r = CliRunner().invoke(app, ['list', 'attacks']); assert r.exit_code == 0, r.output;"
             " assert 'softprompt' in r.output and 'relearn' in r.output;"
             " print('torch' in sys.modules)")
@@ -191,11 +192,12 @@ def test_list_attacks_does_not_import_torch() -> None:
 
 def test_committed_attack_schema_is_generated() -> None:
     assert json.loads(ATTACK_SCHEMA_FILE.read_text()) == generate_attack_schema(), \
-        "ubench/attack_record.schema.json is stale: run python scripts/check_schema.py --write"
+        "ubench/store/attack_record.schema.json is stale: run python scripts/check_schema.py "\
+        "--write"
 
 
 def test_every_prescribed_attack_setting_exists() -> None:
-    from ubench.attack_runner import attack_config
+    from ubench.run.attack import attack_config
 
     for name in TASKS.names():
         task_cls = TASKS.get(name)

@@ -13,14 +13,14 @@ from diffusers import DDIMScheduler
 
 from tests.conftest import TINY
 from tests.unit.conftest import random_set
-from ubench import runner
 from ubench.api import ConditionedSet, RunContext, Stream, UnlearnRequest
-from ubench.errors import DivergedError, IncompatibleError
+from ubench.core.errors import DivergedError, IncompatibleError
 from ubench.methods._labels import pseudo_labels, random_label_loss
 from ubench.methods.esd import ESDConfig, ESDFull, distinct_conditions, esd_target
 from ubench.methods.rl import RandomLabel, RandomLabelConfig
 from ubench.methods.salun import SalUn, SalUnConfig, forget_saliency, top_fraction_mask
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
+from ubench.run import runner
 
 _set = random_set
 
@@ -182,7 +182,7 @@ def test_esd_x_refused_on_digits_before_anything_is_built(
         runner.resolve("esd-x", TINY, 0, [])
     assert "esd-x" in str(e.value) and "Tasks it fits" in str(e.value)
     env = {**os.environ, "UBENCH_HOME": str(home), "UBENCH_STORE": str(store)}
-    proc = subprocess.run([sys.executable, "-m", "ubench.cli", "run", "--method", "esd-x",
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "run", "--method", "esd-x",
                            "--task", "digits-class"], capture_output=True, text=True, env=env,
                           timeout=300)
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

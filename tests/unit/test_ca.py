@@ -10,7 +10,7 @@ import torch
 
 from tests.unit.conftest import random_set
 from ubench.api import ConditionedSet, RunContext, UnlearnRequest
-from ubench.errors import IncompatibleError
+from ubench.core.errors import IncompatibleError
 from ubench.methods._anchors import anchor_pairs
 from ubench.methods.ca import CAConfig, ConceptAblation, ablation_loss, is_key_or_value
 from ubench.models.diffusion import DiffusionModel

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ubench.errors import InputError, MissingAssetError
+from ubench.core.errors import InputError, MissingAssetError
 from ubench.tasks.cifar10 import data as D
 from ubench.tasks.cifar10.recipes import CLIP_LABELS, TWO_CLASS_PAIRS
 

@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 
 from ubench.api import MetricValue
-from ubench.compare import (
+from ubench.core.env import cpu_name, environment, numerics_fingerprint
+from ubench.core.errors import ConfigError
+from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
+from ubench.metrics.frechet import FrechetDistance
+from ubench.report.compare import (
     CompareError,
     compare,
     paired_frechet_delta,
@@ -20,12 +24,8 @@ from ubench.compare import (
     parse_tolerances,
     to_markdown,
 )
-from ubench.env import cpu_name, environment, numerics_fingerprint
-from ubench.errors import ConfigError
-from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
-from ubench.metrics.frechet import FrechetDistance
-from ubench.runner import write_metric_samples
-from ubench.store import IDENTITY_VERSION, SCHEMA_VERSION, validate_record
+from ubench.run.runner import write_metric_samples
+from ubench.store.records import IDENTITY_VERSION, SCHEMA_VERSION, validate_record
 
 REF = np.random.default_rng(0).normal(size=(300, 4))
 

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ubench.config import build_config, parse_overrides
-from ubench.errors import ConfigError
+from ubench.core.config import build_config, parse_overrides
+from ubench.core.errors import ConfigError
 from ubench.methods._gradient import GradientConfig
 from ubench.tasks.digits.task import DigitsConfig
 
@@ -60,7 +60,7 @@ def test_task_range_validated() -> None:
 def test_bool_parsing() -> None:
     from dataclasses import dataclass
 
-    from ubench.config import BaseConfig
+    from ubench.core.config import BaseConfig
 
     @dataclass(frozen=True)
     class C(BaseConfig):
@@ -73,8 +73,8 @@ def test_bool_parsing() -> None:
 
 # ----------------------------------------------------------------------------- recipes
 def test_every_task_recipe_names_real_fields() -> None:
-    from ubench import runner
-    from ubench.registry import TASKS
+    from ubench.catalog.registry import TASKS
+    from ubench.run import runner
 
     for name in TASKS.names():
         runner.check_method_defaults(TASKS.get(name))
@@ -82,8 +82,8 @@ def test_every_task_recipe_names_real_fields() -> None:
 
 def test_a_recipe_key_the_method_lacks_is_a_config_error() -> None:
     """A renamed field must not drop the paper's recipe silently."""
-    from ubench import runner
-    from ubench.registry import TASKS
+    from ubench.catalog.registry import TASKS
+    from ubench.run import runner
     from ubench.tasks.digits.task import DigitsClassTiny
 
     class Broken(DigitsClassTiny):
@@ -108,7 +108,7 @@ def test_a_recipe_key_the_method_lacks_is_a_config_error() -> None:
 
 
 def test_presets_change_defaults_only() -> None:
-    from ubench.config import with_defaults
+    from ubench.core.config import with_defaults
 
     Tiny = with_defaults(DigitsConfig, "Tiny", eval_forget=3)
     assert Tiny().eval_forget == 3 and Tiny().forget_class == DigitsConfig().forget_class

@@ -17,10 +17,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ubench.config import coerce_spec, parse_overrides
-from ubench.errors import ConfigError
-from ubench.report import build_report, csv_safe, md
-from ubench.store import SCHEMA_VERSION
+from ubench.core.config import coerce_spec, parse_overrides
+from ubench.core.errors import ConfigError
+from ubench.report.build import build_report, csv_safe, md
+from ubench.store.records import SCHEMA_VERSION
 
 SPECS = [{"type": "int"}, {"type": "float"}, {"type": "bool"}, {"type": "str"},
          {"type": "choice", "choices": ["clip", "threshold", "none"]},

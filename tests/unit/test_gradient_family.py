@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from ubench.api import ConditionedSet, RunContext, Stream, UnlearnRequest
-from ubench.config import build_config
+from ubench.core.config import build_config
 from ubench.methods._gradient import GradientConfig
-from ubench.methods._loop import Batches
 from ubench.methods.boostalign import BoostAlign
 from ubench.methods.finetune import Finetune
 from ubench.methods.ga import GradientAscent
 from ubench.methods.graddiff import GradDiff
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
+from ubench.training.loop import Batches
 
 
 def tiny() -> DiffusionModel:

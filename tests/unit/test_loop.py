@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ubench.api import ConditionedSet, RunContext, Stream, generation_seeds
-from ubench.errors import DivergedError
-from ubench.methods._loop import Batches, Checkpointer, Loop, check_finite, gradient_norm
+from ubench.core.errors import DivergedError
 from ubench.models.diffusion import class_conditional_model
+from ubench.training.loop import Batches, Checkpointer, Loop, check_finite, gradient_norm
 
 
 def _set(n: int, label: int = 1) -> ConditionedSet:

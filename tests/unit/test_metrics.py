@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ubench.metrics.bootstrap import bootstrap_ci, mean_with_ci
+from ubench.catalog.registry import METRICS
+from ubench.core.bootstrap import bootstrap_ci, mean_with_ci
 from ubench.metrics.classification import RemainingAccuracy, UnlearningAccuracy
 from ubench.metrics.frechet import FrechetDistance, frechet_distance, frechet_with_ci
-from ubench.registry import METRICS
 
 
 def test_frechet_of_identical_sets_is_zero() -> None:

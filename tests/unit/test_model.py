@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ubench.errors import IncompatibleError, MissingAssetError
+from ubench.core.errors import IncompatibleError, MissingAssetError
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
 
 # ``model``: the tiny class-conditional UNet of tests/unit/conftest.py

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ubench.protocol import (
+from ubench.report.protocol import (
     Point,
     TuningRule,
     best_keep_at,
@@ -153,8 +153,8 @@ def test_a_run_whose_config_is_the_tuned_choice_is_the_tuned_row(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The identity is the config: a run made before the tuning whose values are the tuned
     choice is the same run as the `--preset tuned` one, and the report labels it so."""
-    from ubench import presets
-    from ubench.report import _label, tuned_choices
+    from ubench.catalog import presets
+    from ubench.report.build import _label, tuned_choices
 
     (tmp_path / "tuned.json").write_text(json.dumps({"tasks": {
         "t2i-attribute": {"methods": {"ga": {"values": {"lr": 1e-4}}}},
@@ -179,7 +179,7 @@ def test_a_run_whose_config_is_the_tuned_choice_is_the_tuned_row(
 def test_intervals_of_oracle_gaps_over_runs_stay_in_their_range() -> None:
     """A mean of non-negative gaps over runs is never given a negative lower bound (the t
     interval of three small gaps would reach below 0), nor a TV above 1."""
-    from ubench.report import _aggregate, _bounds
+    from ubench.report.build import _aggregate, _bounds
 
     assert _bounds("oracle_tv") == (0.0, 1.0)
     assert _bounds("oracle_gap_ua") == (0.0, 1.0) and _bounds("oracle_gap_fd")[0] == 0.0
@@ -195,7 +195,7 @@ def _bernoulli_runs(rng: np.random.Generator, ua: float, ra: float, n: int = 3
 
 
 def test_standing_scores_an_evaluation_row_like_a_one_point_front() -> None:
-    from ubench.protocol import standing
+    from ubench.report.protocol import standing
 
     rng = np.random.default_rng(1)
     runs = _bernoulli_runs(rng, 0.99, 0.9)
@@ -218,7 +218,7 @@ def test_standing_scores_an_evaluation_row_like_a_one_point_front() -> None:
 
 
 def test_rank_standings_shares_ties_puts_references_last_and_gives_rank_intervals() -> None:
-    from ubench.protocol import rank_standings, standing
+    from ubench.report.protocol import rank_standings, standing
 
     rng = np.random.default_rng(2)
     tie = _bernoulli_runs(rng, 1.0, 0.8)  # two rows with the very same samples tie

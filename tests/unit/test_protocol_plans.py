@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ROOT
 from ubench.api import TUNING_BUDGET
-from ubench.config import build_config
-from ubench.registry import METHODS, TASKS
+from ubench.catalog.registry import METHODS, TASKS
+from ubench.core.config import build_config
 from ubench.sweep.plan import load_plan
 
 PROTOCOL_PLANS = ("protocol-digits", "protocol-t2i", "robustness-digits", "robustness-t2i")
@@ -98,8 +98,8 @@ def test_committed_tuning_runs_never_ran_an_evaluated_cell() -> None:
 def test_the_committed_preset_was_chosen_by_the_declared_rule() -> None:
     """Recomputing each task's choice from the committed tuning records gives the committed
     preset (the preset is derived data, never typed by hand)."""
-    from ubench.presets import PRESET_DIR
-    from ubench.tune import task_section, tuning_points
+    from ubench.catalog.presets import PRESET_DIR
+    from ubench.sweep.tune import task_section, tuning_points
 
     path = PRESET_DIR / "tuned.json"
     if not path.is_file():
@@ -120,9 +120,9 @@ def test_the_committed_preset_was_chosen_by_the_declared_rule() -> None:
 def test_every_tuning_run_resolves_to_its_point(task: str) -> None:
     """`ubench tune --method all` builds every point as `--set` overrides; each must parse back
     to the point's own values (a string choice once arrived quoted and was refused)."""
-    from ubench.errors import MissingAssetError
-    from ubench.runner import methods_for
-    from ubench.tune import tuning_items
+    from ubench.core.errors import MissingAssetError
+    from ubench.run.runner import methods_for
+    from ubench.sweep.tune import tuning_items
 
     methods = [m for m in methods_for(task) if METHODS.get(m).search_space]
     try:

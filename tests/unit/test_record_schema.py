@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from ubench.errors import CorruptRecordError
-from ubench.record import SCHEMA_FILE, generate_schema
-from ubench.store import read_record, validate_record
+from ubench.core.errors import CorruptRecordError
+from ubench.store.record import SCHEMA_FILE, generate_schema
+from ubench.store.records import read_record, validate_record
 
 RECORDS = sorted((ROOT / "leaderboard" / "records").glob("**/record.json"))
 
@@ -20,7 +20,7 @@ RECORDS = sorted((ROOT / "leaderboard" / "records").glob("**/record.json"))
 def test_committed_schema_is_generated_from_the_typeddicts() -> None:
     committed = json.loads(SCHEMA_FILE.read_text())
     assert committed == generate_schema(), \
-        "ubench/record.schema.json is stale: run python scripts/check_schema.py --write"
+        "ubench/store/record.schema.json is stale: run python scripts/check_schema.py --write"
 
 
 def test_every_committed_record_validates() -> None:

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from ubench import catalog
-from ubench.errors import UnknownComponentError
-from ubench.registry import METHODS, METRICS, TASKS, Registry
+from ubench.catalog import builtins as catalog
+from ubench.catalog.registry import METHODS, METRICS, TASKS, Registry
+from ubench.core.errors import UnknownComponentError
 
 
 def test_unknown_name_suggests_and_lists() -> None:
@@ -54,7 +54,7 @@ def test_every_method_module_is_catalogued() -> None:
 
 
 def test_list_does_not_import_torch() -> None:
-    code = ("import sys; from ubench.cli import app; "
+    code = ("import sys; from ubench.cli.main import app; "
             "from typer.testing import CliRunner; r = CliRunner().invoke(app, ['list', 'methods']);"
             " assert r.exit_code == 0, r.output; assert 'boostalign' in r.output;"
             " print('torch' in sys.modules)")

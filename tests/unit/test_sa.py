@@ -136,7 +136,7 @@ def test_fisher_pass_is_cached_per_base_model(model: DiffusionModel, tmp_path: P
     # a corrupt cache entry is one clear error that names the folder to delete
     folder = tmp_path / "home" / "sa" / "fisher" / log1["fisher_folder"]
     (folder / "fisher.safetensors").write_bytes(b"broken")
-    from ubench.errors import CorruptAssetError
+    from ubench.core.errors import CorruptAssetError
 
     with pytest.raises(CorruptAssetError, match="delete"):
         sa.cached_fisher(model, named, req, cfg, ctx(0))

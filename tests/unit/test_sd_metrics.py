@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ubench.errors import MissingAssetError
+from ubench.core.errors import MissingAssetError
 from ubench.metrics import clip_score, nudity
 from ubench.metrics.clip_score import (
     ClipAlignmentTest,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ubench.errors import MissingAssetError
+from ubench.core.errors import MissingAssetError
 from ubench.tasks.sd import prompts as P
 from ubench.tasks.sd.i2p import load_i2p
 from ubench.tasks.sd.prompts import (

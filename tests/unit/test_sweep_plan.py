@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, TINY
-from ubench import runner
-from ubench.errors import ConfigError, MissingExtraError, PlanError
+from ubench.core.errors import ConfigError, MissingExtraError, PlanError
+from ubench.run import runner
 from ubench.sweep import load_plan, make_item, parse_plan
 from ubench.sweep.executors import make_executor, require_extra
 
@@ -262,7 +262,7 @@ def test_a_bad_plan_fails_on_the_command_line_before_torch_and_before_the_store(
     """)
     store = tmp_path / "store"
     code = ("import sys; sys.argv = ['ubench', 'sweep', sys.argv[1], '--store', sys.argv[2]]\n"
-            "from ubench.cli import main\n"
+            "from ubench.cli.main import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n"
             "    print(e.code, 'torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code, str(path), str(store)],
@@ -274,7 +274,7 @@ def test_a_bad_plan_fails_on_the_command_line_before_torch_and_before_the_store(
 
 
 def test_options_of_another_executor_are_usage_errors(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "ubench.cli", "sweep",
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "sweep",
                            str(ROOT / "plans" / "tiny.toml"), "--partition", "gpu"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
@@ -305,7 +305,7 @@ def _identity(method: str, task_config: dict, method_config: dict, seed: int) ->
 def _leaderboard(task_prefix: str) -> set[str]:
     """The leaderboard's runs (not the fair protocol's tuning runs), their task configs completed
     with today's defaults for keys added since they were made (``eval_split``: ``test``)."""
-    from ubench.registry import TASKS
+    from ubench.catalog.registry import TASKS
 
     out = set()
     for path in (ROOT / "leaderboard" / "records").glob(f"{task_prefix}*/*/*/record.json"):
@@ -328,7 +328,7 @@ def test_a_plan_whose_weights_are_missing_names_the_download() -> None:
     """A run's identity includes the digests of its assets, so a Stable Diffusion plan resolves
     only where the weights are; elsewhere it is one line with the download (from its block)."""
     plan = load_plan(ROOT / "plans" / "sd.toml")  # the file itself is checked without weights
-    from ubench.hub import cached_snapshot
+    from ubench.core.hub import cached_snapshot
 
     if cached_snapshot("CompVis/stable-diffusion-v1-4", ["unet/*"]) is not None:
         pytest.skip("Stable Diffusion is on this machine")
@@ -398,7 +398,7 @@ def test_a_worker_stopped_while_starting_reports_interrupted_not_failed(
     sweep must hear "interrupted" (rerun resumes), not "failed" with a traceback."""
     import signal
 
-    from ubench.errors import Terminated
+    from ubench.core.errors import Terminated
     from ubench.sweep import worker
 
     def stopped(self: worker.Job) -> worker.Outcome:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ubench import runner
-from ubench.errors import IncompatibleError
+from ubench.core.errors import IncompatibleError
 from ubench.methods.uce import UCEConfig, uce_factor
+from ubench.run import runner
 
 
 def _rand(*shape: int, seed: int) -> torch.Tensor:
@@ -67,7 +67,7 @@ def test_refused_on_class_conditional_tasks_before_loading() -> None:
 
 
 def test_config_bounds() -> None:
-    from ubench.errors import ConfigError
+    from ubench.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="lamb"):
         UCEConfig(lamb=0.0)

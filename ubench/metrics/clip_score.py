@@ -15,7 +15,8 @@ clamped to [0, 1] and normalised with the CLIP mean/std. For square inputs this 
 
 Weights are never downloaded. :class:`ClipScorer` loads them from ``weights=`` (a local
 ``open_clip_pytorch_model.bin``) or finds them in the local Hugging Face cache, and otherwise raises
-:class:`~ubench.errors.MissingAssetError` at once with the file to download and the option to pass.
+:class:`~ubench.core.errors.MissingAssetError` at once with the file to download and the option to
+pass.
 Tests inject :func:`ubench.testing.tiny_random_extractor`: a tiny random open_clip ``CLIP`` with the
 real CLIP BPE tokenizer, so the code path is real while the numbers are meaningless.
 """
@@ -31,10 +32,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ubench.api import Metric
-from ubench.digest import file_sha256
-from ubench.errors import MissingAssetError
-from ubench.hub import cached_file, hf_hub_cache
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.digest import file_sha256
+from ubench.core.errors import MissingAssetError
+from ubench.core.hub import cached_file, hf_hub_cache
 
 if TYPE_CHECKING:
     import torch
@@ -143,7 +144,7 @@ def resolve_clip_weights(model_name: str = DEFAULT_MODEL, pretrained: str = DEFA
 
     Order: ``weights`` (must exist); ``pretrained`` if it is a file path; the Hugging Face cache
     entry of the tag's repository (``open_clip_model.safetensors`` then
-    ``open_clip_pytorch_model.bin``, looked up with ``ubench.hub.cached_file``,
+    ``open_clip_pytorch_model.bin``, looked up with ``ubench.core.hub.cached_file``,
     which reads only the disk); open_clip's URL cache (``~/.cache/clip``) for URL-only tags.
     """
     if weights is not None and str(weights) != "":

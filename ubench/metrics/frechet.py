@@ -31,8 +31,8 @@ import numpy as np
 from scipy import linalg
 
 from ubench.api import Metric, MetricValue
-from ubench.errors import MissingAssetError
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.errors import MissingAssetError
 
 if TYPE_CHECKING:
     import torch
@@ -201,7 +201,7 @@ class FeatureNet:
 
 
 def inception_hint() -> str:
-    from ubench.home import ubench_home
+    from ubench.core.paths import ubench_home
 
     return (f"download {INCEPTION_URL} (about 95 MB) and pass --set "
             f"task.inception_weights=/path/to/{INCEPTION_FILE} (or put it at "
@@ -212,7 +212,7 @@ def inception_hint() -> str:
 def resolve_inception_weights(path: str = "") -> Path:
     """The local ``inception-2015-12-05.pt``: ``path`` if given (it must exist), else ubench's
     weights folder, else clean-fid's own download place (``/tmp``); one line when absent."""
-    from ubench.home import ubench_home
+    from ubench.core.paths import ubench_home
 
     if path:
         p = Path(path).expanduser()
@@ -252,7 +252,7 @@ def inception_net(weights: Path, device: str = "cpu") -> FeatureNet:
         with torch.no_grad():
             return net(x.to(device))
 
-    from ubench.digest import file_sha256
+    from ubench.core.digest import file_sha256
 
     return FeatureNet(forward, INCEPTION_DIMS, f"clean-fid Inception-v3 ({INCEPTION_FILE}), "
                       "2048-d pool features", file_sha256(weights, 16), device)

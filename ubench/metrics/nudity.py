@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ubench.api import Metric, MetricValue
-from ubench.digest import file_sha256
-from ubench.errors import MissingAssetError
-from ubench.metrics.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.digest import file_sha256
+from ubench.core.errors import MissingAssetError
 
 if TYPE_CHECKING:
     import torch

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
-from ubench.errors import IncompatibleError, MissingAssetError
+from ubench.core.errors import IncompatibleError, MissingAssetError
 from ubench.models.text import TextConditioner
 
 Scope = Literal["full", "xattn", "noxattn"]

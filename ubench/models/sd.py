@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from ubench.errors import MissingAssetError
-from ubench.hub import cached_snapshot
+from ubench.core.errors import MissingAssetError
+from ubench.core.hub import cached_snapshot
 from ubench.models.diffusion import DiffusionModel
 from ubench.models.text import TextModel
 

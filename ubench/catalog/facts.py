@@ -1,0 +1,103 @@
+"""What ``ubench report`` needs to know about methods, tasks and metrics, without torch.
+
+Building a leaderboard from records needs a few facts about the components that made them: a
+method's config defaults (a row's label shows only the values that differ), a task's current
+``version`` (older records leave the tables), its config defaults and its ``method_defaults``
+(the recipe a task prescribes), and each metric's bounds, split and direction. Importing a method
+or a task class imports torch and diffusers (seconds and ~1 GB), which a report of JSON records
+has no use for. So:
+
+* built-in methods and tasks are read from ``ubench/catalog/config_schema.json``, generated from the
+  classes themselves (``python scripts/check_schema.py --write``; CI fails while it is stale);
+* plugins (entry points) are not in that file: their classes are imported, as before;
+* a component that is no longer installed gives ``None`` (the report then shows every value);
+* metric classes are imported: their modules are torch-free by design (torch only under
+  ``TYPE_CHECKING`` or inside functions); a test keeps the report path torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from ubench.catalog.fastcheck import schema
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """A task's current version, its config defaults and its per-method recipe."""
+
+    version: str
+    defaults: dict[str, Any]
+    method_defaults: dict[str, dict[str, Any]]
+
+
+def _defaults(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: f["default"] for k, f in entry["fields"].items()}
+
+
+def _jsonable(value: Any) -> Any:
+    """Config values as a record holds them (tuples are JSON lists there)."""
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@cache
+def method_defaults(method_id: str) -> dict[str, Any] | None:
+    """The method's own config defaults; ``None`` for a method that is not installed."""
+    known = schema()["methods"]
+    if method_id in known:
+        return _defaults(known[method_id])
+    from ubench.catalog.registry import METHODS
+
+    try:  # a plugin: import its class
+        return _jsonable(METHODS.get(method_id).Config().to_dict())  # type: ignore[no-any-return]
+    except Exception:  # no longer installed, or broken: the report shows every value
+        return None
+
+
+@cache
+def task_facts(task_id: str) -> TaskFacts | None:
+    """The task's version and defaults; ``None`` for a task that is not installed."""
+    known = schema()["tasks"]
+    if task_id in known:
+        e = known[task_id]
+        return TaskFacts(str(e["version"]), _defaults(e), e["method_defaults"])
+    from ubench.catalog.registry import TASKS
+
+    if task_id not in TASKS:
+        return None
+    try:  # a plugin: import its class
+        cls = TASKS.get(task_id)
+        return TaskFacts(str(cls.version), _jsonable(cls.Config().to_dict()),
+                         {m: _jsonable(dict(d)) for m, d in cls.method_defaults.items()})
+    except Exception:  # broken plugin: treat as not installed
+        return None
+
+
+@cache
+def metric_class(name: str) -> Any | None:
+    """The registered :class:`~ubench.api.Metric` class, or ``None`` if not installed."""
+    from ubench.catalog.registry import METRICS
+
+    try:
+        return METRICS.get(name)
+    except Exception:  # a metric no longer registered
+        return None
+
+
+def default_config(method_id: str, task_id: str) -> dict[str, Any]:
+    """The method's defaults on this task: its own, then what the task prescribes
+    (empty for a method that is no longer installed: every value is then shown)."""
+    own = method_defaults(method_id)
+    if own is None:
+        return {}
+    out = dict(own)
+    task = task_facts(task_id)
+    if task is not None:
+        out.update(task.method_defaults.get(method_id, {}))
+    return out

@@ -1,0 +1,26 @@
+"""Where ubench reads and writes by default: the results store and the asset cache.
+
+``$UBENCH_STORE`` (else ``./results``) is the store that runs are written to unless ``--store``
+says otherwise; ``$UBENCH_HOME`` (else ``~/.cache/ubench``) holds what ubench builds once and
+reuses (trained base models, oracles, judges, file digests). Both are only *named* here: the
+store layer (:mod:`ubench.store`) owns what is inside them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: the results store when neither ``--store`` nor ``$UBENCH_STORE`` names one
+DEFAULT_STORE = "results"
+
+
+def store_root(path: str | Path | None = None) -> Path:
+    """The store folder: the argument, ``$UBENCH_STORE`` or ``./results``."""
+    return Path(path or os.environ.get("UBENCH_STORE") or DEFAULT_STORE)
+
+
+def ubench_home() -> Path:
+    """The cache root (``$UBENCH_HOME`` or ``~/.cache/ubench``)."""
+    env = os.environ.get("UBENCH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ubench"

@@ -1,0 +1,617 @@
+"""``ubench compare BASELINE CURRENT``: paired, per-sample regression testing of two result sets.
+
+Runs are **paired by their config id** (the run identity without the asset digests: same task,
+version, config, user files, method, config and seed) and must then have been measured with the
+same assets (judge, base model, data): comparing across a judge change is refused unless
+``allow_asset_change``. For every paired run and metric:
+
+* the **difference** ``current - baseline``;
+* a **paired bootstrap** interval: sample ``i`` of both runs was generated from the same seed, so
+  the per-sample scores (``scores.safetensors``) are resampled with one set of indices for both
+  sides, and the interval is that of the difference of their means; for Fréchet distances the
+  paired generated features (``features.safetensors``) are resampled and FD recomputed on both
+  sides against the fixed reference (basic bootstrap, as the metric's own interval). A run
+  without per-sample files (a legacy record; the committed leaderboard keeps no features) gets
+  an *unpaired* interval, ``±sqrt(h_a^2 + h_b^2)`` from the two runs' own half-widths, and says so;
+* a **regression** when the change goes in the metric's bad direction, its interval excludes 0
+  and it is larger than the metric's tolerance (``Metric.tolerance`` absolute,
+  ``Metric.relative_tolerance`` of the baseline value; the larger applies).
+
+Rows aggregated over runs (method x task setting, over forget instances and seeds) get the same
+treatment over runs: the mean of the per-run differences with a bootstrap interval over the
+pairs. The output is a Markdown report (regressions first) or JSON; the exit status is 0 (no
+regression), 1 (a regression) or 2 (unusable input, with the fix).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.digest import stable_hash
+from ubench.core.errors import ConfigError, CorruptRecordError, UbenchError
+
+#: resamples of the paired bootstrap (means: vectorised; Fréchet: one sqrtm per side each)
+MEAN_RESAMPLES = 2000
+FRECHET_RESAMPLES = 200
+INSTANCE_KEYS = ("forget_class", "forget_digit", "forget_style")
+
+
+class CompareError(UbenchError):
+    """Inputs ``ubench compare`` cannot use (exit 2)."""
+
+    exit_code = 2
+
+
+# ---------------------------------------------------------------------- reading
+def config_id(rec: Mapping[str, Any]) -> str:
+    """The record's config id (its run id for legacy records, whose ids had no assets)."""
+    if "config_id" in rec:
+        return str(rec["config_id"])
+    if rec.get("identity_version", 1) >= 2:  # recompute, should a writer have left it out
+        task = {k: v for k, v in rec["task"].items() if k in ("id", "version", "config",
+                                                                 "inputs")}
+        method = {k: v for k, v in rec["method"].items() if k in ("id", "version", "config")}
+        return stable_hash({"task": task, "method": method, "seed": rec["seed"]}, 16)
+    return str(rec["run_id"])
+
+
+def load_side(path: str | Path, what: str) -> list[dict[str, Any]]:
+    """Every record under ``path`` (a store, a folder of records or one run's folder)."""
+    from ubench.report.build import load_records
+
+    root = Path(path)
+    if not root.exists():
+        raise CompareError(f"{what} {root} does not exist; pass a results store or a folder of "
+                           "records (e.g. leaderboard/records)")
+    if root.is_file():
+        root = root.parent if root.name == "record.json" else root
+        if root.is_file():
+            raise CompareError(f"{what} {root} is a file; pass a results store or a record "
+                               "folder")
+    try:
+        records = load_records(root)
+    except CorruptRecordError as e:
+        raise CompareError(str(e)) from None
+    if not records:
+        raise CompareError(f"{what} {root} holds no records (no record.json under it); pass a "
+                           "results store or leaderboard/records")
+    return records
+
+
+def _index(records: list[dict[str, Any]], what: str) -> dict[str, list[dict[str, Any]]]:
+    """The records by config id. One id may hold several records measured with different
+    assets (a store with legacy records and their reruns on the pinned assets); two records of
+    one configuration *and* one set of assets cannot be told apart, which is an error."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        same = out.setdefault(config_id(rec), [])
+        for other in same:
+            if _assets_key(other) == _assets_key(rec):
+                raise CompareError(
+                    f"{what} holds two records of one run configuration measured with the same "
+                    f"assets ({rec['task']['id']} / {rec['method']['id']} seed {rec['seed']}: "
+                    f"runs {other['run_id']} and {rec['run_id']}); keep one of them (move the "
+                    "other run folder away)")
+        same.append(rec)
+    return out
+
+
+def _assets_key(rec: Mapping[str, Any]) -> str:
+    """The asset digests a record was measured with (legacy records: none)."""
+    assets = rec["task"].get("assets")
+    return "legacy" if assets is None else json.dumps(assets, sort_keys=True)
+
+
+def _pair(base: Mapping[str, list[dict[str, Any]]], cur: Mapping[str, list[dict[str, Any]]]
+          ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]],
+                     list[dict[str, Any]]]:
+    """(pairs, baseline-only, current-only). Runs pair by config id; where a side holds
+    several records of one configuration, records measured with the same assets pair first,
+    and one leftover on each side pairs as an asset change."""
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    only_b: list[dict[str, Any]] = []
+    only_c: list[dict[str, Any]] = []
+    for key in sorted(set(base) | set(cur)):
+        bs = {_assets_key(r): r for r in base.get(key, [])}
+        cs = {_assets_key(r): r for r in cur.get(key, [])}
+        same = sorted(set(bs) & set(cs))
+        pairs += [(bs[a], cs[a]) for a in same]
+        rest_b = [r for a, r in sorted(bs.items()) if a not in same]
+        rest_c = [r for a, r in sorted(cs.items()) if a not in same]
+        if len(rest_b) == 1 and len(rest_c) == 1:
+            pairs.append((rest_b[0], rest_c[0]))
+        else:
+            only_b += rest_b
+            only_c += rest_c
+    return pairs, only_b, only_c
+
+
+def _loose_key(rec: Mapping[str, Any]) -> str:
+    """The identity without task version and assets: used only to explain unpaired runs."""
+    return stable_hash({"task": rec["task"]["id"], "config": rec["task"]["config"],
+                        "method": rec["method"]["id"], "mconfig": rec["method"]["config"],
+                        "seed": rec["seed"]}, 16)
+
+
+def _samples_check(rec: Mapping[str, Any]) -> None:
+    """Refuse a run whose ``samples.jsonl`` is truncated or corrupt (one line, the fix)."""
+    art = rec.get("artifacts", {}).get("samples")
+    if not art:
+        return
+    path = Path(rec["_path"]).parent / art
+    fix = f"delete {path.parent} and re-run that run (or pass a store where it is whole)"
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CompareError(f"cannot read {path} ({type(e).__name__}); {fix}") from None
+    if text and not text.endswith("\n"):
+        raise CompareError(f"{path} is truncated (its last line is incomplete); {fix}")
+    lines = text.splitlines()
+    for i, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise CompareError(f"{path} line {i} is not JSON (truncated or corrupt); {fix}"
+                               ) from None
+    expected = _expected_samples(rec)
+    if expected is not None and len(lines) != expected:
+        raise CompareError(f"{path} has {len(lines)} samples where the record's metrics were "
+                           f"computed on {expected}; {fix}")
+
+
+def _expected_samples(rec: Mapping[str, Any]) -> int | None:
+    n = rec.get("details", {}).get("n_samples")
+    return int(n) if isinstance(n, int) else None
+
+
+def _arrays(rec: Mapping[str, Any], kind: str) -> dict[str, np.ndarray]:
+    """The run's ``scores`` or ``features`` file as numpy arrays ({} when it has none)."""
+    art = rec.get("artifacts", {}).get(kind)
+    if not art:
+        return {}
+    path = Path(rec["_path"]).parent / art
+    if not path.is_file():
+        return {}
+    from safetensors.numpy import load_file
+
+    try:
+        return dict(load_file(str(path)))
+    except Exception as e:  # a truncated or foreign file
+        raise CompareError(f"cannot read {path} ({type(e).__name__}: {e}); delete "
+                           f"{path.parent} and re-run that run") from None
+
+
+# ---------------------------------------------------------------------- statistics
+def paired_mean_delta(a: np.ndarray, b: np.ndarray, resamples: int = MEAN_RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(mean(b) - mean(a), low, high): percentile interval of the difference of means over
+    resamples of the paired indices."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    d = b - a
+    n = len(d)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    stats = d[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    lo, hi = np.quantile(stats, [0.025, 0.975])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def paired_frechet_delta(fa: np.ndarray, fb: np.ndarray, ref_mean: np.ndarray,
+                         ref_cov: np.ndarray, resamples: int = FRECHET_RESAMPLES,
+                         seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(FD(b) - FD(a), low, high) against one fixed reference: the generated features of both
+    runs are resampled with the same indices; basic bootstrap interval (resampling inflates FD
+    on both sides, and the basic interval corrects the rest to first order)."""
+    from ubench.metrics.frechet import frechet_from_stats, gaussian_stats
+
+    def fd(x: np.ndarray) -> float:
+        return frechet_from_stats(*gaussian_stats(x), ref_mean, ref_cov)
+
+    fa, fb = np.asarray(fa, dtype=np.float64), np.asarray(fb, dtype=np.float64)
+    delta = fd(fb) - fd(fa)
+    if np.array_equal(fa, fb):
+        return 0.0, 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    n = len(fa)
+    stats = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, size=n)
+        stats.append(fd(fb[idx]) - fd(fa[idx]))
+    q_lo, q_hi = np.quantile(stats, [0.025, 0.975])
+    return delta, 2 * delta - float(q_hi), 2 * delta - float(q_lo)
+
+
+def bootstrap_over_runs(deltas: list[float], resamples: int = MEAN_RESAMPLES,
+                        seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(mean, low, high) of per-run differences, percentile bootstrap over the pairs."""
+    return paired_mean_delta(np.zeros(len(deltas)), np.asarray(deltas), resamples, seed)
+
+
+# ---------------------------------------------------------------------- tolerances
+@dataclass(frozen=True)
+class Tolerance:
+    absolute: float
+    relative: float
+
+    def of(self, baseline: float) -> float:
+        return max(self.absolute, self.relative * abs(baseline))
+
+    def __str__(self) -> str:
+        parts = []
+        if self.absolute:
+            parts.append(f"{self.absolute:g}")
+        if self.relative:
+            parts.append(f"{100 * self.relative:g} %")
+        return " or ".join(parts) or "0"
+
+
+def parse_tolerances(items: list[str]) -> dict[str, Tolerance]:
+    """``["ra=0.01", "fd=5%"]`` -> tolerances (a ``%`` value is relative to the baseline)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        try:
+            if not (sep and name):
+                raise ValueError
+            rel = value.endswith("%")
+            x = float(value[:-1]) / 100 if rel else float(value)
+            if not math.isfinite(x) or x < 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"bad --tolerance {item!r}; write METRIC=VALUE (absolute, e.g. "
+                              "ra=0.01) or METRIC=PERCENT% (relative, e.g. fd=5%)") from None
+        out[name] = Tolerance(0.0, x) if rel else Tolerance(x, 0.0)
+    return out
+
+
+def metric_tolerance(name: str, overrides: Mapping[str, Tolerance]) -> Tolerance:
+    if name in overrides:
+        return overrides[name]
+    from ubench.catalog.registry import METRICS
+
+    if name in METRICS:
+        try:
+            cls = METRICS.get(name)
+            return Tolerance(float(cls.tolerance), float(cls.relative_tolerance))
+        except Exception:  # a metric whose module no longer imports: no tolerance
+            pass
+    return Tolerance(0.0, 0.0)
+
+
+# ---------------------------------------------------------------------- comparison
+@dataclass
+class MetricDelta:
+    metric: str
+    before: float
+    after: float
+    delta: float
+    low: float
+    high: float
+    #: "paired" (per-sample bootstrap), "unpaired" (from the two intervals), "runs" (over runs)
+    interval: str
+    higher_is_better: bool
+    tolerance: str
+    regression: bool
+    improvement: bool
+
+
+@dataclass
+class PairResult:
+    task: str
+    setting: str
+    method: str
+    seed: int
+    instance: str
+    config_id: str
+    baseline_run: str
+    current_run: str
+    metrics: list[MetricDelta] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    current: str
+    pairs: list[PairResult]
+    aggregates: list[PairResult]
+    only_baseline: list[dict[str, Any]]
+    only_current: list[dict[str, Any]]
+    not_ok: list[dict[str, Any]]
+    #: whether the paired runs' float kernels agree (:func:`numerics_of`)
+    numerics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def regressions(self) -> list[tuple[PairResult, MetricDelta]]:
+        return [(p, m) for p in [*self.pairs, *self.aggregates] for m in p.metrics
+                if m.regression]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "current": self.current,
+                "regressions": len(self.regressions),
+                "pairs": [asdict(p) for p in self.pairs],
+                "aggregates": [asdict(p) for p in self.aggregates],
+                "only_baseline": self.only_baseline, "only_current": self.only_current,
+                "not_ok": self.not_ok, "numerics": self.numerics}
+
+
+def _defaults(kind: str, name: str) -> dict[str, Any]:
+    """A built-in config's defaults from ``ubench/catalog/config_schema.json`` (no torch import)."""
+    from ubench.catalog.fastcheck import schema
+
+    entry = schema().get(kind, {}).get(name)
+    return {k: f["default"] for k, f in entry["fields"].items()} if entry else {}
+
+
+def _diff(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(config.items())
+                     if k not in INSTANCE_KEYS and (k not in defaults or defaults[k] != v))
+
+
+def _setting(rec: Mapping[str, Any]) -> str:
+    """The task config values that differ from the task's defaults (the instance aside)."""
+    return _diff(rec["task"]["config"], _defaults("tasks", rec["task"]["id"]))
+
+
+def _instance(rec: Mapping[str, Any]) -> str:
+    cfg = rec["task"]["config"]
+    return ",".join(f"{k}={cfg[k]}" for k in INSTANCE_KEYS if k in cfg)
+
+
+def _method_label(rec: Mapping[str, Any]) -> str:
+    """``method [preset] (values that differ from the method's own defaults)``."""
+    preset = (rec.get("protocol") or {}).get("preset")
+    diff = _diff(rec["method"]["config"], _defaults("methods", rec["method"]["id"]))
+    return rec["method"]["id"] + (f" [{preset}]" if preset else "") + (
+        f" ({diff})" if diff else "")
+
+
+def _brief(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"task": rec["task"]["id"], "method": rec["method"]["id"], "seed": rec["seed"],
+            "instance": _instance(rec), "run_id": rec["run_id"], "status": rec["status"]}
+
+
+def _judge(delta: float, lo: float, hi: float, hib: bool, before: float, tol: Tolerance
+           ) -> tuple[bool, bool]:
+    """(regression, improvement) by the rule in the module docstring."""
+    if not all(math.isfinite(v) for v in (delta, lo, hi)):
+        return False, False
+    bad = -delta if hib else delta  # > 0 when the change goes in the bad direction
+    excludes_zero = lo > 0 or hi < 0
+    big = abs(delta) > tol.of(before)
+    return bad > 0 and excludes_zero and big, bad < 0 and excludes_zero and big
+
+
+def compare_pair(a: dict[str, Any], b: dict[str, Any], tolerances: Mapping[str, Tolerance]
+                 ) -> PairResult:
+    """Every metric the two runs share, with its paired interval and verdict."""
+    sa, sb = _arrays(a, "scores"), _arrays(b, "scores")
+    fa, fb = _arrays(a, "features"), _arrays(b, "features")
+    out = PairResult(a["task"]["id"], _setting(a), _method_label(a), int(a["seed"]),
+                     _instance(a), config_id(a), a["run_id"], b["run_id"])
+    for name in sorted(set(a["metrics"]) & set(b["metrics"])):
+        ma, mb = a["metrics"][name], b["metrics"][name]
+        before, after = float(ma["value"]), float(mb["value"])
+        kind = "paired"
+        if name in sa and name in sb and len(sa[name]) == len(sb[name]):
+            delta, lo, hi = paired_mean_delta(sa[name], sb[name])
+            delta = after - before
+        elif (f"{name}.features" in fa and f"{name}.features" in fb
+              and fa[f"{name}.features"].shape == fb[f"{name}.features"].shape
+              and np.array_equal(fa[f"{name}.ref_mean"], fb[f"{name}.ref_mean"])):
+            _, lo, hi = paired_frechet_delta(fa[f"{name}.features"], fb[f"{name}.features"],
+                                             fa[f"{name}.ref_mean"], fa[f"{name}.ref_cov"])
+            delta = after - before
+            lo, hi = min(lo, delta), max(hi, delta)
+        else:
+            kind = "unpaired"
+            delta = after - before
+            half = math.hypot((ma["ci_high"] - ma["ci_low"]) / 2,
+                              (mb["ci_high"] - mb["ci_low"]) / 2)
+            lo, hi = delta - half, delta + half
+        hib = bool(ma["higher_is_better"])
+        tol = metric_tolerance(name, tolerances)
+        reg, imp = _judge(delta, lo, hi, hib, before, tol)
+        out.metrics.append(MetricDelta(name, before, after, delta, lo, hi, kind, hib, str(tol),
+                                       reg, imp))
+    return out
+
+
+def aggregate(pairs: list[PairResult], tolerances: Mapping[str, Tolerance]) -> list[PairResult]:
+    """Per (task, setting, method): the mean of the per-run differences over its paired runs
+    (two or more), with a bootstrap interval over the pairs."""
+    groups: dict[tuple[str, str, str], list[PairResult]] = defaultdict(list)
+    for p in pairs:
+        groups[(p.task, p.setting, p.method)].append(p)
+    out = []
+    for (task, setting, method), ps in sorted(groups.items()):
+        if len(ps) < 2:
+            continue
+        row = PairResult(task, setting, method, -1, f"{len(ps)} runs", "", "", "")
+        names = sorted(set.intersection(*[{m.metric for m in p.metrics} for p in ps]))
+        for name in names:
+            ms = [next(m for m in p.metrics if m.metric == name) for p in ps]
+            before = float(np.mean([m.before for m in ms]))
+            after = float(np.mean([m.after for m in ms]))
+            delta, lo, hi = bootstrap_over_runs([m.delta for m in ms])
+            tol = metric_tolerance(name, tolerances)
+            reg, imp = _judge(delta, lo, hi, ms[0].higher_is_better, before, tol)
+            row.metrics.append(MetricDelta(name, before, after, delta, lo, hi, "runs",
+                                           ms[0].higher_is_better, str(tol), reg, imp))
+        out.append(row)
+    return out
+
+
+def compare(baseline: str | Path, current: str | Path, *,
+            tolerances: Mapping[str, Tolerance] | None = None,
+            allow_asset_change: bool = False,
+            say: Callable[[str], None] | None = None) -> Comparison:
+    """Pair the runs of two result sets and compare every shared metric (module docstring)."""
+    tolerances = tolerances or {}
+    for name in tolerances:
+        from ubench.catalog.registry import METRICS
+
+        if name not in METRICS:
+            from ubench.core.errors import did_you_mean
+
+            raise ConfigError("--tolerance: " + did_you_mean(name, METRICS.names(), "metric"))
+    base_all = load_side(baseline, "baseline")
+    cur_all = load_side(current, "current")
+    not_ok = [_brief(r) for r in [*base_all, *cur_all] if r["status"] != "ok"]
+    base = _index([r for r in base_all if r["status"] == "ok"], f"baseline {baseline}")
+    cur = _index([r for r in cur_all if r["status"] == "ok"], f"current {current}")
+    shared, only_base, only_cur = _pair(base, cur)
+    if not shared:
+        raise CompareError(_why_unpaired(base, cur, str(baseline), str(current)))
+    # a record compared with itself (one store on both sides) is measured with one set of
+    # assets, even a legacy one; otherwise a legacy record's assets are unknown
+    changed = [(a, b) for a, b in shared if Path(a["_path"]).resolve() != Path(b["_path"]).resolve()
+               and (a["task"].get("assets") != b["task"].get("assets")
+                    or "assets" not in a["task"])]
+    if changed and not allow_asset_change:
+        a, b = changed[0]
+        diff = _asset_diff(a["task"].get("assets"), b["task"].get("assets"))
+        raise CompareError(
+            f"{len(changed)} of {len(shared)} paired runs were measured with different assets "
+            f"(e.g. {a['task']['id']} / {a['method']['id']} seed {a['seed']}: {diff}); a "
+            "difference would mix the method's change with the judge's or model's. Compare "
+            "records made with the same pinned assets, or pass --allow-asset-change")
+    for a, b in shared:
+        _samples_check(a)
+        _samples_check(b)
+    pairs = [compare_pair(a, b, tolerances) for a, b in shared]
+    return Comparison(str(baseline), str(current), pairs, aggregate(pairs, tolerances),
+                      [_brief(r) for r in only_base], [_brief(r) for r in only_cur], not_ok,
+                      numerics_of(shared))
+
+
+def _kernels(rec: Mapping[str, Any]) -> str | None:
+    """A run's float-kernel identity: its numerics fingerprint and thread count (None for a
+    record made before ubench recorded the fingerprint)."""
+    env = rec.get("env") or {}
+    if not env.get("numerics"):
+        return None
+    threads = env.get("torch_threads")
+    device = env.get("gpu") or env.get("device", "cpu")  # a GPU run: its GPU's kernels too
+    return (f"{env['numerics']} ({env.get('cpu', 'unknown CPU')}, {threads} "
+            f"thread{'s' if threads != 1 else ''}, {device})")
+
+
+def numerics_of(shared: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Whether the two sides ran on the same float kernels (``env.numerics``, see
+    :func:`ubench.core.env.numerics_fingerprint`): ``match`` is True when every paired run's kernels
+    agree (a harmless change then gives every delta exactly 0), False when some differ (float-
+    level differences, e.g. in the fourth digit of FD, are expected and are not regressions) and
+    None when a side's records predate the fingerprint."""
+    kernels = [(_kernels(a), _kernels(b)) for a, b in shared]
+    known = all(ka and kb for ka, kb in kernels)
+    same = all(ka == kb for ka, kb in kernels)
+    return {"match": same if known else None,
+            "baseline": sorted({ka or "unrecorded" for ka, _ in kernels}),
+            "current": sorted({kb or "unrecorded" for _, kb in kernels})}
+
+
+def numerics_note(c: Comparison) -> str:
+    """One sentence on what bit-identity to expect between the two sides ("" if they match)."""
+    match = c.numerics.get("match")
+    if match is True or not c.numerics:
+        return ""
+    if match is None:
+        head = "Some records predate ubench's float-kernel fingerprint, so whether the two sides "\
+               "ran on the same float kernels is unknown"
+    else:
+        head = (f"The two sides ran on different float kernels (baseline: "
+                f"{'; '.join(c.numerics['baseline'])} — current: "
+                f"{'; '.join(c.numerics['current'])})")
+    return (f"{head}: small float-level differences (e.g. in the fourth digit of FD) are "
+            "expected and are not regressions; bit-identical numbers need the same CPU kind "
+            "and thread count.")
+
+
+def _asset_diff(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> str:
+    if a is None or b is None:
+        return "a legacy record carries no asset digests"
+    keys = sorted(set(a) | set(b))
+    changed = [f"{k} {a.get(k, '-')} -> {b.get(k, '-')}" for k in keys if a.get(k) != b.get(k)]
+    return ", ".join(changed)
+
+
+def _why_unpaired(base: Mapping[str, list[dict[str, Any]]],
+                  cur: Mapping[str, list[dict[str, Any]]], bname: str, cname: str) -> str:
+    loose_b = {_loose_key(r): r for rs in base.values() for r in rs}
+    for r in (r for rs in cur.values() for r in rs):
+        other = loose_b.get(_loose_key(r))
+        if other is not None and other["task"]["version"] != r["task"]["version"]:
+            return (f"no paired runs: the records are of different task versions "
+                    f"({r['task']['id']} version {other['task']['version']} in {bname}, "
+                    f"{r['task']['version']} in {cname}); their numbers are not comparable — "
+                    "re-run the baseline with this ubench")
+    n_cur, n_base = sum(map(len, cur.values())), sum(map(len, base.values()))
+    return (f"no paired runs: none of the {n_cur} runs in {cname} has the configuration "
+            f"(task, config, method, config, seed) of any of the {n_base} in {bname}; "
+            "compare results of the same runs (e.g. the same plan or suite)")
+
+
+# ---------------------------------------------------------------------- output
+def _f(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+
+
+def _sf(v: float) -> str:
+    return ("+" if v > 0 else "") + _f(v)
+
+
+def to_markdown(c: Comparison) -> str:
+    """A report fit to paste into a pull request: regressions first."""
+    from ubench.report.build import md
+
+    regs = c.regressions
+    lines = [f"## ubench compare: `{md(c.baseline)}` → `{md(c.current)}`", "",
+             f"**{len(regs)} regression{'s' if len(regs) != 1 else ''}** in {len(c.pairs)} "
+             f"paired runs; {len(c.only_baseline)} runs only in the baseline, "
+             f"{len(c.only_current)} only in the current set. A regression: a change in the "
+             "metric's bad direction whose 95 % paired interval excludes 0 and that exceeds "
+             "the metric's tolerance.", ""]
+    if note := numerics_note(c):
+        lines += [f"> {md(note)}", ""]
+    head = "| method | task | setting | seed / forget | metric | before → after | Δ [95 % interval] | tolerance |"  # noqa: E501
+    sep = "|---|---|---|---|---|---|---|---|"
+
+    def row(p: PairResult, m: MetricDelta) -> str:
+        arrow = "↑" if m.higher_is_better else "↓"
+        who = f"{p.seed} / {p.instance}" if p.seed >= 0 else p.instance
+        interval = f"{_sf(m.delta)} [{_sf(m.low)}, {_sf(m.high)}]" + (
+            "" if m.interval == "paired" else f" ({m.interval})")
+        return (f"| {md(p.method)} | {md(p.task)} | {md(p.setting) or '—'} | {md(who)} | "
+                f"{md(m.metric)} {arrow} | {_f(m.before)} → {_f(m.after)} | {interval} | "
+                f"{md(m.tolerance)} |")
+
+    if regs:
+        lines += ["### Regressions", "", head, sep, *[row(p, m) for p, m in regs], ""]
+    lines += ["### Every paired run", "", head, sep]
+    lines += [row(p, m) for p in c.pairs for m in p.metrics]
+    if c.aggregates:
+        lines += ["", "### Aggregated over runs (mean of per-run differences, bootstrap over "
+                  "runs)", "", head, sep]
+        lines += [row(p, m) for p in c.aggregates for m in p.metrics]
+    for title, items in (("Only in the baseline", c.only_baseline),
+                         ("Only in the current set", c.only_current),
+                         ("Not compared (failed or unfinished)", c.not_ok)):
+        if items:
+            lines += ["", f"### {title}", ""]
+            lines += [f"- {md(r['task'])} / {md(r['method'])} seed {r['seed']} "
+                      f"{md(r['instance'])} (run {md(r['run_id'])}, {md(r['status'])})"
+                      for r in items]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,672 @@
+"""The fair protocol: equal tuning budgets, declared selection rules, trade-off fronts, and how a
+method forgets (its distance from the retrain oracle).
+
+**Tuning.** Every method declares a tuning space (``Method.search_space``) of exactly
+``TUNING_BUDGET`` points per model family. ``ubench tune`` runs the space on the task's
+*tuning cells* (``Task.tuning_cells`` with run seed ``Task.tuning_seed``: other forget instances
+or held-out prompts than the leaderboard evaluates), averages each point over the cells and
+picks one point by the task's :class:`TuningRule`; the choice is written to a versioned preset
+file (``ubench/catalog/preset_files/tuned.json``) that evaluation runs apply with ``--preset
+tuned``.
+
+**Fronts.** Each method's tuning points, as (forgetting, keep) pairs, form a trade-off; its
+Pareto front is the set of points no other point of the method beats on both. Two scalars rank
+methods (:func:`front_scalars`): the best keep-metric among points that reach the forgetting
+target, and the area under the front — ``∫_0^1 K(φ) dφ`` with ``φ`` the forgetting score
+(``UA``, or ``1 - concept rate``) and ``K(φ)`` the best keep-metric of a point forgetting at
+least ``φ`` (0 where none does). Their intervals come from a bootstrap over the tuning runs
+and the samples within them.
+
+**How it forgets.** Against the retrain oracle of the same task instance (:func:`oracle_gap`):
+the difference of the forgetting metric from the oracle's, and the total-variation distance
+between the *labels* of forget-condition generations (the judged class, ``not a digit``, the
+detected pattern, frame or no frame — ``samples.jsonl``'s ``label``) of the method and the
+oracle, with a basic bootstrap interval. A method that forgets by drawing garbage has UA 1 and
+a large distance; the oracle draws other digits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ubench.core.bootstrap import BOOTSTRAP_SEED
+
+
+# ---------------------------------------------------------------------- rules
+@dataclass(frozen=True)
+class TuningRule:
+    """A task's declared selection rule: reach the forgetting target, then keep the most.
+
+    Among the points whose ``forget`` metric reaches the target, pick the highest ``keep``;
+    points within ``tie_margin`` of it are tied; with ``prefer_forgetting`` the tie goes first to
+    the point that forgets most, then (and otherwise) to the lowest ``tie_break`` metric (when
+    given). When no point reaches the target, the point that forgets most is
+    picked (ties to the higher keep), and the choice says the target was not reached.
+
+    ``target`` is fixed, or, with ``ladder``, chosen from the tuning results: the smallest
+    value of the ladder that at least one method of every family reaches.
+    """
+
+    forget: str
+    keep: str
+    target: float | None = None
+    ladder: tuple[float, ...] = ()
+    tie_margin: float = 0.005
+    tie_break: str | None = None
+    #: break keep-ties toward more forgetting before ``tie_break``: for a ladder target, which
+    #: can be loose (the family that forgets least sets it), so that a point which keeps as much
+    #: but forgets more wins over one that barely reaches the target with a lower FD
+    prefer_forgetting: bool = False
+    #: whether a larger ``forget`` value is more forgetting (UA) or less (concept rate); by
+    #: default the registered metric's own direction, so a task never restates it
+    forget_higher_is_better: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.forget_higher_is_better is None:
+            from ubench.catalog.registry import METRICS
+
+            object.__setattr__(self, "forget_higher_is_better",
+                               bool(METRICS.get(self.forget).higher_is_better))
+
+    def reaches(self, value: float, target: float) -> bool:
+        return value >= target if self.forget_higher_is_better else value <= target
+
+    def score(self, value: float) -> float:
+        """The forgetting score in [0, 1], higher = more forgetting (the fronts' x axis)."""
+        return value if self.forget_higher_is_better else 1.0 - value
+
+    def describe(self, target: float | None = None) -> str:
+        t = target if target is not None else self.target
+        op = ">=" if self.forget_higher_is_better else "<="
+        where = (f"{t:g}" if t is not None else
+                 f"the smallest of {list(self.ladder)} that every method family reaches")
+        order = (["the most forgetting"] if self.prefer_forgetting else []) + \
+            ([f"the lowest {self.tie_break}"] if self.tie_break else [])
+        tie = f"; ties within {self.tie_margin:g} go to {', then '.join(order)}" if order else ""
+        return f"maximise {self.keep} subject to {self.forget} {op} {where}{tie}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ladder": list(self.ladder), "text": self.describe()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TuningRule:
+        """The rule a record or preset file carries (:meth:`to_dict`)."""
+        return cls(forget=str(data["forget"]),
+                   forget_higher_is_better=bool(data["forget_higher_is_better"]),
+                   keep=str(data["keep"]), target=data.get("target"),
+                   ladder=tuple(float(x) for x in data.get("ladder") or ()),
+                   tie_margin=float(data.get("tie_margin", 0.005)),
+                   tie_break=data.get("tie_break"),
+                   prefer_forgetting=bool(data.get("prefer_forgetting", False)))
+
+
+@dataclass
+class Point:
+    """One point of a method's tuning space, averaged over the tuning cells."""
+
+    method: str
+    values: dict[str, Any]
+    #: metric -> mean over the cells
+    metrics: dict[str, float]
+    #: the run folders it was measured in (one per cell)
+    runs: list[str] = field(default_factory=list)
+
+
+def choose_target(rule: TuningRule, points: Mapping[str, Sequence[Point]],
+                  families: Mapping[str, str]) -> tuple[float, bool]:
+    """The rule's target: fixed, or the smallest ladder value that every family reaches.
+    Returns (target, whether every family reaches it)."""
+    if rule.target is not None:
+        return rule.target, True
+    fams: dict[str, list[Point]] = {}
+    for m, ps in points.items():
+        fams.setdefault(families.get(m, m), []).extend(ps)
+    for t in sorted(rule.ladder, reverse=bool(rule.forget_higher_is_better)):  # strictest first
+        if all(any(rule.reaches(p.metrics[rule.forget], t) for p in ps) for ps in fams.values()):
+            return t, True
+    worst = max(rule.ladder) if not rule.forget_higher_is_better else min(rule.ladder)
+    return worst, False
+
+
+def select(rule: TuningRule, points: Sequence[Point], target: float) -> tuple[Point, bool]:
+    """The point the rule picks, and whether it reached the target."""
+    if not points:
+        raise ValueError("no tuning points")
+    ok = [p for p in points if rule.reaches(p.metrics[rule.forget], target)]
+    if ok:
+        best = max(p.metrics[rule.keep] for p in ok)
+        tied = [p for p in ok if p.metrics[rule.keep] >= best - rule.tie_margin]
+        brk = rule.tie_break
+        return min(tied, key=lambda p: (
+            -rule.score(p.metrics[rule.forget]) if rule.prefer_forgetting else 0.0,
+            p.metrics.get(brk, math.inf) if brk else 0.0,
+            -p.metrics[rule.keep])), True
+    return max(points, key=lambda p: (rule.score(p.metrics[rule.forget]),
+                                      p.metrics[rule.keep])), False
+
+
+# ---------------------------------------------------------------------- fronts
+def pareto_front(xy: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (forgetting score, keep), both higher-is-better, that no other
+    point beats on both (ties kept), sorted by forgetting score."""
+    idx = []
+    for i, (x, y) in enumerate(xy):
+        dominated = any((x2 >= x and y2 >= y) and (x2 > x or y2 > y)
+                        for j, (x2, y2) in enumerate(xy) if j != i)
+        if not dominated:
+            idx.append(i)
+    return sorted(idx, key=lambda i: (xy[i][0], -xy[i][1]))
+
+
+def best_keep_at(xy: Sequence[tuple[float, float]], phi: float) -> float:
+    """K(phi): the best keep of a point whose forgetting score is at least ``phi`` (0 if none)."""
+    keeps = [y for x, y in xy if x >= phi - 1e-12]
+    return max(keeps) if keeps else 0.0
+
+
+def front_area(xy: Sequence[tuple[float, float]]) -> float:
+    """Area under the front, ∫_0^1 K(φ) dφ (forgetting scores clipped to [0, 1])."""
+    pts = sorted(((min(1.0, max(0.0, x)), y) for x, y in xy), key=lambda t: t[0])
+    area, prev = 0.0, 0.0
+    for x, _ in pts:
+        if x > prev:
+            area += (x - prev) * best_keep_at(pts, x)
+            prev = x
+    return area
+
+
+@dataclass
+class FrontSummary:
+    method: str
+    #: (forgetting score, keep) of every point, and which are on the front
+    points: list[dict[str, Any]]
+    front: list[int]
+    best_keep: float
+    best_keep_ci: tuple[float, float]
+    area: float
+    area_ci: tuple[float, float]
+    reached: bool
+
+
+def front_scalars(rule: TuningRule, target: float, method: str,
+                  runs_per_point: Sequence[Sequence[Mapping[str, np.ndarray]]],
+                  values: Sequence[Mapping[str, Any]], resamples: int = 500,
+                  seed: int = BOOTSTRAP_SEED) -> FrontSummary:
+    """The front and its two scalars for one method, with bootstrap intervals.
+
+    ``runs_per_point[i]`` holds, for point ``i``, one mapping per tuning run of the per-sample
+    scores of the rule's forget and keep metrics (``scores.safetensors``). A point's metric is
+    the mean over its runs of the run's mean. Each bootstrap replicate resamples the runs of
+    every point and the samples within each run (a hierarchical bootstrap).
+    """
+    phi_t = rule.score(target)
+
+    def xy_of(runs: Sequence[Mapping[str, np.ndarray]]) -> tuple[float, float]:
+        f = float(np.mean([r[rule.forget].mean() for r in runs]))
+        k = float(np.mean([r[rule.keep].mean() for r in runs]))
+        return rule.score(f), k
+
+    xy = [xy_of(runs) for runs in runs_per_point]
+    rng = np.random.default_rng(seed)
+    areas, bests = [], []
+    for _ in range(resamples):
+        sample = []
+        for runs in runs_per_point:
+            picked = [runs[int(i)] for i in rng.integers(0, len(runs), size=len(runs))]
+            sample.append(xy_of([{k: v[rng.integers(0, len(v), size=len(v))]
+                                  for k, v in r.items()} for r in picked]))
+        areas.append(front_area(sample))
+        bests.append(best_keep_at(sample, phi_t))
+    front = pareto_front(xy)
+    points = [{"values": dict(v), "forget_score": x, "keep": y, "on_front": i in front}
+              for i, ((x, y), v) in enumerate(zip(xy, values, strict=True))]
+    best = best_keep_at(xy, phi_t)
+    return FrontSummary(method, points, front, best,
+                        (float(np.quantile(bests, 0.025)), float(np.quantile(bests, 0.975))),
+                        front_area(xy),
+                        (float(np.quantile(areas, 0.025)), float(np.quantile(areas, 0.975))),
+                        any(x >= phi_t - 1e-12 for x, _ in xy))
+
+
+# ---------------------------------------------------------------------- evaluation ranking
+@dataclass
+class Standing:
+    """One row of an evaluation table scored by the fronts' scalars: the row's runs (forget
+    instances x seeds) are one point of the trade-off, measured on the evaluation split."""
+
+    label: str
+    method: str
+    reference: bool
+    runs: int
+    #: the forgetting metric as the tables give it (UA, concept rate), with its interval
+    forget: float
+    forget_ci: tuple[float, float]
+    keep: float
+    keep_ci: tuple[float, float]
+    #: the keep metric if the row reaches the target, else 0 (the fronts' *best keep at target*
+    #: of a one-point front)
+    keep_at_target: float
+    keep_at_target_ci: tuple[float, float]
+    #: forgetting score x keep: the area under a one-point front
+    area: float
+    area_ci: tuple[float, float]
+    reached: bool
+    #: how many of the row's runs reach the target on their own
+    runs_reaching: int
+    #: (keep at target, area) of every bootstrap replicate, for the rank interval
+    replicates: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
+    #: competition rank among the ranked rows (None for reference rows) and its 95 % interval
+    rank: int | None = None
+    rank_ci: tuple[int, int] | None = None
+
+
+def standing(rule: TuningRule, target: float, label: str, method: str,
+             runs: Sequence[Mapping[str, np.ndarray]], *, reference: bool = False,
+             resamples: int = 1000, seed: int = BOOTSTRAP_SEED) -> Standing:
+    """Score one evaluation row: ``runs`` holds, per run, the per-sample scores of the rule's
+    forget and keep metrics. The row's metric is the mean over runs of each run's mean (the
+    tables' mean); intervals are 95 % hierarchical bootstrap intervals (runs, then the samples
+    within each run), the same resampling as :func:`front_scalars`."""
+    if not runs:
+        raise ValueError("a standing needs at least one run")
+    phi_t = rule.score(target)
+
+    def means(picked: Sequence[Mapping[str, np.ndarray]]) -> tuple[float, float]:
+        return (float(np.mean([r[rule.forget].mean() for r in picked])),
+                float(np.mean([r[rule.keep].mean() for r in picked])))
+
+    def scalars(f: float, k: float) -> tuple[float, float]:
+        phi = min(1.0, max(0.0, rule.score(f)))
+        return (k if phi >= phi_t - 1e-12 else 0.0), phi * k
+
+    f, k = means(runs)
+    at, area = scalars(f, k)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(resamples):
+        picked = [runs[int(i)] for i in rng.integers(0, len(runs), size=len(runs))]
+        rf, rk = means([{m: v[rng.integers(0, len(v), size=len(v))] for m, v in r.items()}
+                        for r in picked])
+        reps.append((rf, rk, *scalars(rf, rk)))
+    arr = np.asarray(reps)
+
+    def ci(col: int, value: float) -> tuple[float, float]:
+        lo, hi = np.quantile(arr[:, col], [0.025, 0.975])
+        return min(float(lo), value), max(float(hi), value)
+
+    reaching = sum(rule.reaches(float(r[rule.forget].mean()), target) for r in runs)
+    return Standing(label, method, reference, len(runs), f, ci(0, f), k, ci(1, k), at,
+                    ci(2, at), area, ci(3, area), rule.score(f) >= phi_t - 1e-12, reaching,
+                    arr[:, 2:4])
+
+
+def _competition_ranks(scores: Sequence[tuple[float, float]]) -> list[int]:
+    """1 + how many entries beat each one on (keep at target, area): equal scores share a rank."""
+    def beats(x: tuple[float, float], y: tuple[float, float]) -> bool:
+        return x[0] > y[0] + 1e-12 or (abs(x[0] - y[0]) <= 1e-12 and x[1] > y[1] + 1e-12)
+
+    return [1 + sum(beats(other, mine) for other in scores) for mine in scores]
+
+
+def rank_standings(standings: Sequence[Standing]) -> list[Standing]:
+    """Ranked rows first, by keep at target, then the larger one-point area (equal scores share
+    a rank), reference rows after them (yardsticks, never ranked). Each ranked row gets the 95 %
+    interval of its rank over the bootstrap replicates: :func:`standing` resamples every row
+    with the same indices (the same seed), which pairs the rows — they share forget instances,
+    seeds, prompts and evaluation noise — when their runs are in the same order."""
+    ranked = [s for s in standings if not s.reference]
+    for s, r in zip(ranked, _competition_ranks([(s.keep_at_target, s.area) for s in ranked]),
+                    strict=True):
+        s.rank = r
+    n_rep = min((len(s.replicates) for s in ranked), default=0)
+    if n_rep and len(ranked) > 1:
+        reps = np.array([_competition_ranks([(float(s.replicates[b, 0]),
+                                              float(s.replicates[b, 1])) for s in ranked])
+                         for b in range(n_rep)])
+        for j, s in enumerate(ranked):
+            lo, hi = np.quantile(reps[:, j], [0.025, 0.975], method="inverted_cdf")
+            s.rank_ci = (min(int(lo), s.rank or 1), max(int(hi), s.rank or 1))
+    elif ranked:
+        ranked[0].rank_ci = (1, 1)
+    return sorted(standings, key=lambda s: (s.reference, s.rank or 0, -s.keep_at_target,
+                                            -s.area, s.label))
+
+
+#: (rule, target, standings in rank order, rows left out and why) per evaluation table
+Ranking = tuple[TuningRule, float, list[Standing], list[str]]
+
+
+def _interval(value: float, ci: tuple[float, float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def standing_cells(s: Standing) -> dict[str, str]:
+    """A ranked row's cells as text (unescaped), for the Markdown section and the web page."""
+    if s.reached:
+        at = _interval(s.keep_at_target, s.keep_at_target_ci)
+    elif s.keep_at_target_ci[1] > 0:
+        at = (f"— (not reached; reaches it in some replicates: "
+              f"[{s.keep_at_target_ci[0]:.3f}, {s.keep_at_target_ci[1]:.3f}])")
+    else:
+        at = "— (not reached)"
+    rank = ("ref" if s.reference or s.rank is None else
+            f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""))
+    return {"rank": rank, "forget": _interval(s.forget, s.forget_ci),
+            "keep": _interval(s.keep, s.keep_ci), "at": at,
+            "area": _interval(s.area, s.area_ci), "reaching": f"{s.runs_reaching} of {s.runs}"}
+
+
+def rankings_markdown(found: Mapping[str, Ranking],
+                      extra: Mapping[str, Mapping[str, Mapping[str, str]]],
+                      md: Any) -> list[str]:
+    """Markdown section: per evaluation table, its protocol rows ranked by the fronts' scalar.
+    ``extra[title][label]`` holds preformatted *how it forgets* cells (garbage rate, oracle TV);
+    ``md`` escapes."""
+    if not found:
+        return []
+    lines = ["## Ranking on the evaluation split", "",
+             "The tables' rows at the tuned preset (the fair protocol's rows), ranked by the "
+             "fronts' scalar on the evaluation split: *keep at target* is the row's keep-metric "
+             "if its mean forgetting reaches the task's target (the tuned preset's), else 0; "
+             "ties go to the larger *area* (forgetting score x keep: the area under a one-point "
+             "front); equal scores share a rank. Reference rows are yardsticks, not ranked. "
+             "Intervals: 95 % bootstrap over the row's runs (forget instances x seeds; runs "
+             "of one model, as the tables count them, once) and the samples within them, "
+             "every row resampled with the same indices (the rows share instances, seeds, "
+             "prompts and evaluation noise), so the rank has an interval too; a keep-at-target "
+             "interval reaching 0 means the row reaches the target only on some resamples. The "
+             "last columns say *how* it forgets: a row can reach the target by drawing "
+             "garbage.", ""]
+    for title, (rule, target, standings, left_out) in found.items():
+        cells: Mapping[str, Mapping[str, str]] = extra.get(title, {})
+        heads = sorted({k for v in cells.values() for k in v})
+        head = ["rank", "method", "runs", md(rule.forget), md(rule.keep), "keep at target ↑",
+                "area ↑", "runs reaching", *(md(h) for h in heads)]
+        lines += [f"### {md(title)}", "", f"Rule: {md(rule.describe(target))}.", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in standings:
+            c = standing_cells(s)
+            row = [c["rank"], md(s.label), str(s.runs), c["forget"], c["keep"], c["at"],
+                   c["area"], c["reaching"],
+                   *(md(cells.get(s.label, {}).get(h, "—")) for h in heads)]
+            lines.append("| " + " | ".join(row) + " |")
+        if left_out:
+            lines += ["", "Not ranked: " + "; ".join(md(x) for x in left_out) + "."]
+        lines.append("")
+    return lines
+
+
+def rankings_table(found: Mapping[str, Ranking]) -> list[dict[str, Any]]:
+    """Every ranked and reference row as a flat row (for ``ranking.csv``)."""
+    rows = []
+    for title, (rule, target, standings, _left) in found.items():
+        for s in standings:
+            rows.append({"table": title, "rank": s.rank,
+                         "rank_lo": s.rank_ci[0] if s.rank_ci else None,
+                         "rank_hi": s.rank_ci[1] if s.rank_ci else None,
+                         "method": s.label, "reference": s.reference, "runs": s.runs,
+                         "forget_metric": rule.forget, "keep_metric": rule.keep,
+                         "target": target, "forget": s.forget, "forget_lo": s.forget_ci[0],
+                         "forget_hi": s.forget_ci[1], "keep": s.keep, "keep_lo": s.keep_ci[0],
+                         "keep_hi": s.keep_ci[1], "reached": s.reached,
+                         "keep_at_target": s.keep_at_target,
+                         "keep_at_target_lo": s.keep_at_target_ci[0],
+                         "keep_at_target_hi": s.keep_at_target_ci[1], "area": s.area,
+                         "area_lo": s.area_ci[0], "area_hi": s.area_ci[1],
+                         "runs_reaching": s.runs_reaching})
+    return rows
+
+
+# ---------------------------------------------------------------------- oracle gap
+def forget_labels(record: Mapping[str, Any]) -> list[str]:
+    """The labels of a run's forget-condition generations (``samples.jsonl``'s ``label``)."""
+    art = record.get("artifacts", {}).get("samples")
+    path = Path(str(record.get("_path", ""))).parent / str(art)
+    if not art or not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if "label" in row:
+            out.append(str(row["label"]))
+    return out
+
+
+def total_variation(a: Sequence[str], b: Sequence[str]) -> float:
+    """Total-variation distance between the empirical distributions of two label lists."""
+    ca, cb = Counter(a), Counter(b)
+    na, nb = len(a), len(b)
+    # in a fixed order: a set of strings iterates in an order set by the process's hash seed,
+    # and a float sum depends on its order (the committed report must be the same every time)
+    return 0.5 * sum(abs(ca[k] / na - cb[k] / nb) for k in sorted(set(ca) | set(cb), key=str))
+
+
+def tv_with_ci(a: Sequence[str], b: Sequence[str], resamples: int = 1000,
+               seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """TV distance with a basic bootstrap interval (both sides resampled; the plug-in TV is
+    biased upwards, and the basic interval corrects that to first order), clipped to [0, 1]."""
+    value = total_variation(a, b)
+    labels = sorted(set(a) | set(b))
+    code = {k: i for i, k in enumerate(labels)}
+    xa = np.array([code[x] for x in a])
+    xb = np.array([code[x] for x in b])
+    rng = np.random.default_rng(seed)
+    k = len(labels)
+    ra = xa[rng.integers(0, len(xa), size=(resamples, len(xa)))]
+    rb = xb[rng.integers(0, len(xb), size=(resamples, len(xb)))]
+    pa = np.stack([(ra == i).mean(1) for i in range(k)], 1)
+    pb = np.stack([(rb == i).mean(1) for i in range(k)], 1)
+    stats = 0.5 * np.abs(pa - pb).sum(1)
+    q_lo, q_hi = np.quantile(stats, [0.025, 0.975])
+    lo, hi = max(0.0, 2 * value - float(q_hi)), min(1.0, 2 * value - float(q_lo))
+    return value, min(lo, value), max(hi, value)
+
+
+def oracle_gap(record: Mapping[str, Any], oracle: Mapping[str, Any],
+               forget_metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Derived metrics of ``record`` against the retrain ``oracle`` run of the same instance:
+    ``oracle_gap_<m>`` (the absolute difference of each forgetting metric from the oracle's,
+    with the run's own interval shifted) and ``oracle_tv`` (TV distance of the forget labels);
+    lower is better for both."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in forget_metrics:
+        if m in record["metrics"] and m in oracle["metrics"]:
+            mine, theirs = record["metrics"][m], oracle["metrics"][m]
+            d = abs(mine["value"] - theirs["value"])
+            lo, hi = mine["ci_low"] - theirs["value"], mine["ci_high"] - theirs["value"]
+            low = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+            out[f"oracle_gap_{m}"] = {
+                "value": d, "ci_low": min(low, d), "ci_high": max(abs(lo), abs(hi), d),
+                "n": mine["n"], "higher_is_better": False, "derived": True,
+                "definition": {"formula": f"|{m} - {m} of the retrain oracle (run "
+                                          f"{oracle['run_id']})|; the run's own interval, "
+                                          "shifted by the oracle's value",
+                               "oracle_run": oracle["run_id"]}}
+    a, b = forget_labels(record), forget_labels(oracle)
+    if a and b:
+        v, lo, hi = tv_with_ci(a, b)
+        out["oracle_tv"] = {
+            "value": v, "ci_low": lo, "ci_high": hi, "n": len(a), "higher_is_better": False,
+            "derived": True,
+            "definition": {"formula": "total variation distance between the label "
+                                      "distributions of forget-condition generations of the "
+                                      "run and of the retrain oracle",
+                           "labels": sorted(set(a) | set(b)), "oracle_run": oracle["run_id"],
+                           "interval": "basic bootstrap, both sides resampled, 1000 times"}}
+    return out
+
+
+# ---------------------------------------------------------------------- records -> analysis
+def is_tuning(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` is a tuning run of the fair protocol (made by ``ubench tune``)."""
+    return (record.get("protocol") or {}).get("role") == "tuning"
+
+
+def metric_split(name: str) -> str | None:
+    """``forget`` / ``remain`` for a registered metric (None for unknown ones)."""
+    from ubench.catalog.facts import metric_class
+
+    cls = metric_class(name)
+    return str(cls.split) if cls is not None else None
+
+
+def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:
+    """Add ``oracle_gap_<m>`` / ``oracle_tv`` to the metrics (in memory) of every evaluation
+    record that has a retrain-oracle record of the same task instance and assets. Returns how
+    many records got them."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("status") != "ok" or is_tuning(rec):
+            continue
+        assets = {k: v for k, v in (rec["task"].get("assets") or {}).items() if k != "oracle"}
+        key = json.dumps([rec["task"]["id"], rec["task"]["version"], rec["task"]["config"],
+                          rec["task"].get("inputs"), assets], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(rec)
+    done = 0
+    for recs in groups.values():
+        oracles = sorted((r for r in recs if r["method"]["id"] == "retrain"),
+                         key=lambda r: r["seed"])
+        if not oracles:
+            continue
+        for rec in recs:
+            if rec["method"]["id"] == "retrain":
+                continue
+            forget = [m for m in rec["metrics"] if metric_split(m) == "forget"]
+            rec["metrics"].update(oracle_gap(rec, oracles[0], forget))
+            done += 1
+    return done
+
+
+def run_scores(record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The per-sample scores a run saved (``scores.safetensors``: metric -> one value per
+    sample); empty when it saved none."""
+    art = record.get("artifacts", {}).get("scores")
+    path = Path(str(record.get("_path", ""))).parent / str(art)
+    if not art or not path.is_file():
+        return {}
+    from safetensors.numpy import load_file
+
+    return dict(load_file(str(path)))
+
+
+def task_rule(task: str) -> TuningRule | None:
+    from ubench.catalog.registry import TASKS
+
+    if task not in TASKS:
+        return None
+    rule = TASKS.get(task).tuning_rule
+    return rule if isinstance(rule, TuningRule) else None
+
+
+def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = None,
+           families: Mapping[str, str] | None = None
+           ) -> dict[str, tuple[TuningRule, float, list[FrontSummary]]]:
+    """Per task: (its rule, the target, every method's front) from the tuning records.
+
+    The target is the preset's (``targets``), or the rule's own / ladder choice on these
+    points. A point is one method config; its runs are its tuning cells.
+    """
+    targets = targets or {}
+    by_task: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
+    for rec in records:
+        if rec.get("status") != "ok" or not is_tuning(rec):
+            continue
+        point = json.dumps(rec["method"]["config"], sort_keys=True, default=str)
+        by_task.setdefault(rec["task"]["id"], {}).setdefault(
+            rec["method"]["id"], {}).setdefault(point, []).append(rec)
+    out: dict[str, tuple[TuningRule, float, list[FrontSummary]]] = {}
+    for task, methods in sorted(by_task.items()):
+        carried = next(((r.get("protocol") or {}).get("rule") for pts in methods.values()
+                        for recs in pts.values() for r in recs), None)
+        # the task's rule as declared now (what `ubench tune` applies to these runs' metrics);
+        # the carried one for a task no longer registered
+        rule = task_rule(task) or (TuningRule.from_dict(carried) if isinstance(carried, dict)
+                                   else None)
+        if rule is None:
+            continue
+        points: dict[str, list[Point]] = {}
+        runs: dict[str, list[list[dict[str, np.ndarray]]]] = {}
+        for m, pts in methods.items():
+            for recs in pts.values():
+                scores = [run_scores(r) for r in recs]
+                if not all(rule.forget in s and rule.keep in s for s in scores):
+                    continue
+                space = (recs[0].get("protocol") or {}).get("point", {})
+                metrics = {k: float(np.mean([r["metrics"][k]["value"] for r in recs]))
+                           for k in recs[0]["metrics"]
+                           if all(k in r["metrics"] for r in recs)}
+                points.setdefault(m, []).append(Point(m, dict(space), metrics,
+                                                      [str(r.get("_path", "")) for r in recs]))
+                runs.setdefault(m, []).append([{rule.forget: s[rule.forget],
+                                                rule.keep: s[rule.keep]} for s in scores])
+        if not points:
+            continue
+        if task in targets:
+            target = targets[task]
+        else:
+            carried_fams = {m: str((recs[0].get("protocol") or {}).get("family") or m)
+                            for m, pts in methods.items() for recs in pts.values()}
+            target, _ = choose_target(rule, points, families or carried_fams)
+        summaries = [front_scalars(rule, target, m, runs[m], [p.values for p in points[m]])
+                     for m in sorted(points)]
+        out[task] = (rule, target, summaries)
+    return out
+
+
+def fronts_markdown(found: Mapping[str, tuple[TuningRule, float, list[FrontSummary]]],
+                    md: Any) -> list[str]:
+    """Markdown section: per task, each method's scalars and its front (``md`` escapes)."""
+    if not found:
+        return []
+    lines = ["## Trade-off fronts (tuning split)", "",
+             "Each method's tuning points (its declared space, the same budget for every "
+             "method) measured on the task's tuning cells, which the tables above never "
+             "evaluate. *Best keep at target*: the best keep-metric among points that reach "
+             "the forgetting target. *Area*: the area under the method's front, "
+             "∫₀¹ K(φ) dφ with φ the forgetting score (UA, or 1 − concept rate) and K(φ) the "
+             "best keep-metric of a point forgetting at least φ. Intervals: 95 % bootstrap "
+             "over the tuning runs and the samples within them.", ""]
+    for task, (rule, target, summaries) in found.items():
+        lines += [f"### {md(task)}: {md(rule.describe(target))}", "",
+                  f"| method | points reaching the target | best {md(rule.keep)} at target "
+                  "| area under the front | front (forgetting score, keep: values) |",
+                  "|---|---|---|---|---|"]
+        ranked = sorted(summaries, key=lambda s: (-s.best_keep, -s.area))
+        for s in ranked:
+            n_ok = sum(p["forget_score"] >= rule.score(target) - 1e-12 for p in s.points)
+            front = "; ".join(
+                f"({p['forget_score']:.2f}, {p['keep']:.2f}: "
+                + ", ".join(f"{k}={v}" for k, v in sorted(p["values"].items())) + ")"
+                for p in s.points if p["on_front"])
+            best = (f"{s.best_keep:.3f} [{s.best_keep_ci[0]:.3f}, {s.best_keep_ci[1]:.3f}]"
+                    if s.reached else "— (no point reached it)")
+            lines.append(f"| {md(s.method)} | {n_ok} of {len(s.points)} | {best} | "
+                         f"{s.area:.3f} [{s.area_ci[0]:.3f}, {s.area_ci[1]:.3f}] | "
+                         f"{md(front)} |")
+        lines.append("")
+    return lines
+
+
+def fronts_table(found: Mapping[str, tuple[TuningRule, float, list[FrontSummary]]]
+                 ) -> list[dict[str, Any]]:
+    """Every tuning point as a flat row (for ``fronts.csv`` and the web page)."""
+    rows = []
+    for task, (rule, target, summaries) in found.items():
+        for s in summaries:
+            for p in s.points:
+                rows.append({"task": task, "method": s.method,
+                             "values": json.dumps(p["values"], sort_keys=True),
+                             "forget_metric": rule.forget, "keep_metric": rule.keep,
+                             "target": target, "forget_score": p["forget_score"],
+                             "keep": p["keep"], "on_front": p["on_front"],
+                             "best_keep_at_target": s.best_keep if s.reached else None,
+                             "area": s.area})
+    return rows
