@@ -21,9 +21,6 @@ the rest to this module, the same way for every attack:
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +33,6 @@ import torch
 from ubench.api import (
     AttackContext,
     ConditionedSet,
-    ForgetProbe,
     MetricValue,
     attack_metric_id,
     take_conditions,
@@ -46,6 +42,7 @@ from ubench.core.errors import ConfigError, DivergedError
 from ubench.core.faults import failpoint
 from ubench.metrics.alignment import ConceptRate
 from ubench.models.diffusion import DiffusionModel
+from ubench.store.checkpoint import Checkpoint
 from ubench.training.loop import Batches, check_finite, gradient_norm
 
 #: images per budget kept for the attack's sample grid (only for images up to PREVIEW_MAX_SIZE
@@ -78,15 +75,6 @@ def pick(data: ConditionedSet, k: int, gen: torch.Generator) -> ConditionedSet:
     anchors = take_conditions(data.anchors, idx) if data.anchors is not None else None
     return ConditionedSet(data.images[idx], take_conditions(data.conditions, idx),
                           {**data.description, "attack_samples": len(idx)}, anchors)
-
-
-def capped(probe: ForgetProbe, limit: int) -> ForgetProbe:
-    """The first ``limit`` conditions of a probe (all of them when ``limit`` is 0)."""
-    if not limit or limit >= len(probe):
-        return probe
-    conds = take_conditions(probe.conditions, slice(0, limit))
-    return ForgetProbe(conds, probe.seeds[:limit], probe.steps, probe.guidance, probe.metric,
-                       f"{probe.description}, first {limit}", probe.batch_size, probe.sampler)
 
 
 # ---------------------------------------------------------------------- measuring
@@ -159,56 +147,39 @@ def rate_metric(ctx: AttackContext, family: str, budget: int, shown: np.ndarray,
 
 # ---------------------------------------------------------------------- checkpoints
 class AttackCheckpoint:
-    """Resumable state of one attack in ``<attack folder>/checkpoint/``: named tensors
-    (safetensors), the optimiser state, every random generator and a JSON state (the step, the
-    measurements so far, batch positions). Written to a temporary folder and renamed."""
+    """Resumable state of one attack in ``<attack folder>/checkpoint/``
+    (:class:`~ubench.store.checkpoint.Checkpoint`): named tensors, the optimiser state, every
+    random generator and a JSON state (the step, the measurements so far, batch positions)."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder / "checkpoint"
+        self.checkpoint = Checkpoint(folder)
 
     def exists(self) -> bool:
-        return (self.folder / "state.json").is_file()
+        return self.checkpoint.exists()
 
     def save(self, tensors: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
              generators: Mapping[str, torch.Generator], state: Mapping[str, Any]) -> None:
-        from safetensors.torch import save_file
-
-        pid = os.getpid()
-        tmp = self.folder.with_name(f"checkpoint.tmp-{pid}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                  str(tmp / "tensors.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save({k: g.get_state() for k, g in generators.items()}, tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps(dict(state)))
-        if self.folder.exists():
-            old = self.folder.with_name(f"checkpoint.old-{pid}")
-            os.replace(self.folder, old)
-            os.replace(tmp, self.folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, self.folder)
+        self.checkpoint.save(state, tensors={"tensors": tensors},
+                             objects={"optimizer": optimizer.state_dict(),
+                                      "rng": {k: g.get_state() for k, g in generators.items()}})
 
     def load(self, tensors: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
              generators: Mapping[str, torch.Generator]
              ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """Copy the saved tensors into ``tensors`` (in place), restore the optimiser and the
         generators; return the JSON state and every saved tensor (previews included)."""
-        from safetensors.torch import load_file
-
-        saved = load_file(str(self.folder / "tensors.safetensors"))
+        saved = self.checkpoint.tensors("tensors")
         with torch.no_grad():
             for name, t in tensors.items():
                 t.copy_(saved[name].to(t.device))
-        optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
-        rng = torch.load(self.folder / "rng.pt", weights_only=True)
+        optimizer.load_state_dict(self.checkpoint.object("optimizer"))
+        rng = self.checkpoint.object("rng")
         for name, g in generators.items():
             g.set_state(rng[name])
-        return json.loads((self.folder / "state.json").read_text()), saved
+        return self.checkpoint.state(), saved
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.checkpoint.remove()
 
 
 # ---------------------------------------------------------------------- the budget loop
@@ -379,7 +350,7 @@ def curve_output(ctx: AttackContext, attack: str, loop: BudgetLoop, threshold: f
 
 
 __all__ = ["PREVIEW", "AttackCheckpoint", "BudgetLoop", "DivergedError", "Measurement",
-           "capped", "check_budgets", "curve_output", "finetune_curve", "finite_loss",
+           "check_budgets", "curve_output", "finetune_curve", "finite_loss",
            "forget_metric", "judge", "measure_encoded",
            "measure_plain", "pick", "preview_rows", "rate_metric", "sampler_definition",
            "steps_to"]

@@ -27,7 +27,7 @@ from typing import Any
 
 def warm_assets(items: list[Any]) -> None:
     """Build (or find) every asset the runs need, here, before anything is timed."""
-    from ubench.run import runner
+    from ubench.run import identity
 
     seen = set()
     for item in items:
@@ -35,7 +35,7 @@ def warm_assets(items: list[Any]) -> None:
         if key in seen:
             continue
         seen.add(key)
-        spec = runner.resolve("base", key[0], 0, list(key[1]))
+        spec = identity.resolve("base", key[0], 0, list(key[1]))
         spec.task_cls(spec.task_config).prepare(lambda m: print("  " + m, file=sys.stderr))
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ubench.report.build import load_records
+from ubench.store.reader import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 #: gaps longer than this split the runs of a phase into sittings
@@ -34,7 +34,7 @@ SITTING_GAP_S = 15 * 60
 def _phases(plans: Sequence[str], tuned_tasks: Sequence[str]) -> dict[str, set[str]]:
     """{phase name: run ids}: ``ubench tune`` on each task of ``tuned_tasks``, then each plan."""
     from ubench.catalog.registry import METHODS
-    from ubench.run.runner import methods_for
+    from ubench.run.identity import methods_for
     from ubench.sweep.plan import load_plan
     from ubench.sweep.tune import tuning_items
 

@@ -5,12 +5,12 @@ lambda x the truncation alpha, prints a Markdown report: per cell the RA and FD 
 (mean, and min-max over seeds), UA, and the paired difference boostalign - graddiff with a 95 %
 interval. Runs of one seed share D_r, batches' seeds and every generation seed, so the two
 methods' samples are paired: the interval is a bootstrap over seeds and over the paired samples
-within each seed (RA from ``scores.safetensors``, FD recomputed from ``features.safetensors``
+within each seed (RA from the per-sample scores, FD recomputed from the generated features
 against the fixed reference; without features the FD difference gets no interval).
 
     python scripts/sensitivity.py --store leaderboard/sensitivity > leaderboard/sensitivity.md
 
-The committed store keeps no ``features.safetensors`` (like ``leaderboard/records``): the FD
+The committed store keeps no generated features (like ``leaderboard/records``): the FD
 intervals of the committed table were computed where the runs were made; regenerated from a
 clone, the FD difference keeps its value and loses its interval.
 """
@@ -26,20 +26,16 @@ import numpy as np
 
 from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.metrics.frechet import frechet_from_stats, gaussian_stats
-from ubench.report.build import load_records, md
+from ubench.report.formats import md
+from ubench.store import reader
+from ubench.store.reader import load_records
 
 METHODS = ("boostalign", "graddiff")
 AXES = ("remain_weight", "clip_alpha")
 
 
 def _arrays(rec: dict[str, Any], kind: str) -> dict[str, np.ndarray]:
-    art = rec.get("artifacts", {}).get(kind)
-    path = Path(rec["_path"]).parent / str(art)
-    if not art or not path.is_file():
-        return {}
-    from safetensors.numpy import load_file
-
-    return dict(load_file(str(path)))
+    return reader.scores(rec) if kind == "scores" else reader.features(rec)
 
 
 def cells(records: list[dict[str, Any]], forget_class: int, reference: dict[str, Any]

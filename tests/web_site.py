@@ -34,7 +34,8 @@ def _record(method: str, seed: int, metrics: dict[str, Any], config: dict[str, A
             task_config: dict[str, Any] | None = None, run_id: str | None = None,
             status: str = "ok", error: str | None = None) -> dict[str, Any]:
     from ubench.catalog.facts import method_defaults
-    from ubench.store.records import SCHEMA_VERSION, validate_record
+    from ubench.store.record import SCHEMA_VERSION
+    from ubench.store.records import validate_record
 
     defaults = method_defaults(method)
     rec = {

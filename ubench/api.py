@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ubench.models.diffusion import DiffusionModel
-    from ubench.report.protocol import TuningRule
 
 C = TypeVar("C", bound=BaseConfig)
 
@@ -122,6 +121,15 @@ class ForgetProbe:
 
     def __len__(self) -> int:
         return len(self.seeds)
+
+    def first(self, limit: int) -> ForgetProbe:
+        """The probe's first ``limit`` conditions (all of them when ``limit`` is 0): an attack's
+        ``probe_limit``."""
+        if not limit or limit >= len(self):
+            return self
+        return ForgetProbe(take_conditions(self.conditions, slice(0, limit)), self.seeds[:limit],
+                           self.steps, self.guidance, self.metric,
+                           f"{self.description}, first {limit}", self.batch_size, self.sampler)
 
 
 class Stream(IntEnum):
@@ -355,6 +363,75 @@ class Attack(ABC, Generic[C]):
         """Attack ``model`` (it may be modified in place) and return the metrics at each budget."""
 
 
+# ----------------------------------------------------------------------------- the fair protocol
+@dataclass(frozen=True)
+class TuningRule:
+    """A task's declared selection rule: reach the forgetting target, then keep the most.
+
+    Among the points whose ``forget`` metric reaches the target, pick the highest ``keep``;
+    points within ``tie_margin`` of it are tied; with ``prefer_forgetting`` the tie goes first to
+    the point that forgets most, then (and otherwise) to the lowest ``tie_break`` metric (when
+    given). When no point reaches the target, the point that forgets most is
+    picked (ties to the higher keep), and the choice says the target was not reached.
+
+    ``target`` is fixed, or, with ``ladder``, chosen from the tuning results: the smallest
+    value of the ladder that at least one method of every family reaches.
+    """
+
+    forget: str
+    keep: str
+    target: float | None = None
+    ladder: tuple[float, ...] = ()
+    tie_margin: float = 0.005
+    tie_break: str | None = None
+    #: break keep-ties toward more forgetting before ``tie_break``: for a ladder target, which
+    #: can be loose (the family that forgets least sets it), so that a point which keeps as much
+    #: but forgets more wins over one that barely reaches the target with a lower FD
+    prefer_forgetting: bool = False
+    #: whether a larger ``forget`` value is more forgetting (UA) or less (concept rate); by
+    #: default the registered metric's own direction, so a task never restates it
+    forget_higher_is_better: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.forget_higher_is_better is None:
+            from ubench.catalog.registry import METRICS
+
+            object.__setattr__(self, "forget_higher_is_better",
+                               bool(METRICS.get(self.forget).higher_is_better))
+
+    def reaches(self, value: float, target: float) -> bool:
+        return value >= target if self.forget_higher_is_better else value <= target
+
+    def score(self, value: float) -> float:
+        """The forgetting score in [0, 1], higher = more forgetting (the fronts' x axis)."""
+        return value if self.forget_higher_is_better else 1.0 - value
+
+    def describe(self, target: float | None = None) -> str:
+        t = target if target is not None else self.target
+        op = ">=" if self.forget_higher_is_better else "<="
+        where = (f"{t:g}" if t is not None else
+                 f"the smallest of {list(self.ladder)} that every method family reaches")
+        order = (["the most forgetting"] if self.prefer_forgetting else []) + \
+            ([f"the lowest {self.tie_break}"] if self.tie_break else [])
+        tie = f"; ties within {self.tie_margin:g} go to {', then '.join(order)}" if order else ""
+        return f"maximise {self.keep} subject to {self.forget} {op} {where}{tie}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ladder": list(self.ladder), "text": self.describe()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TuningRule:
+        """The rule a record or preset file carries (:meth:`to_dict`)."""
+        return cls(forget=str(data["forget"]),
+                   forget_higher_is_better=bool(data["forget_higher_is_better"]),
+                   keep=str(data["keep"]), target=data.get("target"),
+                   ladder=tuple(float(x) for x in data.get("ladder") or ()),
+                   tie_margin=float(data.get("tie_margin", 0.005)),
+                   tie_break=data.get("tie_break"),
+                   prefer_forgetting=bool(data.get("prefer_forgetting", False)))
+
+
+
 class Task(ABC, Generic[C]):
     """A benchmark task: base model, forget/remain request, evaluation."""
 
@@ -367,9 +444,14 @@ class Task(ABC, Generic[C]):
     provides: ClassVar[frozenset[str]] = frozenset()
     #: model capabilities ("class-conditional", "text-conditional", "xattn")
     model_capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: task-config keys that say *which* instance of the task's concept is forgotten (the
+    #: class, the digit, the style): runs that differ only in them are instances of one setting,
+    #: so the leaderboard and ``ubench compare`` aggregate them into one row
+    instance_keys: ClassVar[tuple[str, ...]] = ()
     #: per method id, hyper-parameters this task's setting prescribes (e.g. the paper's SD
     #: recipe); applied before the user's ``--set method.*`` and recorded like any other value.
-    #: A key the method's config lacks is a ConfigError (``runner.check_method_defaults``)
+    #: A key the method's config lacks is a ConfigError
+    #: (:func:`ubench.run.identity.check_method_defaults`)
     method_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: whether the runner saves the unlearned model in the run folder (``model/``, safetensors),
     #: so that attacks can load it later (``ubench attack``); reference rows are rebuilt instead

@@ -45,6 +45,7 @@ from ubench.api import (
     Evaluation,
     ForgetProbe,
     Task,
+    TuningRule,
     UnlearnRequest,
     generation_seeds,
 )
@@ -61,7 +62,6 @@ from ubench.models.diffusion import (
     class_conditional_model,
     load_class_conditional,
 )
-from ubench.report.protocol import TuningRule
 from ubench.store.cache import asset_dir, cached, load_cached
 from ubench.store.grids import rgb_grid
 from ubench.tasks.cifar10 import recipes as R
@@ -148,6 +148,7 @@ class Cifar10Class(Task[CifarConfig]):
 
     name: ClassVar[str] = "cifar10-class"
     version: ClassVar[str] = "1"
+    instance_keys: ClassVar[tuple[str, ...]] = ("forget_class",)
     Config: ClassVar[type[BaseConfig]] = CifarConfig
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"class-conditional"})
@@ -260,7 +261,7 @@ class Cifar10Class(Task[CifarConfig]):
         """Evaluators the model folder asks to inject (test models only; see the module doc)."""
         if self.injected_evaluators:
             return {"clip": "tiny-random", "inception": "tiny-random"}
-        from ubench.testing import ASSETS_FILE
+        from ubench.metrics.injected import ASSETS_FILE
 
         f = self._model_folder(None) / ASSETS_FILE
         return json.loads(f.read_text()) if f.is_file() else {}
@@ -311,7 +312,7 @@ class Cifar10Class(Task[CifarConfig]):
         if not hasattr(self, "_features"):
             weights = self.inception_weights()
             if weights is None:
-                from ubench.testing import tiny_inception_net
+                from ubench.metrics.injected import tiny_inception_net
 
                 self._features = tiny_inception_net(0)
             else:
@@ -452,7 +453,7 @@ class Cifar10Class(Task[CifarConfig]):
 
         if not hasattr(self, "_clip"):
             if self.clip_checkpoint() is None:
-                from ubench.testing import tiny_random_extractor
+                from ubench.metrics.injected import tiny_random_extractor
 
                 self._clip = ClipScorer(extractor=tiny_random_extractor(0))
             else:

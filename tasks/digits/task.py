@@ -37,6 +37,7 @@ from ubench.api import (
     Evaluation,
     ForgetProbe,
     Task,
+    TuningRule,
     UnlearnRequest,
     generation_seeds,
 )
@@ -51,7 +52,6 @@ from ubench.metrics.classification import (
 )
 from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
-from ubench.report.protocol import TuningRule
 from ubench.store.cache import asset_dir, cached, is_cached, load_cached
 from ubench.store.grids import class_grid
 from ubench.store.pinned import (
@@ -125,6 +125,7 @@ class DigitsClass(Task[DigitsConfig]):
 
     name: ClassVar[str] = "digits-class"
     version: ClassVar[str] = "1"
+    instance_keys: ClassVar[tuple[str, ...]] = ("forget_class",)
     Config: ClassVar[type[BaseConfig]] = DigitsConfig
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"class-conditional"})

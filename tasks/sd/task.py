@@ -62,6 +62,7 @@ from ubench.metrics.clip_score import (
     resolve_clip_weights,
 )
 from ubench.metrics.frechet import FID
+from ubench.metrics.injected import ASSETS_FILE
 from ubench.metrics.nudity import (
     ExposedParts,
     NudityDetector,
@@ -76,7 +77,6 @@ from ubench.tasks.sd import prompts as P
 from ubench.tasks.sd.i2p import I2PPrompts, load_i2p
 
 Say = Any
-ASSETS_FILE = "ubench_assets.json"
 
 #: the zero-shot label set of ``sd-vangogh`` ("a painting in the style of {label}")
 STYLE_LABELS: tuple[str, ...] = ("Van Gogh", *P.OTHER_ARTISTS)
@@ -217,7 +217,7 @@ class SDTask(Task[SDConfig]):
         """The CLIP scorer (built once, on the run's device)."""
         if not hasattr(self, "_clip"):
             if self.folder_assets().get("clip") == "tiny-random":
-                from ubench.testing import tiny_random_extractor
+                from ubench.metrics.injected import tiny_random_extractor
 
                 self._clip = ClipScorer(extractor=tiny_random_extractor(0))
             else:

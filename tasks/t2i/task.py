@@ -58,6 +58,7 @@ from ubench.api import (
     ForgetProbe,
     MetricValue,
     Task,
+    TuningRule,
     UnlearnRequest,
     generation_seeds,
 )
@@ -73,7 +74,6 @@ from ubench.metrics.alignment import (
 from ubench.metrics.classification import GarbageRate
 from ubench.metrics.frechet import FrechetDistance
 from ubench.models.diffusion import DiffusionModel
-from ubench.report.protocol import TuningRule
 from ubench.store.cache import asset_dir, cached, is_cached, load_cached
 from ubench.store.grids import rgb_grid
 from ubench.store.pinned import (
@@ -622,6 +622,7 @@ class T2IStyle(T2ITask):
 
     name: ClassVar[str] = "t2i-style"
     Config: ClassVar[type[BaseConfig]] = StyleConfig
+    instance_keys: ClassVar[tuple[str, ...]] = ("forget_style",)
     tuning_task: ClassVar[str | None] = "t2i-attribute"
 
     def make_concept(self) -> Concept:
@@ -634,6 +635,7 @@ class T2IObject(T2ITask):
 
     name: ClassVar[str] = "t2i-object"
     Config: ClassVar[type[BaseConfig]] = ObjectConfig
+    instance_keys: ClassVar[tuple[str, ...]] = ("forget_digit",)
     tuning_task: ClassVar[str | None] = "t2i-attribute"
 
     def make_concept(self) -> Concept:

@@ -14,9 +14,10 @@ import pytest
 
 from tests.conftest import FAST, TINY
 from ubench.core.errors import AttackTargetError, IncompatibleError, InterruptedRun
-from ubench.report.robustness import load_attack_records, read_attack_record
 from ubench.run import attack as attack_runner
-from ubench.run import runner
+from ubench.run import identity, runner
+from ubench.store.reader import load_attack_records
+from ubench.store.records import read_attack_record
 
 T2I = "t2i-attribute-tiny"
 #: tiny budgets: every attack's loop and measurements run, in seconds
@@ -42,7 +43,7 @@ def _run_sets(method: str, task: str = TINY, extra: list[str] | None = None) -> 
 
 
 def _run(method: str, task: str, store: Path, extra: list[str] | None = None) -> Path:
-    res = runner.run(runner.resolve(method, task, 0, _run_sets(method, task, extra)),
+    res = runner.run(identity.resolve(method, task, 0, _run_sets(method, task, extra)),
                      store=store)
     assert res.record["status"] == "ok"
     return res.path.parent
@@ -264,7 +265,7 @@ def test_a_run_made_before_runs_saved_weights_is_remade_for_an_attack(
     rec = json.loads((old / "record.json").read_text())
     del rec["artifacts"]["model"]
     (old / "record.json").write_text(json.dumps(rec))
-    spec = runner.resolve("ga", TINY, 0, _run_sets("ga"))
+    spec = identity.resolve("ga", TINY, 0, _run_sets("ga"))
     assert spec.run_id == rec["run_id"]
     from ubench.sweep.plan import make_item
     from ubench.sweep.run import item_state

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from ubench.run import attack as attack_runner
-from ubench.run import runner
+from ubench.run import identity, runner
 
 
 def _run(method: str, store: Path) -> Path:
-    return runner.run(runner.resolve(method, "digits-class", 0, []), store=store).path.parent
+    return runner.run(identity.resolve(method, "digits-class", 0, []), store=store).path.parent
 
 
 def _attack(name: str, run: Path) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ubench.run import attack as attack_runner
-from ubench.run import runner
+from ubench.run import identity, runner
 
 FAST = ["task.sampling_steps=3", "task.limit=3", "method.steps=2"]
 ATTACKS = {
@@ -22,7 +22,7 @@ ATTACKS = {
 
 
 def test_every_attack_on_sd_nudity(tiny_sd: Path, tmp_path: Path) -> None:
-    spec = runner.resolve("graddiff", "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
+    spec = identity.resolve("graddiff", "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
     run = runner.run(spec, store=str(tmp_path))
     assert run.record["artifacts"]["model"] == "model"
     plain = run.record["metrics"]["nudity_rate"]["value"]

@@ -16,15 +16,15 @@ import torch
 from tests.conftest import FAST, TINY
 from ubench.api import RunContext
 from ubench.catalog.registry import METHODS
-from ubench.run import runner
+from ubench.run import identity, runner
 from ubench.store.records import read_record
 
 T2I_TINY = "t2i-attribute-tiny"
 METRICS = {TINY: {"ua", "ra", "garbage_rate", "fd"},
            T2I_TINY: {"concept_rate", "concept_rate_paraphrase", "alignment_train", "garbage_rate",
                       "alignment_test", "fd"}}
-FITTING = runner.methods_for(TINY)
-CASES = [(m, t) for t in (TINY, T2I_TINY) for m in runner.methods_for(t)]
+FITTING = identity.methods_for(TINY)
+CASES = [(m, t) for t in (TINY, T2I_TINY) for m in identity.methods_for(t)]
 
 
 def _fast(method: str) -> list[str]:
@@ -35,17 +35,17 @@ def _fast(method: str) -> list[str]:
 def test_registry_methods_that_do_not_fit_are_refused() -> None:
     for name in set(METHODS.names()) - set(FITTING):
         with pytest.raises(Exception, match="cannot run on task"):
-            runner.resolve(name, TINY, 0, _fast(name))
+            identity.resolve(name, TINY, 0, _fast(name))
 
 
 def test_every_method_fits_the_text_task() -> None:
-    assert set(runner.methods_for(T2I_TINY)) == set(METHODS.names())
+    assert set(identity.methods_for(T2I_TINY)) == set(METHODS.names())
 
 
 @pytest.mark.parametrize(("method", "task"), CASES)
 def test_changes_only_declared_parameters(method: str, task: str, store: Path,
                                           tmp_path: Path) -> None:
-    spec = runner.resolve(method, task, 0, _fast(method))
+    spec = identity.resolve(method, task, 0, _fast(method))
     task = spec.task_cls(spec.task_config)
     task.prepare()
     model = task.base_model("cpu")
@@ -63,7 +63,7 @@ def test_changes_only_declared_parameters(method: str, task: str, store: Path,
 
 @pytest.mark.parametrize(("method", "task"), CASES)
 def test_yields_a_valid_record(method: str, task: str, store: Path) -> None:
-    res = runner.run(runner.resolve(method, task, 0, _fast(method)), store=store)
+    res = runner.run(identity.resolve(method, task, 0, _fast(method)), store=store)
     rec = read_record(res.path)
     assert rec["status"] == "ok" and set(rec["metrics"]) == METRICS[task]
     assert rec["method"]["id"] == method and rec["seed"] == 0

@@ -26,7 +26,8 @@ from ubench.core.errors import (
     StoreError,
 )
 from ubench.report.build import build_report
-from ubench.run import runner
+from ubench.run import identity, runner
+from ubench.store.runs import usable_store
 
 SETS = [a for s in FAST for a in ("--set", s)]
 
@@ -84,7 +85,9 @@ def test_report_replaces_only_what_it_generated(tmp_path: Path) -> None:
     manifest = json.loads((out / ".ubench-report.json").read_text())
     assert {"README.md", "leaderboard.csv", "runs.csv", "index.html"} <= set(manifest["files"])
     assert {f for f in manifest["files"] if "/" in f} == {
-        f"runs/{p.name}" for p in (out / "runs").glob("*.html")}  # one page per record
+        f"runs/{p.name}" for p in (out / "runs").iterdir()}  # one page per record, and its record
+    assert {p.stem for p in (out / "runs").glob("*.html")} == \
+        {p.stem for p in (out / "runs").glob("*.json")}
     (out / "grids").mkdir()
     (out / "grids" / "user.png").write_bytes(b"u")
     build_report(store, out)
@@ -100,7 +103,7 @@ def test_a_truncated_sample_grid_is_a_warning_not_a_lost_leaderboard(tmp_path: P
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     notes: list[str] = []
     build_report(store, out, say=notes.append)
-    assert any("unreadable" in n and str(png) in n for n in notes)
+    assert any("unreadable" in n and str(png.parent) in n for n in notes)
     assert (out / "README.md").read_text().startswith("<!-- GENERATED")
 
 
@@ -149,7 +152,7 @@ def test_the_fast_check_agrees_with_the_full_resolve() -> None:
             for raw in probes:
                 item = [f"method.{key}={raw}"]
                 try:
-                    runner.resolve(method, TINY, 0, item)
+                    identity.resolve(method, TINY, 0, item)
                     full = None
                 except ConfigError as e:
                     full = str(e)
@@ -177,7 +180,7 @@ def test_an_unwritable_store_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     """(Tests run as root, for whom permission bits do not apply: the refusal is injected.)"""
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
     with pytest.raises(StoreError, match="not writable"):
-        runner.usable_store(tmp_path)
+        usable_store(tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["file", "unwritable"])
@@ -246,7 +249,7 @@ def test_malformed_i2p_files_are_one_line(content: str | bytes, needle: str,
 
 def test_a_failed_start_leaves_no_empty_folder(store: Path, tmp_path: Path) -> None:
     with pytest.raises(MissingAssetError):  # resolving digests the weights: refused there
-        runner.run(runner.resolve("boostalign", "sd-nudity", 0,
+        runner.run(identity.resolve("boostalign", "sd-nudity", 0,
                                   [f"task.model={tmp_path / 'no-such-sd'}"]), store=store)
     assert not list(store.glob("sd-nudity*"))
 
@@ -256,23 +259,23 @@ def test_user_files_enter_the_identity_by_content(tmp_path: Path, tiny_sd: Path)
     model = f"task.model={tiny_sd}"  # the weights' digest is part of the identity too
     i2p = tmp_path / "i2p.csv"
     i2p.write_text("prompt,nudity_percentage\na,50\n")
-    first = runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"])
+    first = identity.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"])
     assert first.identity["task"]["inputs"]["i2p"] != "missing"
     os.utime(i2p, (1, 1))  # a new time, the same content: the same run
-    assert runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"]).run_id == \
+    assert identity.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"]).run_id == \
         first.run_id
     i2p.write_text("prompt,nudity_percentage\nb,50\n")  # edited in place: another run
-    assert runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"]).run_id != \
+    assert identity.resolve("boostalign", "sd-nudity", 0, [model, f"task.i2p={i2p}"]).run_id != \
         first.run_id
     folder = tmp_path / "ref"
     folder.mkdir()
     (folder / "a.png").write_bytes(b"1")
-    one = runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.fid_reference={folder}"])
+    one = identity.resolve("boostalign", "sd-nudity", 0, [model, f"task.fid_reference={folder}"])
     (folder / "b.png").write_bytes(b"2")
-    assert runner.resolve("boostalign", "sd-nudity", 0, [model, f"task.fid_reference={folder}"]
+    assert identity.resolve("boostalign", "sd-nudity", 0, [model, f"task.fid_reference={folder}"]
                           ).run_id != one.run_id
     # tasks without user files keep their run identities (the committed records' ids)
-    assert "inputs" not in runner.resolve("boostalign", "digits-class", 0, []).identity["task"]
+    assert "inputs" not in identity.resolve("boostalign", "digits-class", 0, []).identity["task"]
 
 
 # ----------------------------------------------------------------------------- 8. smaller

@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-BASELINE = ROOT / "leaderboard" / "baseline" / "quick"
+BASELINE = ROOT / "tests" / "baseline" / "quick"
 QUICK = ["--set", "task.forget_class=0", "--set", "task.eval_forget=200",
          "--set", "task.eval_per_class=40"]
 
@@ -55,7 +55,8 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def test_the_gate_catches_a_regression_and_passes_a_harmless_change(tmp_path: Path) -> None:
-    assert (BASELINE / "digits-class" / "boostalign").is_dir(), "run the quick suite baseline"
+    assert (BASELINE / "data" / "digits-class" / "runs.parquet").is_file(), \
+        "run the quick suite baseline (plans/quick.toml) and pack it"
     args = ["run", "--method", "boostalign", "--task", "digits-class", "--threads", "1", *QUICK]
     broken = subprocess.Popen([sys.executable, "-c", BROKEN, *args, "--store",
                                str(tmp_path / "broken")], env=_env(tmp_path), cwd=ROOT,

@@ -11,7 +11,7 @@ import torch
 from tests.conftest import TINY
 from ubench.api import RunContext
 from ubench.core.errors import InterruptedRun
-from ubench.run import runner
+from ubench.run import identity, runner
 
 T2I_TINY = "t2i-attribute-tiny"
 QUICK = {"sa": ["method.steps=6", "method.batch_size=16", "method.fisher_samples=10",
@@ -29,7 +29,7 @@ def test_interrupted_run_resumes_bit_for_bit(method: str, store: Path, tmp_path:
         if step == 3:
             raise KeyboardInterrupt
 
-    spec = runner.resolve(method, TINY, 0, QUICK[method])
+    spec = identity.resolve(method, TINY, 0, QUICK[method])
     with pytest.raises(InterruptedRun, match="resume from step 2"):
         runner.run(spec, store=store, checkpoint_every=2, on_step=stop_at_3)
     resumed = runner.run(spec, store=store, checkpoint_every=2).record
@@ -42,7 +42,7 @@ def test_interrupted_run_resumes_bit_for_bit(method: str, store: Path, tmp_path:
 
 
 def test_sa_shares_its_fisher_pass_across_seeds_and_forget_classes(store: Path) -> None:
-    logs = [runner.run(runner.resolve("sa", TINY, seed, [*QUICK["sa"], f"task.forget_class={c}"]),
+    logs = [runner.run(identity.resolve("sa", TINY, seed, [*QUICK["sa"], f"task.forget_class={c}"]),
                        store=store).record["train_log"] for seed, c in ((0, 0), (1, 0), (0, 3))]
     assert len({log["fisher_folder"] for log in logs}) == 1
     assert logs[0]["fisher_key"]["samples"] == 10
@@ -50,7 +50,7 @@ def test_sa_shares_its_fisher_pass_across_seeds_and_forget_classes(store: Path) 
 
 def test_ca_trains_only_cross_attention_keys_and_values_on_text(store: Path,
                                                                 tmp_path: Path) -> None:
-    spec = runner.resolve("ca", T2I_TINY, 0, QUICK["ca"])
+    spec = identity.resolve("ca", T2I_TINY, 0, QUICK["ca"])
     task = spec.task_cls(spec.task_config)
     task.prepare()
     model = task.base_model("cpu")
@@ -67,7 +67,7 @@ def test_uce_maps_the_concept_states_to_the_guide_outputs(store: Path, tmp_path:
     """On the real (tiny) t2i model and MiniLM states: with a vanishing regulariser and nothing
     preserved but the null prompt, each projection sends the concept's states (nearly) where it
     sent the empty prompt's, and leaves the null prompt's outputs in place."""
-    spec = runner.resolve("uce", T2I_TINY, 0, ["method.lamb=1e-6", "method.preserve=none"])
+    spec = identity.resolve("uce", T2I_TINY, 0, ["method.lamb=1e-6", "method.preserve=none"])
     task = spec.task_cls(spec.task_config)
     task.prepare()
     model = task.base_model("cpu")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ubench.run import runner
+from ubench.run import identity, runner
 
 
 @pytest.mark.slow
 def test_boostalign_forgets_digit_zero_and_keeps_the_rest(store: Path) -> None:
-    res = runner.run(runner.resolve("boostalign", "digits-class", 0, []), store=store)
+    res = runner.run(identity.resolve("boostalign", "digits-class", 0, []), store=store)
     rec = res.record
     assert rec["status"] == "ok"
     m = {k: v["value"] for k, v in rec["metrics"].items()}

@@ -16,7 +16,7 @@ from ubench.core.errors import (
     IncompatibleError,
     InterruptedRun,
 )
-from ubench.run import runner
+from ubench.run import identity, runner
 from ubench.store.records import read_record
 
 
@@ -25,17 +25,18 @@ def _run(method: str, store: Path, extra: list[str] | None = None, seed: int = 0
     keys = {e.split("=")[0] for e in extra}
     fields = METHODS.get(method).Config.field_names()
     fast = [f for f in FAST if f.split("=")[0] not in keys and f.split("=")[0][7:] in fields]
-    spec = runner.resolve(method, TINY, seed, [*fast, *extra])
+    spec = identity.resolve(method, TINY, seed, [*fast, *extra])
     return runner.run(spec, store=store, **kw)
 
 
 def test_identity_is_stable_and_sensitive() -> None:
-    a = runner.resolve("boostalign", TINY, 0, FAST)
-    b = runner.resolve("boostalign", TINY, 0, list(reversed(FAST)))
+    a = identity.resolve("boostalign", TINY, 0, FAST)
+    b = identity.resolve("boostalign", TINY, 0, list(reversed(FAST)))
     assert a.run_id == b.run_id
-    assert runner.resolve("boostalign", TINY, 1, FAST).run_id != a.run_id
-    assert runner.resolve("graddiff", TINY, 0, FAST).run_id != a.run_id
-    assert runner.resolve("boostalign", TINY, 0, [*FAST, "task.forget_class=3"]).run_id != a.run_id
+    assert identity.resolve("boostalign", TINY, 1, FAST).run_id != a.run_id
+    assert identity.resolve("graddiff", TINY, 0, FAST).run_id != a.run_id
+    assert identity.resolve("boostalign", TINY, 0,
+                            [*FAST, "task.forget_class=3"]).run_id != a.run_id
 
 
 def test_finished_run_is_skipped_and_force_redoes(store: Path) -> None:
@@ -95,7 +96,7 @@ def test_corrupt_record_is_reported_with_fix(store: Path) -> None:
 
 def test_incompatible_scope_refused_before_loading(store: Path) -> None:
     with pytest.raises(IncompatibleError, match="cross-attention"):
-        runner.resolve("boostalign", TINY, 0, ["method.scope=xattn"])
+        identity.resolve("boostalign", TINY, 0, ["method.scope=xattn"])
     assert not store.exists()
 
 
@@ -108,18 +109,18 @@ def test_two_class_policy_recorded(store: Path) -> None:
 def test_methods_for_lists_every_fitting_method() -> None:
     # esd-u and esd-x train (around) cross-attention, which the class-conditional UNet lacks
     # uce edits cross-attention projections: refused on class-conditional tasks too
-    assert set(runner.methods_for(TINY)) == {"base", "boostalign", "finetune", "ga", "graddiff",
+    assert set(identity.methods_for(TINY)) == {"base", "boostalign", "finetune", "ga", "graddiff",
                                               "retrain", "rl", "salun", "esd-u",
                                               "esd-full", "ca", "sa", "erasediff"}
 
 
 def test_shared_overrides_apply_where_they_exist() -> None:
-    specs = runner.resolve_many(["base", "ga"], TINY, 0, ["method.steps=3"])
+    specs = identity.resolve_many(["base", "ga"], TINY, 0, ["method.steps=3"])
     assert specs[1].method_config.steps == 3
     with pytest.raises(ConfigError, match="Did you mean 'steps'"):
-        runner.resolve_many(["base", "ga"], TINY, 0, ["method.stepz=3"])
+        identity.resolve_many(["base", "ga"], TINY, 0, ["method.stepz=3"])
     with pytest.raises(ConfigError, match="unknown key 'steps'"):
-        runner.resolve("base", TINY, 0, ["method.steps=3"])
+        identity.resolve("base", TINY, 0, ["method.steps=3"])
 
 
 def test_threads_asking_for_one_asset_build_it_once(ubench_home: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ubench.run import runner
+from ubench.run import identity, runner
 
 FAST = ["task.sampling_steps=4", "task.limit=4"]
 #: per method: the overrides that keep it quick here (its SD recipe supplies the rest)
@@ -19,18 +19,18 @@ QUICK = {"uce": [], "ca": ["method.steps=3"], "erasediff": ["method.steps=2"],
 def test_sd_recipes_apply(tiny_sd: Path) -> None:
     # resolving an SD run digests its weights (the run identity): the tiny pipeline stands in
     model = [f"task.model={tiny_sd}"]
-    assert runner.resolve("ca", "sd-object", 0, model).method_config.lr == 1.6e-5
-    assert runner.resolve("sa", "sd-nudity", 0, model).method_config.surrogate == "anchor"
-    cfg = runner.resolve("erasediff", "sd-vangogh", 0, model).method_config
+    assert identity.resolve("ca", "sd-object", 0, model).method_config.lr == 1.6e-5
+    assert identity.resolve("sa", "sd-nudity", 0, model).method_config.surrogate == "anchor"
+    cfg = identity.resolve("erasediff", "sd-vangogh", 0, model).method_config
     assert (cfg.lr, cfg.lam, cfg.scope) == (1e-5, 1.0, "noxattn")
     # digits keeps the method's own defaults
-    assert runner.resolve("ca", "digits-class", 0, []).method_config.lr == 1e-4
+    assert identity.resolve("ca", "digits-class", 0, []).method_config.lr == 1e-4
 
 
 @pytest.mark.parametrize("method", ["uce", "ca", "sa", "erasediff"])
 def test_runs_end_to_end_on_tiny_sd(method: str, tiny_sd: Path, tmp_path: Path,
                                     ubench_home: Path) -> None:
-    spec = runner.resolve(method, "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST,
+    spec = identity.resolve(method, "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST,
                                                    *QUICK[method]])
     res = runner.run(spec, store=str(tmp_path))
     rec = res.record

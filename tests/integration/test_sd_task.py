@@ -16,7 +16,7 @@ import torch
 from ubench.catalog import fastcheck
 from ubench.core.errors import ConfigError, MissingAssetError
 from ubench.models.sd import load_sd, resolve_sd
-from ubench.run import runner
+from ubench.run import identity, runner
 from ubench.testing import clip_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,14 +72,14 @@ def test_cli_without_weights_exits_with_one_line(no_hub: dict[str, str], tmp_pat
 
 def test_sd_recipe_defaults_and_user_override(tiny_sd: Path) -> None:
     model = f"task.model={tiny_sd}"  # resolving digests the weights (the run identity)
-    spec = runner.resolve("boostalign", "sd-nudity", 0, [model])
+    spec = identity.resolve("boostalign", "sd-nudity", 0, [model])
     cfg = spec.method_config
     assert (cfg.lr, cfg.batch_size, cfg.steps, cfg.remain_weight, cfg.truncation,
             cfg.threshold_m) == (1e-5, 8, 100, 1.6, "threshold", 1.1)
-    assert runner.resolve("boostalign", "sd-nudity", 0, [model, "method.lr=3e-5"]
+    assert identity.resolve("boostalign", "sd-nudity", 0, [model, "method.lr=3e-5"]
                           ).method_config.lr == 3e-5
     # digits keeps its own defaults
-    assert runner.resolve("boostalign", "digits-class", 0, []).method_config.lr == 1e-4
+    assert identity.resolve("boostalign", "digits-class", 0, []).method_config.lr == 1e-4
 
 
 def test_limit_is_refused_where_it_means_nothing() -> None:
@@ -101,7 +101,7 @@ def test_loader_reads_the_tiny_pipeline(tiny_sd: Path) -> None:
 
 @pytest.mark.parametrize("method", ["boostalign", "graddiff", "salun", "esd-u", "esd-x"])
 def test_sd_nudity_runs_end_to_end(method: str, tiny_sd: Path, tmp_path: Path) -> None:
-    spec = runner.resolve(method, "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
+    spec = identity.resolve(method, "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
     res = runner.run(spec, store=str(tmp_path))
     rec = res.record
     assert rec["status"] == "ok"
@@ -129,7 +129,7 @@ def test_saved_unet_loads_into_a_stable_diffusion_pipeline(tiny_sd: Path, tmp_pa
                                                            ) -> None:
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-    spec = runner.resolve("graddiff", "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
+    spec = identity.resolve("graddiff", "sd-nudity", 0, [f"task.model={tiny_sd}", *FAST])
     folder = runner.run(spec, store=str(tmp_path)).path.parent / "model"
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd, unet=unet, safety_checker=None)
@@ -140,7 +140,7 @@ def test_saved_unet_loads_into_a_stable_diffusion_pipeline(tiny_sd: Path, tmp_pa
 
 @pytest.mark.parametrize("task,method", [("sd-vangogh", "esd-x"), ("sd-object", "boostalign")])
 def test_zero_shot_tasks_run(task: str, method: str, tiny_sd: Path, tmp_path: Path) -> None:
-    spec = runner.resolve(method, task, 0, [f"task.model={tiny_sd}", *FAST])
+    spec = identity.resolve(method, task, 0, [f"task.model={tiny_sd}", *FAST])
     rec = runner.run(spec, store=str(tmp_path)).record
     assert set(rec["metrics"]) == {"concept_rate", "other_accuracy", "clip_alignment_train",
                                    "clip_alignment_test"}

@@ -12,7 +12,7 @@ import torch
 from tests.conftest import FAST
 from ubench.models.diffusion import DiffusionModel, text_conditional_model
 from ubench.models.text import TextConditioner
-from ubench.run import runner
+from ubench.run import identity, runner
 from ubench.store.records import read_record
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.concepts import TEST_COLOURS, TRAIN_COLOURS
@@ -95,7 +95,7 @@ def test_uniform_diversity_repeats_one_pair() -> None:
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.parametrize("task", T2I_TASKS)
 def test_tiny_t2i_task_runs_end_to_end(task: str, store: Path) -> None:
-    res = runner.run(runner.resolve("boostalign", task, 0, FAST), store=store)
+    res = runner.run(identity.resolve("boostalign", task, 0, FAST), store=store)
     rec = read_record(res.path)
     assert rec["status"] == "ok" and set(rec["metrics"]) == T2I_METRICS
     for name, m in rec["metrics"].items():
@@ -109,13 +109,13 @@ def test_tiny_t2i_task_runs_end_to_end(task: str, store: Path) -> None:
 
 
 def test_random_label_maps_forget_prompts_to_their_anchors(store: Path) -> None:
-    res = runner.run(runner.resolve("rl", "t2i-attribute-tiny", 0,
+    res = runner.run(identity.resolve("rl", "t2i-attribute-tiny", 0,
                                     ["method.steps=2", "method.batch_size=4"]), store=store)
     assert read_record(res.path)["status"] == "ok"
 
 
 def test_esd_x_fits_text_tasks() -> None:
-    assert "esd-x" in runner.methods_for("t2i-attribute-tiny")
+    assert "esd-x" in identity.methods_for("t2i-attribute-tiny")
 
 
 @pytest.mark.parametrize("task,phrase", [("t2i-attribute-tiny", "inside a frame"),
@@ -125,7 +125,7 @@ def test_esd_erases_the_concept_prompts_not_whole_scenes(task: str, phrase: str,
                                                          store: Path) -> None:
     """ESD conditions on the concept's own phrasings (as it erases "nudity" on SD): erasing the
     whole forget prompts would also erase the digit, colours and background they name."""
-    spec = runner.resolve("esd-x", task, 0, ["method.steps=1", "method.batch_size=2",
+    spec = identity.resolve("esd-x", task, 0, ["method.steps=1", "method.batch_size=2",
                                              "method.ddim_steps=4"])
     log = runner.run(spec, store=store).record["train_log"]
     assert log["condition_source"] == "concept prompts" and phrase in log["conditions"]

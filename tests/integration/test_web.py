@@ -29,7 +29,9 @@ from tests.web_site import (
     main_title,
     tuning_points,
 )
-from ubench.report.build import build_report, leaderboard_rows, load_records
+from ubench.report.build import build_report
+from ubench.report.table import leaderboard_rows
+from ubench.store.reader import load_records
 
 
 def make_site(root: Path) -> tuple[Path, dict[str, Any]]:
@@ -110,14 +112,46 @@ def test_pages_link_only_to_files_that_exist(tmp_path: Path) -> None:
         assert broken_links(page) == [], page.name
 
 
-def test_the_committed_pages_link_only_to_files_that_exist() -> None:
-    root = ROOT / "leaderboard"
-    if not (root / "index.html").is_file():
-        pytest.skip("no committed leaderboard/index.html yet")
-    pages = [root / "index.html", *sorted((root / "runs").glob("*.html"))]
-    assert len(pages) == 1 + len(list((root / "records").glob("**/record.json")))
+def test_a_packed_store_gives_the_same_site(tmp_path: Path) -> None:
+    """The site is a pure function of the records: packing the store changes no page, no
+    thumbnail, no record file, and every link of the packed site resolves."""
+    from ubench.store.pack import pack
+
+    store = tmp_path / "store"
+    build_store(store)
+    pack(store, tmp_path / "packed")
+    build_report(store, tmp_path / "a", formats=("html",))
+    build_report(tmp_path / "packed", tmp_path / "b", formats=("html",))
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
+                   if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*")
+                           if p.is_file())
+    assert any(f.suffix == ".png" and f.parts[0] == "runs" for f in files)
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    for page in [tmp_path / "b" / "index.html", *(tmp_path / "b" / "runs").glob("*.html")]:
+        assert broken_links(page) == [], page.name
+
+
+def committed_site(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """The web page of one task of the committed results (t2i-object: real records, attacks
+    and grids, 90 pages), built as a user builds it."""
+    store = tmp_path / "store"
+    src = ROOT / "leaderboard" / "records" / "data" / "t2i-object"
+    if not src.is_dir():
+        pytest.skip("no committed t2i-object records")
+    shutil.copytree(src, store / "data" / "t2i-object")
+    build_report(store, tmp_path / "site")
+    return tmp_path / "site", leaderboard_rows(load_records(store))
+
+
+def test_the_committed_results_make_a_site_whose_links_resolve(tmp_path: Path) -> None:
+    out, tables = committed_site(tmp_path)
+    pages = [out / "index.html", *sorted((out / "runs").glob("*.html"))]
+    assert len(pages) == 1 + len(load_records(tmp_path / "store"))
     for page in pages:
         assert broken_links(page) == [], page.name
+    assert len(tables) >= 1
 
 
 def test_page_data_axes_extra_points_and_robustness_columns(tmp_path: Path) -> None:
@@ -175,17 +209,28 @@ def test_format_option_open_and_other_formats_left_alone(tmp_path: Path) -> None
     store, out = tmp_path / "store", tmp_path / "lb"
     build_store(store)
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
+    # the browser --open starts: a stub on $BROWSER (Python's webbrowser honours it) that
+    # records the URL it was given, as a real browser would receive it
+    opened = tmp_path / "opened.txt"
+    stub = tmp_path / "browser"
+    stub.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
+    stub.chmod(0o755)
+
+    def cli(*args: str, browser: str = str(stub)) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "ubench.cli.main", "report", "--store",
                                str(store), "--out", str(out), *args], capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, env={**os.environ, "BROWSER": browser})
 
     md = cli("--format", "md")
     assert md.returncode == 0, md.stderr
     assert (out / "README.md").is_file() and not (out / "index.html").exists()
     html = cli("--format", "html", "--open")
     assert html.returncode == 0, html.stderr
-    assert html.stdout.strip() == (out / "index.html").resolve().as_uri()
+    url = (out / "index.html").resolve().as_uri()
+    assert html.stdout.strip() == url and opened.read_text().strip() == url
+    nobrowser = cli("--format", "html", "--open", browser=str(tmp_path / "no-such-browser"))
+    assert nobrowser.returncode == 0 and nobrowser.stdout.strip() == url
+    assert "open the URL above" in nobrowser.stderr
     assert (out / "README.md").is_file(), "a report of other formats leaves md alone"
     manifest = json.loads((out / ".ubench-report.json").read_text())["files"]
     assert "README.md" in manifest and "index.html" in manifest
@@ -420,11 +465,9 @@ def test_every_image_and_link_resolves_in_the_browser(
 
 
 @pytest.mark.browser
-def test_the_committed_leaderboard_renders(browser: Any, tmp_path: Path) -> None:
-    index = ROOT / "leaderboard" / "index.html"
-    if not index.is_file():
-        pytest.skip("no committed leaderboard/index.html yet")
-    tables = leaderboard_rows(load_records(ROOT / "leaderboard" / "records"))
-    loaded = Loaded(browser, index)
+def test_the_committed_results_render(browser: Any, tmp_path: Path) -> None:
+    out, tables = committed_site(tmp_path)
+    loaded = Loaded(browser, out / "index.html")
     _check_rendered(loaded, tables)
     loaded.page.screenshot(path=str(tmp_path / "committed-1280x900.png"))
+

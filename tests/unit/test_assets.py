@@ -15,7 +15,7 @@ import torch
 
 from tests.conftest import ROOT
 from ubench.core.errors import MissingAssetError
-from ubench.run import runner
+from ubench.run import identity
 from ubench.store.pinned import (
     MANIFEST,
     pinned_digest,
@@ -84,12 +84,12 @@ def test_the_shipped_assets_verify_and_are_small() -> None:
 
 
 def test_run_identity_carries_the_assets_it_uses() -> None:
-    a = runner.resolve("boostalign", "digits-class")
+    a = identity.resolve("boostalign", "digits-class")
     assert {"judge", "base", "data"} <= set(a.assets) and "oracle" not in a.assets
     assert a.identity["task"]["assets"] == a.assets
-    r = runner.resolve("retrain", "digits-class", 0, ["task.forget_class=3"])
+    r = identity.resolve("retrain", "digits-class", 0, ["task.forget_class=3"])
     assert r.assets["oracle"] == read_manifest()["assets"]["digits/oracle-3"]["digest"]
-    t = runner.resolve("esd-u", "t2i-attribute")
+    t = identity.resolve("esd-u", "t2i-attribute")
     assert t.assets["base"] == read_manifest()["assets"]["t2i/base"]["digest"]
     assert t.assets["judge"] == a.assets["judge"]
 
@@ -99,18 +99,18 @@ def test_t2i_retrain_rows_use_the_pinned_oracle_of_their_concept(task: str) -> N
     retrain row reproduces on any machine; another concept's oracle is trained into the cache
     and named by its recipe."""
     manifest = read_manifest()["assets"]
-    r = runner.resolve("retrain", task)
+    r = identity.resolve("retrain", task)
     assert r.assets["oracle"] == manifest[f"t2i/oracle-{task}"]["digest"]
     assert r.assets["base"] == manifest["t2i/base"]["digest"]
     if task == "t2i-style":
-        other = runner.resolve("retrain", task, 0, ["task.forget_style=checkered"])
+        other = identity.resolve("retrain", task, 0, ["task.forget_style=checkered"])
         assert other.assets["oracle"].startswith("recipe:")
         assert other.run_id != r.run_id
 
 
 def test_another_pinned_judge_is_another_run(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    before = runner.resolve("boostalign", "digits-class")
+    before = identity.resolve("boostalign", "digits-class")
     copy = tmp_path / "pinned"
     shutil.copytree(pinned_root(), copy)
     manifest = json.loads((copy / MANIFEST).read_text())
@@ -118,7 +118,7 @@ def test_another_pinned_judge_is_another_run(tmp_path: Path,
     files["judge.safetensors"] = "0" * 64
     (copy / MANIFEST).write_text(json.dumps(manifest))
     monkeypatch.setenv("UBENCH_ASSETS", str(copy))
-    after = runner.resolve("boostalign", "digits-class")
+    after = identity.resolve("boostalign", "digits-class")
     assert after.run_id != before.run_id and after.config_id == before.config_id
 
 

@@ -20,7 +20,7 @@ from ubench.methods.esd import ESDConfig, ESDFull, distinct_conditions, esd_targ
 from ubench.methods.rl import RandomLabel, RandomLabelConfig
 from ubench.methods.salun import SalUn, SalUnConfig, forget_saliency, top_fraction_mask
 from ubench.models.diffusion import DiffusionModel, class_conditional_model
-from ubench.run import runner
+from ubench.run import identity
 
 _set = random_set
 
@@ -179,7 +179,7 @@ def test_esd_x_refused_on_digits_before_anything_is_built(
     monkeypatch.setenv("UBENCH_HOME", str(home))
     monkeypatch.setenv("UBENCH_STORE", str(store))
     with pytest.raises(IncompatibleError, match="cross-attention") as e:
-        runner.resolve("esd-x", TINY, 0, [])
+        identity.resolve("esd-x", TINY, 0, [])
     assert "esd-x" in str(e.value) and "Tasks it fits" in str(e.value)
     env = {**os.environ, "UBENCH_HOME": str(home), "UBENCH_STORE": str(store)}
     proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "run", "--method", "esd-x",

@@ -210,7 +210,7 @@ def test_two_class_pairs_and_labels() -> None:
 
 def test_clean_features_are_deterministic_and_thread_invariant() -> None:
     from ubench.metrics.frechet import FID, clean_features, gaussian_stats
-    from ubench.testing import tiny_inception_net
+    from ubench.metrics.injected import tiny_inception_net
 
     x, _ = D.synthetic(2, seed=1)
     images = torch.from_numpy(x).permute(0, 3, 1, 2)

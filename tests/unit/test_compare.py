@@ -24,8 +24,9 @@ from ubench.report.compare import (
     parse_tolerances,
     to_markdown,
 )
-from ubench.run.runner import write_metric_samples
-from ubench.store.records import IDENTITY_VERSION, SCHEMA_VERSION, validate_record
+from ubench.store.record import IDENTITY_VERSION, SCHEMA_VERSION
+from ubench.store.records import validate_record
+from ubench.store.runs import write_metric_samples
 
 REF = np.random.default_rng(0).normal(size=(300, 4))
 

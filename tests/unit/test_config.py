@@ -74,16 +74,16 @@ def test_bool_parsing() -> None:
 # ----------------------------------------------------------------------------- recipes
 def test_every_task_recipe_names_real_fields() -> None:
     from ubench.catalog.registry import TASKS
-    from ubench.run import runner
+    from ubench.run import identity
 
     for name in TASKS.names():
-        runner.check_method_defaults(TASKS.get(name))
+        identity.check_method_defaults(TASKS.get(name))
 
 
 def test_a_recipe_key_the_method_lacks_is_a_config_error() -> None:
     """A renamed field must not drop the paper's recipe silently."""
     from ubench.catalog.registry import TASKS
-    from ubench.run import runner
+    from ubench.run import identity
     from ubench.tasks.digits.task import DigitsClassTiny
 
     class Broken(DigitsClassTiny):
@@ -97,12 +97,12 @@ def test_a_recipe_key_the_method_lacks_is_a_config_error() -> None:
     try:
         with pytest.raises(ConfigError, match=r"prescribes method\.remain_wieght .*"
                                               r"Did you mean 'remain_weight'"):
-            runner.resolve("boostalign", "broken-recipe", 0, [])
+            identity.resolve("boostalign", "broken-recipe", 0, [])
         with pytest.raises(ConfigError, match="remain_wieght"):
-            runner.check_method_defaults(Broken)
+            identity.check_method_defaults(Broken)
         Broken.method_defaults = {"boostalgn": {"lr": 1.0}}
         with pytest.raises(ConfigError, match="unknown method 'boostalgn'"):
-            runner.check_method_defaults(Broken)
+            identity.check_method_defaults(Broken)
     finally:
         TASKS.remove("broken-recipe")
 

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from ubench.core.config import coerce_spec, parse_overrides
 from ubench.core.errors import ConfigError
-from ubench.report.build import build_report, csv_safe, md
-from ubench.store.records import SCHEMA_VERSION
+from ubench.report.build import build_report
+from ubench.report.formats import csv_safe, md
+from ubench.store.record import SCHEMA_VERSION
 
 SPECS = [{"type": "int"}, {"type": "float"}, {"type": "bool"}, {"type": "str"},
          {"type": "choice", "choices": ["clip", "threshold", "none"]},

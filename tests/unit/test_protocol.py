@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from ubench.api import TuningRule
 from ubench.report.protocol import (
     Point,
-    TuningRule,
     best_keep_at,
     choose_target,
     front_area,
@@ -154,7 +154,8 @@ def test_a_run_whose_config_is_the_tuned_choice_is_the_tuned_row(
     """The identity is the config: a run made before the tuning whose values are the tuned
     choice is the same run as the `--preset tuned` one, and the report labels it so."""
     from ubench.catalog import presets
-    from ubench.report.build import _label, tuned_choices
+    from ubench.report.table import row_label as _label
+    from ubench.report.table import tuned_choices
 
     (tmp_path / "tuned.json").write_text(json.dumps({"tasks": {
         "t2i-attribute": {"methods": {"ga": {"values": {"lr": 1e-4}}}},
@@ -179,7 +180,8 @@ def test_a_run_whose_config_is_the_tuned_choice_is_the_tuned_row(
 def test_intervals_of_oracle_gaps_over_runs_stay_in_their_range() -> None:
     """A mean of non-negative gaps over runs is never given a negative lower bound (the t
     interval of three small gaps would reach below 0), nor a TV above 1."""
-    from ubench.report.build import _aggregate, _bounds
+    from ubench.report.table import aggregate as _aggregate
+    from ubench.report.table import bounds as _bounds
 
     assert _bounds("oracle_tv") == (0.0, 1.0)
     assert _bounds("oracle_gap_ua") == (0.0, 1.0) and _bounds("oracle_gap_fd")[0] == 0.0

@@ -121,7 +121,7 @@ def test_every_tuning_run_resolves_to_its_point(task: str) -> None:
     """`ubench tune --method all` builds every point as `--set` overrides; each must parse back
     to the point's own values (a string choice once arrived quoted and was refused)."""
     from ubench.core.errors import MissingAssetError
-    from ubench.run.runner import methods_for
+    from ubench.run.identity import methods_for
     from ubench.sweep.tune import tuning_items
 
     methods = [m for m in methods_for(task) if METHODS.get(m).search_space]

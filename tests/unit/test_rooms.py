@@ -47,10 +47,22 @@ def test_tasks_never_restate_a_metric_direction() -> None:
 
 
 def test_methods_use_the_loop_not_their_own() -> None:
-    """No method file writes its own optimiser, checkpoint or resume."""
+    """No method file writes its own optimiser, checkpoint or resume (ubench.training.loop)."""
     for path in ROOT.glob("methods/*.py"):
-        if path.name == "_loop.py":
-            continue
         text = path.read_text()
         for needle in ("torch.optim.Adam(", "from safetensors", "checkpoint_every", ".step()"):
             assert needle not in text, f"{path.name} contains {needle!r}"
+
+
+def test_one_checkpoint_and_one_atomic_writer() -> None:
+    """Every resumable loop checkpoints through ubench.store.checkpoint, and every file is
+    renamed into place by ubench.store.io (or the lock-free digest cache of ubench.core)."""
+    allowed = {"io.py", "digest.py"}
+    for path in [*ROOT.glob("ubench/**/*.py"), *ROOT.glob("methods/*.py"),
+                 *ROOT.glob("tasks/**/*.py"), *ROOT.glob("attacks/*.py")]:
+        text = path.read_text()
+        if path.name not in allowed:
+            assert "os.replace(" not in text, f"{path} renames files itself: use ubench.store.io"
+        if path.name != "checkpoint.py":
+            assert "optimizer.pt" not in text and "state.json" not in text, \
+                f"{path} writes a checkpoint itself: use ubench.store.checkpoint"

@@ -26,6 +26,7 @@ from ubench.metrics.clip_score import (
     preprocess,
     resolve_clip_weights,
 )
+from ubench.metrics.injected import tiny_random_extractor
 from ubench.metrics.nudity import (
     ALL_CLASSES,
     EXPOSED_CLASSES,
@@ -35,7 +36,6 @@ from ubench.metrics.nudity import (
     nudenet_definition,
     nudity_summary,
 )
-from ubench.testing import tiny_random_extractor
 
 
 # ----------------------------------------------------------------------------- NudeNet

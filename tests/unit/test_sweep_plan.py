@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, TINY
 from ubench.core.errors import ConfigError, MissingExtraError, PlanError
-from ubench.run import runner
+from ubench.run import identity
 from ubench.sweep import load_plan, make_item, parse_plan
 from ubench.sweep.executors import make_executor, require_extra
 
@@ -32,7 +32,7 @@ def test_the_tiny_plan_expands_to_its_runs_with_the_runners_identities() -> None
     for item in items:
         assert item.task == TINY and item.block == "main"
         assert item.overrides == ("method.steps=4", "method.batch_size=16")
-        spec = runner.resolve(item.method, item.task, item.seed, list(item.overrides))
+        spec = identity.resolve(item.method, item.task, item.seed, list(item.overrides))
         assert item.run_id == spec.run_id
         assert item.method_config == spec.method_config.to_dict()
         assert item.command() == (f"ubench run --method {item.method} --task {TINY} --seed "
@@ -105,12 +105,12 @@ def test_methods_all_means_every_method_that_fits_each_task(tmp_path: Path) -> N
         tasks = ["digits-class-tiny"]
         method.steps = 2
     """)).specs()
-    assert [i.method for i in items] == runner.methods_for(TINY)
+    assert [i.method for i in items] == identity.methods_for(TINY)
 
 
 def test_make_item_is_the_resolve_of_one_run() -> None:
     item = make_item("ga", TINY, 3, ["method.steps=2"], block="tune")
-    assert item.run_id == runner.resolve("ga", TINY, 3, ["method.steps=2"]).run_id
+    assert item.run_id == identity.resolve("ga", TINY, 3, ["method.steps=2"]).run_id
     assert item.to_dict()["command"].startswith("ubench run --method ga")
 
 
@@ -375,7 +375,7 @@ def test_attacks_in_a_plan_ride_with_every_run_of_their_block(tmp_path: Path) ->
                                        "--set attack.samples=4 --threads 1")
     assert plain.attacks == () and "--attacks" not in plain.command()
     # the run's identity does not depend on its attacks
-    assert attacked.run_id == runner.resolve("ga", TINY, 0, ["method.steps=4"]).run_id
+    assert attacked.run_id == identity.resolve("ga", TINY, 0, ["method.steps=4"]).run_id
 
 
 def test_an_attack_that_does_not_fit_the_task_names_its_block(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import torch
 
 from ubench.core.errors import IncompatibleError
 from ubench.methods.uce import UCEConfig, uce_factor
-from ubench.run import runner
+from ubench.run import identity
 
 
 def _rand(*shape: int, seed: int) -> torch.Tensor:
@@ -61,9 +61,9 @@ def test_closed_form_is_the_minimiser() -> None:
 
 def test_refused_on_class_conditional_tasks_before_loading() -> None:
     with pytest.raises(IncompatibleError, match=r"cannot run on task 'digits-class'.*t2i"):
-        runner.resolve("uce", "digits-class", 0, [])
-    assert "uce" not in runner.methods_for("digits-class")
-    assert "uce" in runner.methods_for("t2i-attribute")
+        identity.resolve("uce", "digits-class", 0, [])
+    assert "uce" not in identity.methods_for("digits-class")
+    assert "uce" in identity.methods_for("t2i-attribute")
 
 
 def test_config_bounds() -> None:

@@ -26,11 +26,13 @@ from ubench.catalog.fastcheck import schema
 
 @dataclass(frozen=True)
 class TaskFacts:
-    """A task's current version, its config defaults and its per-method recipe."""
+    """A task's current version, its config defaults, its instance keys and its per-method
+    recipe."""
 
     version: str
     defaults: dict[str, Any]
     method_defaults: dict[str, dict[str, Any]]
+    instance_keys: tuple[str, ...] = ()
 
 
 def _defaults(entry: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +68,8 @@ def task_facts(task_id: str) -> TaskFacts | None:
     known = schema()["tasks"]
     if task_id in known:
         e = known[task_id]
-        return TaskFacts(str(e["version"]), _defaults(e), e["method_defaults"])
+        return TaskFacts(str(e["version"]), _defaults(e), e["method_defaults"],
+                         tuple(e.get("instance_keys", ())))
     from ubench.catalog.registry import TASKS
 
     if task_id not in TASKS:
@@ -74,7 +77,8 @@ def task_facts(task_id: str) -> TaskFacts | None:
     try:  # a plugin: import its class
         cls = TASKS.get(task_id)
         return TaskFacts(str(cls.version), _jsonable(cls.Config().to_dict()),
-                         {m: _jsonable(dict(d)) for m, d in cls.method_defaults.items()})
+                         {m: _jsonable(dict(d)) for m, d in cls.method_defaults.items()},
+                         tuple(cls.instance_keys))
     except Exception:  # broken plugin: treat as not installed
         return None
 
@@ -88,6 +92,25 @@ def metric_class(name: str) -> Any | None:
         return METRICS.get(name)
     except Exception:  # a metric no longer registered
         return None
+
+
+def instance_keys(task_id: str) -> tuple[str, ...]:
+    """The task-config keys that name which instance of the task's concept is forgotten
+    (:attr:`ubench.api.Task.instance_keys`); none for a task that is not installed."""
+    task = task_facts(task_id)
+    return task.instance_keys if task is not None else ()
+
+
+def instance_of(task_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The instance part of a run's task config (``{"forget_class": 3}``)."""
+    keys = instance_keys(task_id)
+    return {k: v for k, v in config.items() if k in keys}
+
+
+def setting_of(task_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A run's task config without its instance keys: the setting its row aggregates over."""
+    keys = instance_keys(task_id)
+    return {k: v for k, v in config.items() if k not in keys}
 
 
 def default_config(method_id: str, task_id: str) -> dict[str, Any]:

@@ -53,8 +53,10 @@ def generate_schema() -> dict[str, Any]:
 
 def task_spec(cls: Any) -> dict[str, Any]:
     """A task's schema entry: its config's, plus what ``ubench report`` needs without torch
-    (the task's ``version`` and its ``method_defaults``; see :mod:`ubench.catalog.facts`)."""
+    (the task's ``version``, its ``instance_keys`` and its ``method_defaults``; see
+    :mod:`ubench.catalog.facts`)."""
     return {**config_spec(cls.Config), "version": cls.version,
+            "instance_keys": list(cls.instance_keys),
             "method_defaults": {m: {k: _jsonable(v) for k, v in d.items()}
                                 for m, d in cls.method_defaults.items()}}
 

@@ -97,6 +97,15 @@ def _remember(key: str, value: list[Any]) -> None:
         pass
 
 
+def fresh_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes read now, past every cache (``ubench assets verify``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_digest(path: str | Path) -> str:
     """The short (16 hex characters) file digest that records carry for weights and judges."""
     return file_sha256(path, 16)
@@ -104,8 +113,4 @@ def file_digest(path: str | Path) -> str:
 
 @lru_cache(maxsize=64)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return fresh_sha256(path)

@@ -109,3 +109,24 @@ def environment(device: str) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return env
+
+
+def reset_cuda_peak(device: str) -> None:
+    """Start measuring a run's peak GPU memory (nothing on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory(device: str) -> dict[str, float]:
+    """Peak resident memory of this process so far (Linux reports KiB; with ``--method all`` it
+    is the peak over the runs done so far) and, on GPU, the run's peak allocated memory."""
+    import resource
+
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.startswith("cuda"):
+        import torch
+
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out

@@ -17,8 +17,9 @@ Weights are never downloaded. :class:`ClipScorer` loads them from ``weights=`` (
 ``open_clip_pytorch_model.bin``) or finds them in the local Hugging Face cache, and otherwise raises
 :class:`~ubench.core.errors.MissingAssetError` at once with the file to download and the option to
 pass.
-Tests inject :func:`ubench.testing.tiny_random_extractor`: a tiny random open_clip ``CLIP`` with the
-real CLIP BPE tokenizer, so the code path is real while the numbers are meaningless.
+Tests inject :func:`ubench.metrics.injected.tiny_random_extractor`: a tiny random open_clip
+``CLIP`` with the real CLIP BPE tokenizer, so the code path is real while the numbers are
+meaningless.
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ class ClipScorer:
 
     With ``extractor=None`` the real open_clip model is built from local weights only (see
     :func:`resolve_clip_weights`); a missing file raises :class:`MissingAssetError` immediately.
-    Pass an extractor (e.g. :func:`ubench.testing.tiny_random_extractor`) to inject a model.
+    Pass an extractor (e.g. :func:`ubench.metrics.injected.tiny_random_extractor`) to inject a
+    model.
     """
 
     def __init__(self, extractor: ClipExtractor | None = None, model_name: str = DEFAULT_MODEL,

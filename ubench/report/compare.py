@@ -35,14 +35,17 @@ from typing import Any
 
 import numpy as np
 
+from ubench.catalog import facts
 from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.core.digest import stable_hash
 from ubench.core.errors import ConfigError, CorruptRecordError, UbenchError
+from ubench.store import reader
+from ubench.store.layout import RECORD_FILE
+from ubench.store.reader import load_records
 
 #: resamples of the paired bootstrap (means: vectorised; Fréchet: one sqrtm per side each)
 MEAN_RESAMPLES = 2000
 FRECHET_RESAMPLES = 200
-INSTANCE_KEYS = ("forget_class", "forget_digit", "forget_style")
 
 
 class CompareError(UbenchError):
@@ -66,14 +69,12 @@ def config_id(rec: Mapping[str, Any]) -> str:
 
 def load_side(path: str | Path, what: str) -> list[dict[str, Any]]:
     """Every record under ``path`` (a store, a folder of records or one run's folder)."""
-    from ubench.report.build import load_records
-
     root = Path(path)
     if not root.exists():
         raise CompareError(f"{what} {root} does not exist; pass a results store or a folder of "
                            "records (e.g. leaderboard/records)")
     if root.is_file():
-        root = root.parent if root.name == "record.json" else root
+        root = root.parent if root.name == RECORD_FILE else root
         if root.is_file():
             raise CompareError(f"{what} {root} is a file; pass a results store or a record "
                                "folder")
@@ -82,8 +83,8 @@ def load_side(path: str | Path, what: str) -> list[dict[str, Any]]:
     except CorruptRecordError as e:
         raise CompareError(str(e)) from None
     if not records:
-        raise CompareError(f"{what} {root} holds no records (no record.json under it); pass a "
-                           "results store or leaderboard/records")
+        raise CompareError(f"{what} {root} holds no records (no run folder or packed dataset "
+                           "under it); pass a results store or leaderboard/records")
     return records
 
 
@@ -143,51 +144,19 @@ def _loose_key(rec: Mapping[str, Any]) -> str:
 
 
 def _samples_check(rec: Mapping[str, Any]) -> None:
-    """Refuse a run whose ``samples.jsonl`` is truncated or corrupt (one line, the fix)."""
-    art = rec.get("artifacts", {}).get("samples")
-    if not art:
-        return
-    path = Path(rec["_path"]).parent / art
-    fix = f"delete {path.parent} and re-run that run (or pass a store where it is whole)"
+    """Refuse a run whose samples are truncated or corrupt (one line, the fix)."""
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CompareError(f"cannot read {path} ({type(e).__name__}); {fix}") from None
-    if text and not text.endswith("\n"):
-        raise CompareError(f"{path} is truncated (its last line is incomplete); {fix}")
-    lines = text.splitlines()
-    for i, line in enumerate(lines, 1):
-        try:
-            json.loads(line)
-        except ValueError:
-            raise CompareError(f"{path} line {i} is not JSON (truncated or corrupt); {fix}"
-                               ) from None
-    expected = _expected_samples(rec)
-    if expected is not None and len(lines) != expected:
-        raise CompareError(f"{path} has {len(lines)} samples where the record's metrics were "
-                           f"computed on {expected}; {fix}")
-
-
-def _expected_samples(rec: Mapping[str, Any]) -> int | None:
-    n = rec.get("details", {}).get("n_samples")
-    return int(n) if isinstance(n, int) else None
+        reader.samples(rec)
+    except CorruptRecordError as e:
+        raise CompareError(str(e)) from None
 
 
 def _arrays(rec: Mapping[str, Any], kind: str) -> dict[str, np.ndarray]:
-    """The run's ``scores`` or ``features`` file as numpy arrays ({} when it has none)."""
-    art = rec.get("artifacts", {}).get(kind)
-    if not art:
-        return {}
-    path = Path(rec["_path"]).parent / art
-    if not path.is_file():
-        return {}
-    from safetensors.numpy import load_file
-
+    """The run's per-sample ``scores`` or ``features`` as numpy arrays ({} when it has none)."""
     try:
-        return dict(load_file(str(path)))
-    except Exception as e:  # a truncated or foreign file
-        raise CompareError(f"cannot read {path} ({type(e).__name__}: {e}); delete "
-                           f"{path.parent} and re-run that run") from None
+        return reader.scores(rec) if kind == "scores" else reader.features(rec)
+    except CorruptRecordError as e:
+        raise CompareError(str(e)) from None
 
 
 # ---------------------------------------------------------------------- statistics
@@ -355,17 +324,19 @@ def _defaults(kind: str, name: str) -> dict[str, Any]:
 
 def _diff(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(config.items())
-                     if k not in INSTANCE_KEYS and (k not in defaults or defaults[k] != v))
+                     if k not in defaults or defaults[k] != v)
 
 
 def _setting(rec: Mapping[str, Any]) -> str:
-    """The task config values that differ from the task's defaults (the instance aside)."""
-    return _diff(rec["task"]["config"], _defaults("tasks", rec["task"]["id"]))
+    """The task config values that differ from the task's defaults (the instance aside: the
+    task's :attr:`~ubench.api.Task.instance_keys`)."""
+    task = rec["task"]["id"]
+    return _diff(facts.setting_of(task, rec["task"]["config"]), _defaults("tasks", task))
 
 
 def _instance(rec: Mapping[str, Any]) -> str:
-    cfg = rec["task"]["config"]
-    return ",".join(f"{k}={cfg[k]}" for k in INSTANCE_KEYS if k in cfg)
+    return ",".join(f"{k}={v}" for k, v in
+                    facts.instance_of(rec["task"]["id"], rec["task"]["config"]).items())
 
 
 def _method_label(rec: Mapping[str, Any]) -> str:
@@ -575,7 +546,7 @@ def _sf(v: float) -> str:
 
 def to_markdown(c: Comparison) -> str:
     """A report fit to paste into a pull request: regressions first."""
-    from ubench.report.build import md
+    from ubench.report.formats import md
 
     regs = c.regressions
     lines = [f"## ubench compare: `{md(c.baseline)}` → `{md(c.current)}`", "",

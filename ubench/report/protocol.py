@@ -5,9 +5,9 @@ method forgets (its distance from the retrain oracle).
 ``TUNING_BUDGET`` points per model family. ``ubench tune`` runs the space on the task's
 *tuning cells* (``Task.tuning_cells`` with run seed ``Task.tuning_seed``: other forget instances
 or held-out prompts than the leaderboard evaluates), averages each point over the cells and
-picks one point by the task's :class:`TuningRule`; the choice is written to a versioned preset
-file (``ubench/catalog/preset_files/tuned.json``) that evaluation runs apply with ``--preset
-tuned``.
+picks one point by the task's :class:`~ubench.api.TuningRule`; the choice is written to a
+versioned preset file (``ubench/catalog/preset_files/tuned.json``) that evaluation runs apply
+with ``--preset tuned``.
 
 **Fronts.** Each method's tuning points, as (forgetting, keep) pairs, form a trade-off; its
 Pareto front is the set of points no other point of the method beats on both. Two scalars rank
@@ -31,83 +31,17 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ubench.api import TuningRule
 from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.store import reader
 
 
-# ---------------------------------------------------------------------- rules
-@dataclass(frozen=True)
-class TuningRule:
-    """A task's declared selection rule: reach the forgetting target, then keep the most.
-
-    Among the points whose ``forget`` metric reaches the target, pick the highest ``keep``;
-    points within ``tie_margin`` of it are tied; with ``prefer_forgetting`` the tie goes first to
-    the point that forgets most, then (and otherwise) to the lowest ``tie_break`` metric (when
-    given). When no point reaches the target, the point that forgets most is
-    picked (ties to the higher keep), and the choice says the target was not reached.
-
-    ``target`` is fixed, or, with ``ladder``, chosen from the tuning results: the smallest
-    value of the ladder that at least one method of every family reaches.
-    """
-
-    forget: str
-    keep: str
-    target: float | None = None
-    ladder: tuple[float, ...] = ()
-    tie_margin: float = 0.005
-    tie_break: str | None = None
-    #: break keep-ties toward more forgetting before ``tie_break``: for a ladder target, which
-    #: can be loose (the family that forgets least sets it), so that a point which keeps as much
-    #: but forgets more wins over one that barely reaches the target with a lower FD
-    prefer_forgetting: bool = False
-    #: whether a larger ``forget`` value is more forgetting (UA) or less (concept rate); by
-    #: default the registered metric's own direction, so a task never restates it
-    forget_higher_is_better: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.forget_higher_is_better is None:
-            from ubench.catalog.registry import METRICS
-
-            object.__setattr__(self, "forget_higher_is_better",
-                               bool(METRICS.get(self.forget).higher_is_better))
-
-    def reaches(self, value: float, target: float) -> bool:
-        return value >= target if self.forget_higher_is_better else value <= target
-
-    def score(self, value: float) -> float:
-        """The forgetting score in [0, 1], higher = more forgetting (the fronts' x axis)."""
-        return value if self.forget_higher_is_better else 1.0 - value
-
-    def describe(self, target: float | None = None) -> str:
-        t = target if target is not None else self.target
-        op = ">=" if self.forget_higher_is_better else "<="
-        where = (f"{t:g}" if t is not None else
-                 f"the smallest of {list(self.ladder)} that every method family reaches")
-        order = (["the most forgetting"] if self.prefer_forgetting else []) + \
-            ([f"the lowest {self.tie_break}"] if self.tie_break else [])
-        tie = f"; ties within {self.tie_margin:g} go to {', then '.join(order)}" if order else ""
-        return f"maximise {self.keep} subject to {self.forget} {op} {where}{tie}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ladder": list(self.ladder), "text": self.describe()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TuningRule:
-        """The rule a record or preset file carries (:meth:`to_dict`)."""
-        return cls(forget=str(data["forget"]),
-                   forget_higher_is_better=bool(data["forget_higher_is_better"]),
-                   keep=str(data["keep"]), target=data.get("target"),
-                   ladder=tuple(float(x) for x in data.get("ladder") or ()),
-                   tie_margin=float(data.get("tie_margin", 0.005)),
-                   tie_break=data.get("tie_break"),
-                   prefer_forgetting=bool(data.get("prefer_forgetting", False)))
-
-
+# ---------------------------------------------------------------------- points
 @dataclass
 class Point:
     """One point of a method's tuning space, averaged over the tuning cells."""
@@ -427,17 +361,8 @@ def rankings_table(found: Mapping[str, Ranking]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------- oracle gap
 def forget_labels(record: Mapping[str, Any]) -> list[str]:
-    """The labels of a run's forget-condition generations (``samples.jsonl``'s ``label``)."""
-    art = record.get("artifacts", {}).get("samples")
-    path = Path(str(record.get("_path", ""))).parent / str(art)
-    if not art or not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if "label" in row:
-            out.append(str(row["label"]))
-    return out
+    """The labels of a run's forget-condition generations (its samples' ``label``)."""
+    return [str(row["label"]) for row in reader.samples(record) or [] if "label" in row]
 
 
 def total_variation(a: Sequence[str], b: Sequence[str]) -> float:
@@ -545,18 +470,6 @@ def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:
     return done
 
 
-def run_scores(record: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The per-sample scores a run saved (``scores.safetensors``: metric -> one value per
-    sample); empty when it saved none."""
-    art = record.get("artifacts", {}).get("scores")
-    path = Path(str(record.get("_path", ""))).parent / str(art)
-    if not art or not path.is_file():
-        return {}
-    from safetensors.numpy import load_file
-
-    return dict(load_file(str(path)))
-
-
 def task_rule(task: str) -> TuningRule | None:
     from ubench.catalog.registry import TASKS
 
@@ -596,7 +509,7 @@ def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = 
         runs: dict[str, list[list[dict[str, np.ndarray]]]] = {}
         for m, pts in methods.items():
             for recs in pts.values():
-                scores = [run_scores(r) for r in recs]
+                scores = [reader.scores(r) for r in recs]
                 if not all(rule.forget in s and rule.keep in s for s in scores):
                     continue
                 space = (recs[0].get("protocol") or {}).get("point", {})

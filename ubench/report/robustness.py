@@ -30,54 +30,12 @@ import json
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ubench.core.errors import CorruptRecordError
-from ubench.store.record import SCHEMA_VERSION, AttackRecord, attack_schema_errors
-
-#: the folder of a run that holds its attacks, and the record file of one attack
-ATTACKS_DIR = "attacks"
-ATTACK_FILE = "attack.json"
-
-
-# ---------------------------------------------------------------------- reading
-def validate_attack_record(rec: Any, where: str) -> AttackRecord:
-    """Check an attack record against its schema; CorruptRecordError naming the problem."""
-    fix = f"delete {Path(where).parent} or rerun that attack with --force"
-    if isinstance(rec, dict) and isinstance(rec.get("schema_version"), int) \
-            and rec["schema_version"] != SCHEMA_VERSION:
-        raise CorruptRecordError(f"attack record {where} has schema_version "
-                                 f"{rec['schema_version']}, this ubench reads {SCHEMA_VERSION}; "
-                                 f"{fix}")
-    problems = attack_schema_errors(rec)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CorruptRecordError(f"corrupt attack record {where}: {problems[0]}{more}; {fix}")
-    return rec  # type: ignore[no-any-return]
-
-
-def read_attack_record(path: Path) -> AttackRecord:
-    """Read and validate one ``attack.json``."""
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptRecordError(f"corrupt attack record {path}: {type(e).__name__}: {e}; delete "
-                                 f"{path.parent} or rerun that attack with --force") from None
-    return validate_attack_record(rec, str(path))
-
-
-def iter_attack_record_paths(root: Path) -> Iterator[Path]:
-    yield from sorted(root.glob(f"**/{ATTACKS_DIR}/*/*/{ATTACK_FILE}"))
-
-
-def load_attack_records(root: str | Path) -> list[dict[str, Any]]:
-    """Every valid attack record under ``root`` (with ``_path``); corrupt ones are reported
-    together in one CorruptRecordError. See the module docstring for the contract."""
-    from ubench.store.records import load_valid
-
-    return load_valid(iter_attack_record_paths(Path(root)), read_attack_record)
+from ubench.catalog import facts
+from ubench.report.formats import BANNER, fmt, md, write_csv
+from ubench.report.table import REFERENCE_ORDER, aggregate, bounds, row_label, tuned_choices
 
 
 # ---------------------------------------------------------------------- robustness tables
@@ -109,9 +67,6 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
     aggregates the attack records of the row's runs like the leaderboard does (mean, Student-t
     interval over runs; one run: its bootstrap interval)."""
     from ubench.api import parse_attack_metric_id
-    from ubench.catalog.facts import default_config
-    from ubench.catalog.registry import TASKS
-    from ubench.report.build import INSTANCE_KEYS, _label, tuned_choices
 
     by_run = {r["run_id"]: r for r in runs if r.get("status") == "ok"}
     tuned = tuned_choices(list(by_run.values()))
@@ -120,9 +75,10 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
         task = a["run"]["task"]
         if a["status"] != "ok":
             continue
-        if task["id"] in TASKS and TASKS.get(task["id"]).version != task["version"]:
+        known = facts.task_facts(task["id"])
+        if known is not None and known.version != task["version"]:
             continue  # an older task version: not comparable with current records
-        setting = {k: v for k, v in task["config"].items() if k not in INSTANCE_KEYS}
+        setting = facts.setting_of(task["id"], task["config"])
         groups[(task["id"], json.dumps(setting, sort_keys=True), _attack_label(a))].append(a)
     tables: dict[str, dict[str, Any]] = {}
     for (tid, setting_json, attack), recs in sorted(groups.items()):
@@ -134,14 +90,14 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
         for a in recs:
             method = a["run"]["method"]
             run = by_run.get(a["run"]["run_id"], {"method": method})  # its preset provenance
-            by_method[_label(run, default_config(method["id"], tid),
-                             tuned.get((tid, method["id"])))].append(a)
+            by_method[row_label(run, facts.default_config(method["id"], tid),
+                                tuned.get((tid, method["id"])))].append(a)
         metric_ids = sorted({m for a in recs for m in a["metrics"]},
                             key=lambda m: (parse_attack_metric_id(m) or (m, 0))[::-1])
         rows = []
         for label, rs in by_method.items():
             rows.append(_row(label, rs, by_run, forget, metric_ids))
-        rows.sort(key=lambda r: ({"base": 0, "retrain": 1}.get(r["method_id"], 2), r["method"]))
+        rows.sort(key=lambda r: (REFERENCE_ORDER.get(r["method_id"], 2), r["method"]))
         tables[title] = {"attack": attack, "attack_id": recs[0]["attack"]["id"],
                          "forget_metric": forget, "metrics": metric_ids, "rows": rows}
     return tables
@@ -149,8 +105,6 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
 
 def _row(label: str, recs: list[dict[str, Any]], by_run: dict[str, dict[str, Any]],
          forget: str, metric_ids: list[str]) -> dict[str, Any]:
-    from ubench.report.build import _bounds
-
     first = recs[0]
     row: dict[str, Any] = {
         "method": label, "method_id": first["run"]["method"]["id"],
@@ -159,11 +113,11 @@ def _row(label: str, recs: list[dict[str, Any]], by_run: dict[str, dict[str, Any
     plain = [by_run[a["run"]["run_id"]]["metrics"][forget] for a in recs
              if a["run"]["run_id"] in by_run and forget in by_run[a["run"]["run_id"]]["metrics"]]
     if forget and len(plain) == len(recs):
-        row["cells"][forget] = _cell(plain, _bounds(forget))
+        row["cells"][forget] = _cell(plain, bounds(forget))
     for mid in metric_ids:
         ms = [a["metrics"][mid] for a in recs if mid in a["metrics"]]
         if len(ms) == len(recs):
-            row["cells"][mid] = _cell(ms, _bounds(forget) if forget and not mid.startswith(
+            row["cells"][mid] = _cell(ms, bounds(forget) if forget and not mid.startswith(
                 ("invert_rate", "softprompt_asr")) else (0.0, 1.0))
     key = f"steps_to_{first['attack']['id']}"
     if all(key in a.get("details", {}) for a in recs):
@@ -174,9 +128,7 @@ def _row(label: str, recs: list[dict[str, Any]], by_run: dict[str, dict[str, Any
 
 
 def _cell(ms: list[dict[str, Any]], bounds: tuple[float, float]) -> dict[str, Any]:
-    from ubench.report.build import _aggregate
-
-    mean, lo, hi = _aggregate([m["value"] for m in ms], [(m["ci_low"], m["ci_high"]) for m in ms],
+    mean, lo, hi = aggregate([m["value"] for m in ms], [(m["ci_low"], m["ci_high"]) for m in ms],
                               bounds)
     return {"value": mean, "lo": lo, "hi": hi, "higher_is_better": ms[0]["higher_is_better"]}
 
@@ -199,8 +151,6 @@ def _steps_text(s: dict[str, Any]) -> str:
 
 def robustness_markdown(tables: dict[str, dict[str, Any]]) -> str:
     """The robustness tables as Markdown (strings from records escaped)."""
-    from ubench.report.build import BANNER, _fmt, md
-
     lines = [BANNER, "", "# Robustness under attack", "",
              "Per task setting and attack: the run's plain forgetting metric next to the same "
              "metric (or the attack's success rate) after each attack budget. Each cell: mean "
@@ -228,7 +178,7 @@ def robustness_markdown(tables: dict[str, dict[str, Any]]) -> str:
                 c = r["cells"].get(n)
                 arrow = "" if c is None else ("↑" if c["higher_is_better"] else "↓")
                 cells.append("—" if c is None else
-                             f"{_fmt(c['value'])} [{_fmt(c['lo'])}, {_fmt(c['hi'])}] {arrow}")
+                             f"{fmt(c['value'])} [{fmt(c['lo'])}, {fmt(c['hi'])}] {arrow}")
             if has_steps:
                 cells.append(_steps_text(r["steps_to"]) if "steps_to" in r else "—")
             cells += [str(r["runs"]), md(",".join(map(str, r["seeds"])))]
@@ -262,11 +212,9 @@ def write_robustness(runs: list[dict[str, Any]], attacks: list[dict[str, Any]],
     folder); returns the file names written (none when no attack record is usable)."""
     import pandas as pd
 
-    from ubench.report.build import _csv
-
     tables = robustness_rows(runs, attacks)
     if not tables:
         return []
     (folder / "robustness.md").write_text(robustness_markdown(tables))
-    _csv(pd.DataFrame(robustness_frame_rows(tables)), folder / "robustness.csv")
+    write_csv(pd.DataFrame(robustness_frame_rows(tables)), folder / "robustness.csv")
     return ["robustness.md", "robustness.csv"]

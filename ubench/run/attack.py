@@ -10,9 +10,10 @@ it); an interrupted one resumes from its checkpoint; a diverged one writes a ``f
 The attacked model is the one the run saved (``model/``, ``Task.save_model``); reference rows
 (``base``, ``retrain``) save none and are rebuilt by running the reference method again, which
 reloads the cached asset whose digest the run's record holds. The run's spec is rebuilt from its
-record with :func:`ubench.run.runner.resolve` and must give the recorded run id: a run made by a
-different ubench (other defaults, other assets) is refused rather than attacked under a wrong
-model.
+record (:func:`ubench.run.identity.rebuild_run_spec`) and must give the recorded run id: a run
+made by a different ubench (other defaults, other assets) is refused rather than attacked under a
+wrong model. The attacked run may be in its folder or packed (its folder then keeps only its
+``model/``); the attack's record is written into the run's folder either way.
 """
 
 from __future__ import annotations
@@ -37,56 +38,31 @@ from ubench.api import (
 from ubench.catalog.registry import ATTACKS, TASKS
 from ubench.core.config import build_config, parse_overrides
 from ubench.core.digest import stable_hash
+from ubench.core.env import environment, peak_memory
 from ubench.core.errors import (
     AttackTargetError,
-    CorruptRecordError,
+    ConfigError,
     DivergedError,
     IncompatibleError,
     InterruptedRun,
     Terminated,
-    UnknownComponentError,
     did_you_mean,
 )
 from ubench.core.locks import hold
-from ubench.report.robustness import ATTACK_FILE, ATTACKS_DIR, read_attack_record
-from ubench.store.record import SCHEMA_VERSION, Record
-from ubench.store.records import (
-    read_record,
-    remove_stale_temporaries,
-    store_root,
-    write_json_atomic,
+from ubench.run.identity import RunSpec, rebuild_run_spec
+from ubench.store.cache import load_cached
+from ubench.store.checkpoint import Checkpoint
+from ubench.store.io import remove_empty, remove_stale_temporaries, replacing, write_json_atomic
+from ubench.store.layout import (
+    ATTACK_FILE,
+    GRID_FILE,
+    REBUILD_DIR,
+    attack_dir,
+    attack_lock,
 )
-
-
-# ---------------------------------------------------------------------- finding the run
-def find_run(ref: str | Path, store: str | Path | None = None) -> Path:
-    """The folder of the run ``ref`` names: a run folder (or its ``record.json``), or a run id
-    (a unique prefix of at least 6 characters) in the store."""
-    path = Path(ref)
-    if path.name == "record.json":
-        path = path.parent
-    if (path / "record.json").is_file():
-        return path
-    text = str(ref)
-    if path.exists() or "/" in text:
-        raise AttackTargetError(f"{text} is not a run folder (it has no record.json); pass a run "
-                                "id or the folder that holds its record.json")
-    root = store_root(store)
-    if not root.is_dir():
-        raise AttackTargetError(f"no run {text!r}: the store {root} does not exist; pass "
-                                "--store <folder with runs>")
-    if len(text) < 6 or not all(c in "0123456789abcdef" for c in text):
-        raise AttackTargetError(f"{text!r} is neither a run folder nor a run id (16 hex digits, "
-                                "or a unique prefix of at least 6); see runs.csv of `ubench "
-                                "report` or the store's folders")
-    hits = sorted(p.parent for p in root.glob(f"*/*/{text}*/record.json"))
-    if not hits:
-        raise AttackTargetError(f"no run {text!r} in the store {root}; pass --store <folder> or "
-                                "the run's folder")
-    if len(hits) > 1:
-        raise AttackTargetError(f"run id prefix {text!r} matches {len(hits)} runs in {root}; "
-                                "give more digits")
-    return hits[0]
+from ubench.store.reader import finished_attack
+from ubench.store.record import SCHEMA_VERSION
+from ubench.store.runs import locate, model_folder
 
 
 # ---------------------------------------------------------------------- the spec
@@ -98,8 +74,10 @@ class AttackSpec:
     config: Any
     seed: int
     run_folder: Path
-    run_record: Record
-    run_spec: Any  # ubench.run.runner.RunSpec
+    run_record: dict[str, Any]
+    run_spec: RunSpec
+    #: the store the run lives in
+    store: Path
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -114,12 +92,7 @@ class AttackSpec:
 
     @property
     def folder(self) -> Path:
-        return self.run_folder / ATTACKS_DIR / self.attack_cls.name / self.attack_id
-
-    @property
-    def store(self) -> Path:
-        """The store the run lives in (``<store>/<task>/<method>/<run id>``)."""
-        return self.run_folder.parents[2]
+        return attack_dir(self.run_folder, self.attack_cls.name, self.attack_id)
 
 
 def check_attack_fits(attack_cls: type[Attack[Any]], task_cls: type[Task[Any]]) -> None:
@@ -155,8 +128,6 @@ def attack_config(attack_cls: type[Attack[Any]], task_cls: type[Task[Any]],
     fields = attack_cls.Config.field_names()
     for key in prescribed:
         if key not in fields:
-            from ubench.core.errors import ConfigError
-
             raise ConfigError(f"task {task_cls.name!r} prescribes attack.{key} for attack "
                               f"{attack_cls.name!r}, which has no such field: "
                               + did_you_mean(key, fields, "key")
@@ -174,8 +145,13 @@ def resolve_attack(attack: str, run: str | Path, *, seed: int | None = None,
     config has the key; the caller checks that some attack has it.
     """
     attack_cls = ATTACKS.get(attack)
-    folder = find_run(run, store)
-    record = _finished_record(folder)
+    found = locate(run, store)
+    record = found.record
+    if record["status"] != "ok":
+        why = f" ({record.get('error')})" if record.get("error") else ""
+        raise AttackTargetError(f"run {record['run_id']} did not finish (status "
+                                f"{record['status']}{why}); only finished runs can be attacked: "
+                                "rerun it first")
     task_id = record["task"]["id"]
     if task_id not in TASKS:
         raise AttackTargetError(f"run {record['run_id']} is of task {task_id!r}, which this "
@@ -187,57 +163,8 @@ def resolve_attack(attack: str, run: str | Path, *, seed: int | None = None,
         ov = {k: v for k, v in ov.items() if k in attack_cls.Config.field_names()}
     config = attack_config(attack_cls, task_cls, ov)
     run_spec = rebuild_run_spec(record)
-    return AttackSpec(attack_cls, config, record["seed"] if seed is None else seed, folder,
-                      record, run_spec)
-
-
-def _finished_record(folder: Path) -> Record:
-    try:
-        record = read_record(folder / "record.json")
-    except CorruptRecordError as e:
-        raise AttackTargetError(f"cannot attack: {e}") from None
-    if record["status"] != "ok":
-        why = f" ({record.get('error')})" if record.get("error") else ""
-        raise AttackTargetError(f"run {record['run_id']} did not finish (status "
-                                f"{record['status']}{why}); only finished runs can be attacked: "
-                                "rerun it first")
-    return record
-
-
-def rebuild_run_spec(record: Record) -> Any:
-    """The run's spec, resolved again from its recorded configs by
-    :func:`ubench.run.runner.resolve`;
-    its id must be the recorded one (same definitions, same assets)."""
-    from ubench.run import runner
-
-    items = [f"task.{k}={_raw(v)}" for k, v in record["task"]["config"].items()]
-    items += [f"method.{k}={_raw(v)}" for k, v in record["method"]["config"].items()]
-    try:
-        spec = runner.resolve(record["method"]["id"], record["task"]["id"], record["seed"],
-                              items)
-    except (UnknownComponentError, IncompatibleError) as e:
-        raise AttackTargetError(f"run {record['run_id']} cannot be rebuilt by this ubench "
-                                f"({e})") from None
-    except ValueError as e:  # ConfigError: a field this ubench no longer has
-        raise AttackTargetError(f"run {record['run_id']} was made by another version of ubench "
-                                f"({e}); rerun it with this one") from None
-    if spec.run_id != record["run_id"]:
-        raise AttackTargetError(
-            f"run {record['run_id']} was made by another version of ubench or with other assets "
-            f"(this ubench gives its configuration the id {spec.run_id}); rerun it with this "
-            "ubench before attacking it")
-    return spec
-
-
-def _raw(value: Any) -> str:
-    """A recorded config value as ``--set`` text that parses back to the same value."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_raw(v) for v in value)
-    return repr(value) if isinstance(value, float) else str(value)
+    return AttackSpec(attack_cls, config, record["seed"] if seed is None else seed,
+                      found.folder, record, run_spec, found.store)
 
 
 # ---------------------------------------------------------------------- running
@@ -256,8 +183,7 @@ def run_attack(spec: AttackSpec, *, force: bool = False, device: str = "cpu",
                ) -> AttackResult:
     """Run one attack (or return its finished record) and write ``attack.json``."""
     say = say or (lambda _m: None)
-    lock = spec.store / ".locks" / f"attack-{spec.attack_id}.lock"
-    with hold(lock, f"attack {spec.attack_id}", say):
+    with hold(attack_lock(spec.store, spec.attack_id), f"attack {spec.attack_id}", say):
         return _run_locked(spec, force, device, checkpoint_every, on_step, say, progress)
 
 
@@ -270,11 +196,13 @@ def _run_locked(spec: AttackSpec, force: bool, device: str, checkpoint_every: in
     path = folder / ATTACK_FILE
     if force and folder.exists():
         shutil.rmtree(folder)
-    if path.exists():
-        rec = read_attack_record(path)
-        if rec["status"] == "ok":
-            say(f"finished already: {path} (use --force to redo)")
-            return AttackResult(dict(rec), path, True)
+    rec = None if force else finished_attack(spec.store, spec.run_folder,
+                                             spec.run_spec.task_cls.name, spec.attack_cls.name,
+                                             spec.attack_id)
+    if rec is not None and rec["status"] == "ok":
+        say(f"finished already: {path}" + (" (packed)" if rec.get("_packed") else "")
+            + " (use --force to redo)")
+        return AttackResult({k: v for k, v in rec.items() if not k.startswith("_")}, path, True)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
     t_start = time.perf_counter()
@@ -287,9 +215,7 @@ def _run_locked(spec: AttackSpec, force: bool, device: str, checkpoint_every: in
         request = task.request(spec.run_record["seed"])
         stage = "loading the attacked model"
         model, source = _attacked_model(spec, task, request, device, say)
-        from ubench.attacks._common import capped
-
-        probe = capped(task.forget_probe(), int(getattr(spec.config, "probe_limit", 0)))
+        probe = task.forget_probe().first(int(getattr(spec.config, "probe_limit", 0)))
         ctx = AttackContext(task=task, request=request, probe=probe, seed=spec.seed,
                             device=device, folder=folder,
                             base_model=lambda: task.base_model(device),
@@ -305,40 +231,37 @@ def _run_locked(spec: AttackSpec, force: bool, device: str, checkpoint_every: in
             raise
         t1 = time.perf_counter()
     except KeyboardInterrupt as e:
-        _remove_if_empty(folder)
+        remove_empty(folder, spec.store)
         code = 143 if isinstance(e, Terminated) else 130
         raise InterruptedRun(f"interrupted during {stage}; rerun the same command to resume the "
                              "attack from its last checkpoint", code) from None
     except BaseException:
-        _remove_if_empty(folder)
+        remove_empty(folder, spec.store)
         raise
     record["metrics"] = {k: v.to_dict() for k, v in out.metrics.items()}
     record["details"] = {**out.details, "attacked_model": source,
                          "probe": probe.description, "probe_size": len(probe)}
     record["artifacts"] = dict(out.artifacts)
     if out.grid is not None:
-        out.grid.save(folder / "samples.png")
-        record["artifacts"]["grid"] = "samples.png"
-    from ubench.run.runner import _peak_memory
-
+        with replacing(folder / GRID_FILE) as tmp:
+            out.grid.save(tmp, format="PNG")
+        record["artifacts"]["grid"] = GRID_FILE
     record["cost"] = {"prepare_seconds": t0 - t_start, "attack_seconds": t1 - t0,
-                      "total_seconds": t1 - t_start, **_peak_memory(device)}
+                      "total_seconds": t1 - t_start, **peak_memory(device)}
     record["status"] = "ok"
     write_json_atomic(path, record, failpoint_name="attack-record")
-    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    Checkpoint(folder).remove()
     return AttackResult(record, path, False)
 
 
 def _attacked_model(spec: AttackSpec, task: Task[Any], request: Any, device: str,
                     say: Callable[[str], None]) -> tuple[Any, str]:
     """The run's model: loaded from its folder, or rebuilt for a reference row."""
-    from ubench.store.cache import load_cached
-
     rec = spec.run_record
     saved = rec.get("artifacts", {}).get("model")
     method_cls = spec.run_spec.method_cls
     if saved:
-        folder = spec.run_folder / saved
+        folder = model_folder(spec.run_folder)
         if not folder.is_dir():
             raise AttackTargetError(f"run {rec['run_id']} names its saved model {folder}, which "
                                     "is missing; make it again with `ubench run ... --attacks "
@@ -347,11 +270,11 @@ def _attacked_model(spec: AttackSpec, task: Task[Any], request: Any, device: str
         return load_cached(folder, "unlearned model", lambda: task.load_model(folder, device)), \
             f"saved model ({saved}/)"
     if method_cls.reference:
-        ctx = RunContext(seed=rec["seed"], device=device, run_dir=spec.folder / "rebuild",
+        ctx = RunContext(seed=rec["seed"], device=device, run_dir=spec.folder / REBUILD_DIR,
                          checkpoint_every=0, say=say)
         out = method_cls().unlearn(task.base_model(device), request, spec.run_spec.method_config,
                                    ctx)
-        shutil.rmtree(spec.folder / "rebuild", ignore_errors=True)
+        shutil.rmtree(spec.folder / REBUILD_DIR, ignore_errors=True)
         return out.model, f"reference row rebuilt by {method_cls.name!r} (cached asset)"
     raise AttackTargetError(f"run {rec['run_id']} saved no model (it was made before runs saved "
                             "their weights); make it again with `ubench run ... --attacks "
@@ -359,8 +282,6 @@ def _attacked_model(spec: AttackSpec, task: Task[Any], request: Any, device: str
 
 
 def _skeleton(spec: AttackSpec, device: str) -> dict[str, Any]:
-    from ubench.core.env import environment
-
     rec = spec.run_record
     ident = spec.identity
     return {
@@ -379,12 +300,3 @@ def _skeleton(spec: AttackSpec, device: str) -> dict[str, Any]:
         "artifacts": {},
         "error": None,
     }
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove the attack's folder (and its ``attacks/<name>`` parent) when nothing is in it."""
-    for here in (folder, folder.parent, folder.parent.parent):
-        try:
-            here.rmdir()
-        except OSError:
-            return

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from ubench.core.digest import stable_hash
 from ubench.core.errors import CorruptAssetError, MissingAssetError, StoreError, UbenchError
 from ubench.core.paths import ubench_home
+from ubench.store.io import fresh_folder, swap_folder
 
 T = TypeVar("T")
 
@@ -61,16 +62,11 @@ def _writable_home() -> None:
 def _build(final: Path, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
     if (final / "key.json").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = fresh_folder(final)
     try:
         build(tmp)
         (tmp / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True, default=str))
-        if final.exists():  # a stale partial folder without key.json
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        swap_folder(tmp, final)  # (replacing a stale partial folder without key.json)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -31,8 +31,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ubench.core.digest import file_sha256, stable_hash
+from ubench.core.digest import file_sha256, fresh_sha256, stable_hash
 from ubench.core.errors import CorruptAssetError, MissingAssetError
+from ubench.store.io import write_text_atomic
 
 MANIFEST = "manifest.json"
 #: layout version of the manifest
@@ -160,10 +161,7 @@ def verify(root: Path | None = None) -> list[tuple[str, str, str]]:
             if not path.is_file():
                 out.append((name, rel, "missing"))
                 continue
-            from ubench.core.digest import _sha256
-
-            st = path.stat()
-            got = _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+            got = fresh_sha256(path)
             out.append((name, rel, "ok" if got == sha else f"sha256 {got[:12]}… != {sha[:12]}…"))
     return out
 
@@ -181,9 +179,7 @@ def write_entry(root: Path, name: str, spec: Mapping[str, Any], quality: Mapping
                             "quality": dict(quality), "build": build,
                             "digest": asset_digest(files)}
     data["assets"] = dict(sorted(data["assets"].items()))
-    tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     _read_manifest.cache_clear()
     _VERIFIED.difference_update({k for k in _VERIFIED if k[0] == str(folder)})
     asset = pinned_asset(name, root)

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ubench.core.errors import ConfigError, MissingExtraError, Terminated
-from ubench.sweep.worker import OUTCOME_MARK, Job, Outcome
+from ubench.store.layout import run_lock, sweep_dir
+from ubench.sweep.worker import OUTCOME_MARK, Job, Outcome, metric_values
 
 #: install command of each optional engine
 EXTRAS = {"ray": ("ray", "pip install 'ubench[ray]'"),
@@ -108,7 +109,7 @@ class LocalExecutor:
                 if self._stop.is_set() or not pending:
                     return None
                 for i, job in enumerate(pending):
-                    if not busy(Path(job.store) / ".locks" / f"{job.run_id}.lock"):
+                    if not busy(run_lock(Path(job.store), job.run_id)):
                         return pending.pop(i)
                 return pending.pop(0)  # all held elsewhere: wait on one (then skip it)
 
@@ -116,8 +117,8 @@ class LocalExecutor:
             while (job := take()) is not None:
                 finished = _finished_record(job)
                 if finished is not None:
-                    out = Outcome(job.run_id, "skipped", record=str(finished), log=None,
-                                  metrics=_metrics_of(finished))
+                    out = Outcome(job.run_id, "skipped", record=finished["_path"], log=None,
+                                  metrics=metric_values(finished))
                 else:
                     events.started(job)
                     out = self._attempts(job)
@@ -192,27 +193,20 @@ class LocalExecutor:
         return Outcome(job.run_id, "failed", why, seconds, None, str(log)), False
 
 
-def _finished_record(job: Job) -> Path | None:
+def _finished_record(job: Job) -> dict[str, Any] | None:
     """The record of ``job`` when it finished meanwhile (another sweep made it), its attacks
     included."""
-    from ubench.store.records import read_record
+    from ubench.store.reader import finished_run
     from ubench.sweep.worker import pending_attacks
 
     root = Path(job.store)
-    for path in root.glob(f"{job.task}/{job.method}/{job.run_id}/record.json"):
-        try:
-            if read_record(path)["status"] == "ok":
-                return None if pending_attacks(job.attacks, job.attack_sets,
-                                               path.parent) else path
-        except Exception:  # a corrupt record: the run itself says so
-            return None
-    return None
-
-
-def _metrics_of(path: Path) -> dict[str, float]:
-    from ubench.sweep.worker import metric_values
-
-    return metric_values(json.loads(path.read_text()))
+    try:
+        rec = finished_run(root, job.task, job.method, job.run_id)
+    except Exception:  # a corrupt record: the run itself says so
+        return None
+    if rec is None or rec["status"] != "ok":
+        return None
+    return None if pending_attacks(job.attacks, job.attack_sets, root, job.run_id) else rec
 
 
 # ------------------------------------------------------------------------------------ ray
@@ -349,7 +343,7 @@ class SlurmExecutor:
                                     "the cluster's login node (or use --on local / --on ray)")
         from ubench.sweep._slurm import SlurmRun
 
-        folder = Path(self.folder or Path(jobs[0].store) / ".sweep" / "slurm")
+        folder = Path(self.folder or sweep_dir(Path(jobs[0].store)) / "slurm")
         ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.threads,
                                   "tasks_per_node": 1, "nodes": 1, "name": "ubench-sweep"}

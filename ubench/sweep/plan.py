@@ -35,7 +35,7 @@ of them has is an error. Runs that two blocks both produce (same identity) are l
 unknown id or key, a value of the wrong type or out of bounds, an empty plan are one
 :class:`~ubench.core.errors.PlanError` that starts with ``PLAN:LINE:`` and says the fix.
 :meth:`Plan.specs` then resolves every run (torch is imported) and computes its identity with
-:func:`ubench.run.runner.resolve` — the same identity ``ubench run`` gives it.
+:func:`ubench.run.identity.resolve` — the same identity ``ubench run`` gives it.
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ def make_item(method: str, task: str, seed: int = 0, overrides: Iterable[str] = 
     ``protocol``); raises the resolve's own :class:`~ubench.core.errors.UbenchError` for a bad id,
     override, preset or pair, or an attack that does not fit the task.
     """
-    from ubench.run import runner
+    from ubench.run import identity
 
     items = tuple(overrides)
-    spec = runner.resolve(method, task, seed, items, preset)
+    spec = identity.resolve(method, task, seed, items, preset)
     if attacks:
         from ubench.catalog.registry import ATTACKS
         from ubench.core.config import parse_overrides
@@ -320,7 +320,7 @@ def _block_path(name: str) -> tuple[str, ...]:
 def _expand(block: Block) -> Iterator[tuple[str, str, int, tuple[str, ...]]]:
     """(method, task, seed, overrides) of a block: tasks, task grid, seeds, methods, method grid;
     a key only where the component has it."""
-    from ubench.run import runner
+    from ubench.run import identity
 
     for task in block.tasks:
         tfields = component_fields("task", task)[0]
@@ -328,7 +328,7 @@ def _expand(block: Block) -> Iterator[tuple[str, str, int, tuple[str, ...]]]:
         for tvals in itertools.product(*(block.task[k] for k in tkeys)):
             task_sets = [f"task.{k}={_literal(v)}" for k, v in zip(tkeys, tvals, strict=True)]
             for seed in block.seeds:
-                methods = block.methods if block.methods is not None else runner.methods_for(task)
+                methods = block.methods if block.methods is not None else identity.methods_for(task)
                 for method in methods:
                     mfields = component_fields("method", method)[0]
                     mkeys = [k for k in block.method if k in mfields]

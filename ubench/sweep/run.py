@@ -16,7 +16,6 @@ picks runs no one holds, so two sweeps of one plan mostly share the work instead
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,7 +38,8 @@ class ItemState:
     ``failed`` (a failed record; ``error`` says why) or ``corrupt``."""
 
     kind: str
-    record: Path | None = None
+    #: where its record is (its folder's record.json; the same path for a packed run)
+    record: str | None = None
     error: str | None = None
     step: int = 0
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -50,29 +50,29 @@ class ItemState:
 
 
 def item_state(item: RunItem, store: Path) -> ItemState:
-    """The state of ``item``'s run in the store ``store``."""
-    from ubench.store.records import model_missing, read_record, run_dir
+    """The state of ``item``'s run in the store ``store`` (in its folder or packed)."""
+    from ubench.store.checkpoint import Checkpoint
+    from ubench.store.layout import run_dir
+    from ubench.store.reader import finished_run
+    from ubench.store.runs import model_missing
 
     folder = run_dir(store, item.task, item.method, item.run_id)
-    path = folder / "record.json"
-    if path.exists():
-        try:
-            rec = read_record(path)
-        except CorruptRecordError as e:
-            return ItemState("corrupt", path, str(e))
+    try:
+        rec = finished_run(store, item.task, item.method, item.run_id)
+    except CorruptRecordError as e:
+        return ItemState("corrupt", None, str(e))
+    if rec is not None:
+        where = rec["_path"]
         if rec["status"] == "ok":
             metrics = metric_values(dict(rec))
-            pending = pending_attacks(item.attacks, item.attack_sets, folder)
+            pending = pending_attacks(item.attacks, item.attack_sets, store, item.run_id)
             if pending:
-                return ItemState("attacks", path, metrics=metrics, pending=pending,
+                return ItemState("attacks", where, metrics=metrics, pending=pending,
                                  remake=model_missing(rec, folder))
-            return ItemState("done", path, metrics=metrics)
+            return ItemState("done", where, metrics=metrics)
         if rec["status"] == "failed":
-            return ItemState("failed", path, rec.get("error") or "failed")
-    try:
-        step = int(json.loads((folder / "checkpoint" / "state.json").read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        step = 0
+            return ItemState("failed", where, rec.get("error") or "failed")
+    step = Checkpoint(folder).step()
     return ItemState("partial", step=step) if step else ItemState("todo")
 
 
@@ -129,8 +129,8 @@ def run_items(items: Iterable[RunItem], *, executor: str | Executor = "local",
     A failed run does not stop the others; Ctrl-C / SIGTERM stops the workers and raises
     :class:`~ubench.core.errors.InterruptedRun` (rerun to resume).
     """
-    from ubench.run.runner import usable_store
-    from ubench.store.records import store_root
+    from ubench.core.paths import store_root
+    from ubench.store.runs import usable_store
 
     if threads < 1:
         raise ConfigError(f"threads must be >= 1; got {threads}")

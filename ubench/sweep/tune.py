@@ -17,14 +17,14 @@ import datetime as dt
 import itertools
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ubench.api import TUNING_BUDGET
+from ubench.api import TUNING_BUDGET, TuningRule
 from ubench.core.errors import ConfigError, UbenchError
-from ubench.report.protocol import Point, TuningRule, choose_target, is_tuning, select
+from ubench.report.protocol import Point, choose_target, is_tuning, select
+from ubench.store.io import write_text_atomic
 
 
 def model_family(task_cls: Any) -> str:
@@ -92,7 +92,7 @@ def _literal(value: Any) -> str:
 
 def tuning_points(store: Path, task: str) -> dict[str, list[Point]]:
     """Every method's tuning points of ``task`` in ``store``, averaged over their cells."""
-    from ubench.report.build import load_records
+    from ubench.store.reader import load_records
 
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for rec in load_records(store):
@@ -152,11 +152,8 @@ def write_preset(path: Path, task: str, section: Mapping[str, Any]) -> None:
     data.setdefault("tasks", {})[task] = dict(section)
     data["tasks"] = dict(sorted(data["tasks"].items()))
     data["description"] = ("Hyper-parameters chosen by `ubench tune` under the fair protocol "
-                           "(README 'Protocol'); apply with `ubench run --preset tuned`.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+                           "(docs/protocol.md); apply with `ubench run --preset tuned`.")
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def tune(methods: Sequence[str], task: str, *, store: str | Path | None = None,
@@ -166,7 +163,7 @@ def tune(methods: Sequence[str], task: str, *, store: str | Path | None = None,
     task's preset section from every tuning run of the task in ``store``. Returns it."""
     from ubench.catalog.presets import PRESET_DIR
     from ubench.catalog.registry import METHODS, TASKS
-    from ubench.store.records import store_root
+    from ubench.core.paths import store_root
 
     task_cls = TASKS.get(task)
     items = tuning_items(methods, task)

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ubench.store.layout import sweep_log
+
 #: the prefix of the outcome line a worker process prints
 OUTCOME_MARK = "UBENCH-SWEEP-OUTCOME "
 
@@ -108,7 +110,7 @@ class Outcome:
 
 def log_path(store: Path, run_id: str) -> Path:
     """The log of a run's attempts in a sweep (appended to by every attempt)."""
-    return store / ".sweep" / "logs" / f"{run_id}.log"
+    return sweep_log(store, run_id)
 
 
 def metric_values(record: dict[str, Any]) -> dict[str, float]:
@@ -135,7 +137,8 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
 
     torch.set_num_threads(threads)
     from ubench.core.errors import InterruptedRun, UbenchError
-    from ubench.run import runner
+    from ubench.run.identity import resolve
+    from ubench.run.job import Watch, run_job
 
     root = Path(store)
     planned = run_id or "unplanned"
@@ -150,67 +153,58 @@ def run_one(method: str, task: str, seed: int, overrides: tuple[str, ...] | list
         say(f"== {dt.datetime.now().isoformat(timespec='seconds')} {method} on {task} seed "
             f"{seed} {' '.join(overrides)} (host {socket.gethostname()}, pid {os.getpid()}, "
             f"{threads} thread{'s' if threads > 1 else ''})")
-        stage = ""  # what failed: the run, or one of its attacks
+        ran: list[bool] = []
+        metrics: dict[str, float] = {}
+
+        def done(kind: str, record: dict[str, Any], path: Path, skipped: bool) -> None:
+            say(f"{'skipped' if skipped else 'ran'}{'' if kind == 'run' else ' attack'}: {path}")
+            ran.append(not skipped)
+            metrics.update(metric_values(record))
+
         try:
-            spec = runner.resolve(method, task, seed, list(overrides), preset)
+            spec = resolve(method, task, seed, list(overrides), preset)
             if protocol:
                 spec.protocol = dict(protocol)
             if run_id is not None and spec.run_id != run_id:
                 return fail("failed", f"the run's identity is {spec.run_id} here, not the "
                             f"planned {run_id}: the code or an input file changed since the "
                             "sweep was planned; rerun the sweep")
-            res = runner.run(spec, store=root, device=device, checkpoint_every=checkpoint_every,
-                             say=say, need_model=bool(attacks))
-            status = "skipped" if res.skipped else "ran"
-            say(f"{status}: {res.path}")
-            metrics = metric_values(dict(res.record))
-            for name in attacks:
-                stage = f"attack {name}: "
-                attack = _attack(name, res.path.parent, attack_sets, device,
-                                 checkpoint_every, say)
-                status = "ran" if not attack.skipped else status
-                metrics.update(metric_values(attack.record))
+            job = run_job(spec, attacks, attack_sets, store=root, device=device,
+                          checkpoint_every=checkpoint_every, watch=Watch(say=say, done=done))
         except InterruptedRun as e:
             say(str(e))
             return fail("interrupted", str(e))
         except UbenchError as e:
             say(f"error: {e}")
-            return fail("failed", stage + str(e))
+            # what failed: the run (nothing done yet), or the attack after those done
+            failing = attacks[len(ran) - 1] if 0 < len(ran) <= len(attacks) else None
+            return fail("failed", (f"attack {failing}: " if failing else "") + str(e))
         except Exception as e:
             say(traceback.format_exc())
             return fail("failed", f"{type(e).__name__}: {e} (a bug in ubench or a plugin: the "
                         f"traceback is in {log})")
-        return Outcome(spec.run_id, status, None, time.perf_counter() - t0, str(res.path),
-                       str(log), metrics)
-
-
-def _attack(name: str, folder: Path, sets: tuple[str, ...] | list[str], device: str,
-            checkpoint_every: int, say: Callable[[str], None]) -> Any:
-    """Run (or find finished) one attack on the finished run in ``folder``."""
-    from ubench.run.attack import resolve_attack, run_attack
-
-    spec = resolve_attack(name, folder, overrides=sets, shared=True)
-    say(f"attack {name} ({spec.attack_id})")
-    res = run_attack(spec, device=device, checkpoint_every=checkpoint_every, say=say)
-    say(f"{'skipped' if res.skipped else 'ran'} attack {name}: {res.path}")
-    return res
+        status = "ran" if any(ran) else "skipped"
+        return Outcome(spec.run_id, status, None, time.perf_counter() - t0,
+                       str(job.run.path), str(log), metrics)
 
 
 def pending_attacks(attacks: tuple[str, ...] | list[str], attack_sets: tuple[str, ...] | list[str],
-                    folder: Path) -> tuple[str, ...]:
+                    store: Path, run_id: str) -> tuple[str, ...]:
     """Those of ``attacks`` (with their ``attack_sets``) that have no finished record on the
-    finished run in ``folder``; each resolved as ``ubench run --attacks`` would."""
+    finished run ``run_id`` of ``store``; each resolved as ``ubench run --attacks`` would."""
     if not attacks:
         return ()
     from ubench.core.errors import UbenchError
-    from ubench.report.robustness import ATTACK_FILE, read_attack_record
     from ubench.run.attack import resolve_attack
+    from ubench.store.reader import finished_attack
 
     pending = []
     for name in attacks:
         try:
-            spec = resolve_attack(name, folder, overrides=attack_sets, shared=True)
-            done = read_attack_record(spec.folder / ATTACK_FILE)["status"] == "ok"
+            spec = resolve_attack(name, run_id, overrides=attack_sets, store=store, shared=True)
+            rec = finished_attack(spec.store, spec.run_folder, spec.run_spec.task_cls.name,
+                                  name, spec.attack_id)
+            done = rec is not None and rec["status"] == "ok"
         except (UbenchError, OSError):  # no record yet, a corrupt one, or not attackable
             done = False
         if not done:

@@ -25,9 +25,6 @@ Adam; it holds no parameter-sized buffer of its own.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,6 +43,7 @@ from ubench.api import (
 from ubench.core.errors import DivergedError
 from ubench.core.faults import failpoint
 from ubench.models.diffusion import DiffusionModel
+from ubench.store.checkpoint import Checkpoint
 
 #: a step body: step index -> scalars to report (losses); it leaves the gradient in ``.grad``
 StepBody = Callable[[int], Mapping[str, float]]
@@ -125,57 +123,38 @@ def inner_descent(params: list[torch.nn.Parameter], loss: Callable[[], torch.Ten
 
 
 class Checkpointer:
-    """Resumable checkpoints of one run's unlearning, in ``<run_dir>/checkpoint/``.
-
-    A checkpoint is written into a temporary folder named after this process and renamed into
-    place, so a crash (or a second process) never leaves a half-written checkpoint. It holds the
-    UNet's weights (safetensors), the optimiser state, the state of every named generator, the
-    position of every batch stream and the training log.
-    """
+    """Resumable checkpoints of one run's unlearning, in ``<run_dir>/checkpoint/``
+    (:class:`~ubench.store.checkpoint.Checkpoint`): the UNet's weights, the optimiser state, the
+    state of every named generator, the position of every batch stream and the training log."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.folder = run_dir / "checkpoint"
+        self.checkpoint = Checkpoint(run_dir)
 
     def exists(self) -> bool:
-        return (self.folder / "state.json").is_file()
+        return self.checkpoint.exists()
 
     def save(self, step: int, model: DiffusionModel, optimizer: torch.optim.Optimizer,
              generators: Mapping[str, torch.Generator], batches: Mapping[str, Batches],
              log: Mapping[str, Any], elapsed: float = 0.0) -> None:
-        from safetensors.torch import save_file
-
-        pid = os.getpid()
-        tmp = self.folder.with_name(f"checkpoint.tmp-{pid}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in model.unet.state_dict().items()},
-                  str(tmp / "unet.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save({k: g.get_state() for k, g in generators.items()}, tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps({
-            "step": step, "log": dict(log), "elapsed_seconds": elapsed,
-            "batches": {k: b.state() for k, b in batches.items()}}))
-        if self.folder.exists():
-            old = self.folder.with_name(f"checkpoint.old-{pid}")
-            os.replace(self.folder, old)
-            os.replace(tmp, self.folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, self.folder)
+        self.checkpoint.save(
+            {"step": step, "log": dict(log), "elapsed_seconds": elapsed,
+             "batches": {k: b.state() for k, b in batches.items()}},
+            tensors={"unet": model.unet.state_dict()},
+            objects={"optimizer": optimizer.state_dict(),
+                     "rng": {k: g.get_state() for k, g in generators.items()}})
 
     def load(self, model: DiffusionModel, optimizer: torch.optim.Optimizer,
              generators: Mapping[str, torch.Generator], batches: Mapping[str, Batches]
              ) -> tuple[int, dict[str, Any], float]:
         """Restore everything :meth:`save` wrote; return (step to continue from, log, seconds
         spent on the steps before it)."""
-        from safetensors.torch import load_file
-
-        model.unet.load_state_dict(load_file(str(self.folder / "unet.safetensors")))
-        optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
-        rng = torch.load(self.folder / "rng.pt", weights_only=True)
+        ckpt = self.checkpoint
+        model.unet.load_state_dict(ckpt.tensors("unet"))
+        optimizer.load_state_dict(ckpt.object("optimizer"))
+        rng = ckpt.object("rng")
         for name, gen in generators.items():
             gen.set_state(rng[name])
-        state = json.loads((self.folder / "state.json").read_text())
+        state = ckpt.state()
         for name, b in batches.items():
             b.load(state["batches"][name])
         return int(state["step"]), dict(state["log"]), float(state.get("elapsed_seconds", 0.0))

@@ -24,7 +24,6 @@ may still differ in their last bits between runs (cuDNN), so GPU resumes are exa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -38,6 +37,8 @@ import torch
 from ubench.core.errors import ConfigError, DivergedError, StoreError
 from ubench.core.faults import failpoint
 from ubench.models.diffusion import DiffusionModel
+from ubench.store.checkpoint import Checkpoint
+from ubench.store.io import fresh_folder, swap_folder
 
 #: bump when the training loop changes what a recipe produces (part of every model's key)
 CODE_VERSION = "1"
@@ -162,52 +163,35 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, folder: Path, elapsed: float, key: dict[str, Any]) -> None:
-        """Write the full state into ``folder/checkpoint`` atomically (temporary folder, rename).
-        """
-        from safetensors.torch import save_file
-
-        target = folder / "checkpoint"
-        tmp = folder / f"checkpoint.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in self.model.unet.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        save_file({k: v.contiguous() for k, v in self.ema.unet.state_dict().items()},
-                  str(tmp / "ema.safetensors"))
-        save_file({"order": self.order.contiguous(), "rng": self.gen.get_state()},
-                  str(tmp / "order.safetensors"))
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps(
-            {"step": self.step_index, "pos": self.pos, "elapsed_seconds": elapsed,
-             "key": key}, sort_keys=True, default=str))
-        if target.exists():
-            old = folder / f"checkpoint.old-{os.getpid()}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        """Write the full state into ``folder/checkpoint`` (:class:`Checkpoint`, atomic)."""
+        Checkpoint(folder).save(
+            {"step": self.step_index, "pos": self.pos, "elapsed_seconds": elapsed, "key": key},
+            tensors={"model": self.model.unet.state_dict(), "ema": self.ema.unet.state_dict(),
+                     "order": {"order": self.order, "rng": self.gen.get_state()}},
+            objects={"optimizer": self.optimizer.state_dict()})
 
     def load(self, folder: Path, key: dict[str, Any]) -> float:
         """Restore :meth:`save`'s state; returns the seconds spent before it."""
-        from safetensors.torch import load_file
-
-        ckpt = folder / "checkpoint"
-        state = json.loads((ckpt / "state.json").read_text())
+        ckpt = Checkpoint(folder)
+        state = ckpt.state()
         if json.dumps(state["key"], sort_keys=True, default=str) != \
                 json.dumps(key, sort_keys=True, default=str):
-            raise StoreError(f"the checkpoint in {ckpt} was made by another recipe or data set; "
-                             f"delete {folder} to start over, or pass another --out")
+            raise StoreError(f"the checkpoint in {ckpt.folder} was made by another recipe or "
+                             f"data set; delete {folder} to start over, or pass another --out")
         dev = self.device
-        self.model.unet.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=dev))
-        self.ema.unet.load_state_dict(load_file(str(ckpt / "ema.safetensors"), device=dev))
-        extra = load_file(str(ckpt / "order.safetensors"))
+        self.model.unet.load_state_dict(ckpt.tensors("model", dev))
+        self.ema.unet.load_state_dict(ckpt.tensors("ema", dev))
+        extra = ckpt.tensors("order")
         self.order = extra["order"]
         self.gen.set_state(extra["rng"])
-        self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True,
-                                                  map_location=dev))
+        self.optimizer.load_state_dict(ckpt.object("optimizer", dev))
         self.step_index, self.pos = int(state["step"]), int(state["pos"])
         return float(state.get("elapsed_seconds", 0.0))
+
+
+def work_folder(out: Path) -> Path:
+    """Where an unfinished pretraining of ``out`` keeps its checkpoint (``<out>.partial``)."""
+    return out.with_name(out.name + ".partial")
 
 
 def _same_key(folder: Path, key: dict[str, Any]) -> bool:
@@ -238,7 +222,7 @@ def pretrain(job: PretrainJob, *, device: str = "cpu", checkpoint_every: int = 2
     if out.exists() and not _same_key(out, job.key):
         raise StoreError(f"{out} exists and is not this model (different key.json or not a "
                          "ubench pretrain output); pass another --out or delete it")
-    work = out.with_name(out.name + ".partial")
+    work = work_folder(out)
     if (out / "key.json").is_file():
         say(f"finished already: {out}")
         shutil.rmtree(work, ignore_errors=True)  # left behind by a kill after the final rename
@@ -259,10 +243,10 @@ def _train(job: PretrainJob, work: Path, device: str, checkpoint_every: int,
     spec, out = job.spec, job.out
     trainer = Trainer(job.build_model(), job.images, job.labels, spec, device)
     before = 0.0
-    if (work / "checkpoint" / "state.json").is_file():
+    if Checkpoint(work).exists():
         before = trainer.load(work, job.key)
         say(f"resuming {job.what} from the checkpoint at step {trainer.step_index} of "
-            f"{spec.steps} ({work / 'checkpoint'})")
+            f"{spec.steps} ({Checkpoint(work).folder})")
     t0 = time.perf_counter()
     window_t, window_step = t0, trainer.step_index
     rate, loss_value = 0.0, float("nan")
@@ -288,12 +272,11 @@ def _train(job: PretrainJob, work: Path, device: str, checkpoint_every: int,
             "seconds": seconds, "final_loss": loss_value, "images": trainer.n,
             "images_per_second_last": rate, "gpu": _gpu_name(device),
             "parameters": sum(p.numel() for p in trainer.params)}
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = fresh_folder(out)
     trainer.ema.save(tmp)
     (tmp / "pretrain.json").write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
     (tmp / "key.json").write_text(json.dumps(job.key, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, out)
+    swap_folder(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     say(f"wrote {job.what} to {out} ({spec.steps} steps, {seconds / 60:.1f} min)")
     return PretrainResult(out, False, info)

@@ -1,17 +1,19 @@
 """Write ``index.html``, ``thumbs/`` and ``runs/`` of the leaderboard (see
 :mod:`ubench.report.web`).
 
-The leaderboard rows come from :func:`ubench.report.build.leaderboard_rows`; this module only turns
-them into page data (formatted cells, interval bars, sort keys, plot specifications, links) and
-renders the Jinja2 templates. Output is a pure function of the records (no dates, sorted keys),
-so the committed ``leaderboard/`` can be checked for staleness byte for byte.
+The leaderboard rows come from :func:`ubench.report.table.leaderboard_rows`; this module only
+turns them into page data (formatted cells, interval bars, sort keys, plot specifications,
+links) and renders the Jinja2 templates. The site is self-contained: each record gets its page,
+its record (``runs/<name>.json``) and its sample grid (``runs/<name>.png``) beside it, so the
+folder can be copied or served alone. Output is a pure function of the records (no dates,
+sorted keys).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -22,8 +24,12 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from ubench.catalog import facts
+from ubench.core.errors import CorruptRecordError
+from ubench.report.formats import slug
+from ubench.report.table import bounds, metric_order
 from ubench.report.web import plot
 from ubench.report.web.plot import check_points  # re-exported: the data contract of extra points
+from ubench.store import reader
 
 __all__ = ["check_points", "json_for_script", "write_html"]
 
@@ -62,12 +68,6 @@ def _num(v: Any) -> str:
     if isinstance(v, float) and math.isnan(v):
         return "NaN"
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-
-
-def _href(target: Path, start: Path) -> str:
-    """A relative, percent-encoded link from the folder ``start`` to ``target``."""
-    rel = os.path.relpath(target, start)
-    return quote(Path(rel).as_posix(), safe="/")
 
 
 def _safe_name(text: str) -> str:
@@ -120,13 +120,11 @@ def _env() -> Any:
 
 # ----------------------------------------------------------------------------- page data
 def _columns(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    from ubench.report.build import _bounds, _metric_order
-
-    names = _metric_order({n for r in rows for n in r["metric_names"]})
+    names = metric_order({n for r in rows for n in r["metric_names"]})
     cols = []
     for n in names:
         better = next(r[f"{n}_higher_is_better"] for r in rows if n in r)
-        lo, hi = _bounds(n)
+        lo, hi = bounds(n)
         if not (math.isfinite(lo) and math.isfinite(hi)):  # scale bars to the table's values
             ends = [r[f"{n}_{e}"] for r in rows if n in r for e in ("lo", "hi")
                     if isinstance(r.get(f"{n}_{e}"), (int, float))
@@ -159,24 +157,21 @@ def _cell(row: dict[str, Any], col: dict[str, Any]) -> dict[str, Any]:
     return cell
 
 
-def _runs_of(row: dict[str, Any], names: dict[int, str], out: Path) -> list[dict[str, Any]]:
-    """A row's runs: seed, instance, its page and its record in the store."""
-    from ubench.report.build import INSTANCE_KEYS
-
+def _runs_of(row: dict[str, Any], names: dict[int, str]) -> list[dict[str, Any]]:
+    """A row's runs: seed, instance, its page and its record."""
     runs = []
     for rec in row["_runs"]:
-        inst = ", ".join(f"{k}={rec['task']['config'][k]}" for k in INSTANCE_KEYS
-                         if k in rec["task"]["config"])
-        path = rec.get("_path")
+        inst = ", ".join(f"{k}={v}" for k, v in
+                         facts.instance_of(rec["task"]["id"], rec["task"]["config"]).items())
         runs.append({"seed": rec["seed"], "instance": inst, "run_id": rec["run_id"],
                      "page": f"runs/{names[id(rec)]}.html",
-                     "record": _href(Path(os.path.abspath(path)), out) if path else None})
+                     "record": f"runs/{names[id(rec)]}.json"})
     return runs
 
 
 def _ranking(found: Any) -> dict[str, Any] | None:
-    """The page's view of a table's ranking (:func:`ubench.report.build.evaluation_rankings`): every
-    value preformatted, every string escaped by the template."""
+    """The page's view of a table's ranking (:func:`ubench.report.build.evaluation_rankings`):
+    every value preformatted, every string escaped by the template."""
     if found is None:
         return None
     from ubench.report.protocol import standing_cells
@@ -189,10 +184,8 @@ def _ranking(found: Any) -> dict[str, Any] | None:
 
 
 def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str],
-           thumbs: dict[int, dict[str, Any]], out: Path, extra: Mapping[str, Any],
+           thumbs: dict[int, dict[str, Any]], extra: Mapping[str, Any],
            ranking: Any = None) -> dict[str, Any]:
-    from ubench.report.build import _slug
-
     task_id, _, setting = title.partition(" — ")
     cols = _columns(rows)
     view_rows = []
@@ -205,7 +198,7 @@ def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str]
             "unlearn_s": r["unlearn_s"], "peak_rss_mb": r["peak_rss_mb"],
             "thumb": thumbs.get(id(first)) if first is not None else None,
             "page": f"runs/{names[id(first)]}.html" if first is not None else None,
-            "run_list": _runs_of(r, names, out)})
+            "run_list": _runs_of(r, names)})
     points = check_points(extra.get("points", []))
     pairs = []
     metric_cols = {c["name"]: c for c in cols}
@@ -220,27 +213,29 @@ def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str]
         if spec is not None:
             pairs.append({"label": f"{x.title} vs {y.title}", "spec": spec,
                           "corner": plot.best_corner(x, y), "x": fx, "y": ky})
-    return {"anchor": f"t{i}-{_slug(title)}", "title": title, "task": task_id,
+    return {"anchor": f"t{i}-{slug(title)}", "title": title, "task": task_id,
             "setting": setting, "columns": cols, "rows": view_rows, "pairs": pairs,
             "specs": json_for_script([p["spec"] for p in pairs]),
             "n_points": len(points), "ranking": _ranking(ranking)}
 
 
 # ----------------------------------------------------------------------------- images
-def _thumbnail(png: Path, target: Path, warn: Callable[[str], None] | None
+def _thumbnail(rec: dict[str, Any], target: Path, warn: Callable[[str], None] | None
                ) -> dict[str, Any] | None:
     """A reduced copy of a run's grid (whole-factor box reduction keeps pixel art sharp-ish)."""
     from PIL import Image
 
-    if not png.is_file():
-        return None
     try:
-        with Image.open(png) as img:
+        png = reader.grid(rec)
+        if png is None:
+            return None
+        with Image.open(io.BytesIO(png)) as img:
             rgb = img.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, CorruptRecordError) as e:
         if warn is not None:
-            warn(f"warning: {png} is unreadable ({type(e).__name__}); its thumbnail is left "
-                 "out (rerun that run with --force to redraw it)")
+            warn(f"warning: the sample grid of {reader.where(rec)} is unreadable "
+                 f"({type(e).__name__}); its thumbnail is left out (rerun that run with "
+                 "--force to redraw it)")
         return None
     factor = max(1, math.ceil(max(rgb.width / THUMB_MAX[0], rgb.height / THUMB_MAX[1])))
     small = rgb.reduce(factor) if factor > 1 else rgb
@@ -261,13 +256,13 @@ def _grey(img: Any) -> bool:
 
 # ----------------------------------------------------------------------------- writing
 def write_html(tables: dict[str, list[dict[str, Any]]], records: list[dict[str, Any]],
-               out: Path, staging: Path, extras: Mapping[str, Mapping[str, Any]],
+               staging: Path, extras: Mapping[str, Mapping[str, Any]],
                say: Callable[[str], None] | None = None,
                rankings: Mapping[str, Any] | None = None) -> list[str]:
-    """Render the page, the thumbnails and the run pages into ``staging``; links are computed
-    for their final place under ``out``. Returns the written files, relative to ``staging``.
-    ``rankings``: a table title's ranking on the evaluation split (shown under the table)."""
-    out = Path(os.path.abspath(out))
+    """Render the page, the thumbnails and the run pages (each with its record and its grid)
+    into ``staging``, to be installed under ``out``. Returns the written files, relative to
+    ``staging``. ``rankings``: a table title's ranking on the evaluation split (shown under the
+    table)."""
     env = _env()
     names = _page_names(records)
     files: list[str] = []
@@ -277,17 +272,17 @@ def write_html(tables: dict[str, list[dict[str, Any]]], records: list[dict[str, 
             if not r["_runs"]:
                 continue
             first = r["_runs"][0]
-            if id(first) in thumbs or not first.get("_path"):
+            if id(first) in thumbs:
                 continue
             name = f"thumbs/{names[id(first)]}.png"
-            size = _thumbnail(Path(first["_path"]).parent / "samples.png", staging / name, say)
+            size = _thumbnail(first, staging / name, say)
             if size is not None:
                 thumbs[id(first)] = {"src": name, **size}
                 files.append(name)
     unknown = sorted(set(extras) - set(tables))
     if unknown:
         raise ValueError(f"extra plot points for tables that do not exist: {unknown}")
-    views = [_table(i, t, rows, names, thumbs, out, extras.get(t, {}),
+    views = [_table(i, t, rows, names, thumbs, extras.get(t, {}),
                     (rankings or {}).get(t))
              for i, (t, rows) in enumerate(tables.items())]
     in_tables = {id(rec) for rows in tables.values() for r in rows for rec in r["_runs"]}
@@ -308,12 +303,30 @@ def write_html(tables: dict[str, list[dict[str, Any]]], records: list[dict[str, 
     (staging / "runs").mkdir(exist_ok=True)
     run_tpl = env.get_template("run.html.j2")
     for rec in records:
-        name = f"runs/{names[id(rec)]}.html"
-        (staging / name).write_text(run_tpl.render(
-            **_run_view(rec, out / "runs", table_of.get(id(rec))), css=Markup(css),
+        base = f"runs/{names[id(rec)]}"
+        (staging / f"{base}.json").write_text(json.dumps(
+            {k: v for k, v in rec.items() if not k.startswith("_")}, indent=2, sort_keys=True,
+            allow_nan=True) + "\n", encoding="utf-8")
+        grid = _grid_copy(rec, staging / f"{base}.png", say)
+        (staging / f"{base}.html").write_text(run_tpl.render(
+            **_run_view(rec, names[id(rec)], grid, table_of.get(id(rec))), css=Markup(css),
             row_caption=ROW_CAPTION), encoding="utf-8")
-        files.append(name)
+        files += [f"{base}.html", f"{base}.json", *([f"{base}.png"] if grid else [])]
     return files
+
+
+def _grid_copy(rec: dict[str, Any], target: Path, warn: Callable[[str], None] | None) -> bool:
+    """Copy a record's sample grid next to its page; whether it has one."""
+    try:
+        png = reader.grid(rec)
+    except CorruptRecordError as e:
+        if warn is not None:
+            warn(f"warning: {e}")
+        return False
+    if png is None:
+        return False
+    target.write_bytes(png)
+    return True
 
 
 def _why_left_out(rec: dict[str, Any]) -> str:
@@ -325,17 +338,14 @@ def _why_left_out(rec: dict[str, Any]) -> str:
     return ""
 
 
-def _run_view(rec: dict[str, Any], start: Path, anchor: str | None) -> dict[str, Any]:
+def _run_view(rec: dict[str, Any], name: str, grid: bool, anchor: str | None
+              ) -> dict[str, Any]:
     """What a run page shows: identity, configs with the defaults marked, metrics with their
-    definitions, cost, the grid, links into the store."""
-    path = Path(os.path.abspath(rec["_path"])) if rec.get("_path") else None
-    grid = path.parent / "samples.png" if path is not None else None
+    definitions, cost, the grid, its record."""
     defaults = facts.default_config(rec["method"]["id"], rec["task"]["id"])
     task = facts.task_facts(rec["task"]["id"])
     metrics = []
-    from ubench.report.build import _metric_order
-
-    for n in _metric_order(set(rec["metrics"])):
+    for n in metric_order(set(rec["metrics"])):
         m = rec["metrics"][n]
         cls = facts.metric_class(n)
         metrics.append({"name": n, "value": m["value"], "lo": m["ci_low"], "hi": m["ci_high"],
@@ -350,11 +360,8 @@ def _run_view(rec: dict[str, Any], start: Path, anchor: str | None) -> dict[str,
         "task_config": [(k, v, task is not None and k in task.defaults
                          and task.defaults[k] != v)
                         for k, v in sorted(rec["task"]["config"].items())],
-        "record_href": _href(path, start) if path is not None else None,
-        "grid_href": _href(grid, start) if grid is not None and grid.is_file() else None,
-        "samples_href": (_href(path.parent / "samples.jsonl", start)
-                         if path is not None and (path.parent / "samples.jsonl").is_file()
-                         else None),
+        "record_href": quote(f"{name}.json"),
+        "grid_href": quote(f"{name}.png") if grid else None,
         "cost": sorted(rec.get("cost", {}).items()),
         "extra_sections": [(k, rec[k]) for k in ("request", "details", "train_log", "env",
                                                  "artifacts") if rec.get(k)],
