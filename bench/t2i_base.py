@@ -4,7 +4,7 @@ Trains the text-conditioned UNet of the ``t2i-*`` tasks on the world's caption c
 ``--steps`` steps (the task's recipe otherwise), then generates one image per held-out prompt
 (random scenes, test colours, any wording) and prints per-attribute accuracy and exact alignment
 (every named attribute present), with seconds per step. Used to choose the step count and
-resolution of the world; numbers go in the README.
+resolution of the world; numbers go in docs/tasks/t2i.md.
 
     python bench/t2i_base.py --steps 3000 --threads 2 --prompts 300
 """

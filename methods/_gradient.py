@@ -19,7 +19,7 @@ apart to project them). Truncation of the forget loss:
 * ``threshold`` — on the scalar batch loss (the SD code): once ``l_f > threshold_m`` the forget
   term is switched off for the step and only the remain term acts. The official code divides the
   loss by its own norm instead; that quotient is identically 1 and its gradient is exactly zero,
-  so the official step is the same ``lambda r`` (README "Decisions");
+  so the official step is the same ``lambda r`` (docs/decisions.md);
 * ``none`` — plain ascent.
 
 The loop itself (batches, finiteness checks, checkpoints, progress) is ``_loop.Loop``.
@@ -42,7 +42,8 @@ from ubench.training.loop import Loop, check_finite
 
 @dataclass(frozen=True)
 class GradientConfig(BaseConfig):
-    """Hyper-parameters shared by the gradient family (defaults tuned on digits-class; README)."""
+    """Hyper-parameters shared by the gradient family (defaults tuned on digits-class;
+    docs/tasks/digits.md)."""
 
     #: optimisation steps (the paper: 782 on CIFAR-10, 100 on SD)
     steps: int = 100

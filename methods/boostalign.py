@@ -52,7 +52,8 @@ digits-class (forget class 0, seed 0, one thread), UA / RA / FD:
   the same ``lambda r``: identical, not a deviation. ``full`` remain gradients weight chunks by
   their size (the code weights the last, smaller chunk as if it were full).
 * Non-finite gradients stop the run (the code silently replaces them with ``nan_to_num``).
-* Steps, lr and ``clip_alpha`` are re-tuned for the 0.65M-parameter digits model (README).
+* Steps, lr and ``clip_alpha`` are re-tuned for the 0.65M-parameter digits model
+  (docs/tasks/digits.md).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class BoostAlign(GradientMethod):
 
     name: ClassVar[str] = "boostalign"
     family: ClassVar[str] = "gradient"
-    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    #: the fair protocol's tuning space (8 points per family; docs/protocol.md)
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-4, 3e-4], "remain_weight": [1.0, 5.0],
                               "clip_alpha": [0.1, 1.0]},

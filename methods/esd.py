@@ -189,7 +189,7 @@ class ESDFull(ESDMethod):
 
     name: ClassVar[str] = "esd-full"
     family: ClassVar[str] = "esd"
-    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: the fair protocol's tuning space (8 points per family; docs/protocol.md): lr x the
     #: negative guidance eta
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "negative_guidance": [1.0, 3.0]},
@@ -203,7 +203,7 @@ class ESDu(ESDMethod):
 
     name: ClassVar[str] = "esd-u"
     family: ClassVar[str] = "esd"
-    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: the fair protocol's tuning space (8 points per family; docs/protocol.md): lr x the
     #: negative guidance eta
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "negative_guidance": [1.0, 3.0]},
@@ -217,7 +217,7 @@ class ESDx(ESDMethod):
 
     name: ClassVar[str] = "esd-x"
     family: ClassVar[str] = "esd"
-    #: the fair protocol's tuning space (8 points; README "Protocol"): lr x the negative
+    #: the fair protocol's tuning space (8 points; docs/protocol.md): lr x the negative
     #: guidance eta; cross-attention alone needs larger steps (t2i recipe lr 1e-3)
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "text-conditional": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "negative_guidance": [1.0, 3.0]},

@@ -34,7 +34,7 @@ class Finetune(GradientMethod):
 
     name: ClassVar[str] = "finetune"
     family: ClassVar[str] = "gradient"
-    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    #: the fair protocol's tuning space (8 points per family; docs/protocol.md)
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "steps": [100, 200]},
         "text-conditional": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "steps": [100, 200]},

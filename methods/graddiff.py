@@ -52,7 +52,7 @@ class GradDiff(GradientMethod):
 
     name: ClassVar[str] = "graddiff"
     family: ClassVar[str] = "gradient"
-    #: the fair protocol's tuning space (8 points per family; README "Protocol")
+    #: the fair protocol's tuning space (8 points per family; docs/protocol.md)
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-4, 3e-4], "remain_weight": [1.0, 5.0],
                               "clip_alpha": [0.1, 1.0]},

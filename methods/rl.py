@@ -102,7 +102,7 @@ class RandomLabel(Method[RandomLabelConfig]):
 
     name: ClassVar[str] = "rl"
     family: ClassVar[str] = "random-label"
-    #: the fair protocol's tuning space (8 points per family; README "Protocol"): lr x the
+    #: the fair protocol's tuning space (8 points per family; docs/protocol.md): lr x the
     #: remain weight alpha
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [3e-5, 1e-4, 3e-4, 1e-3], "remain_weight": [0.1, 1.0]},

@@ -38,7 +38,7 @@ class ModelSpec:
 
 #: the recipe of ``ubench pretrain --task cifar10-class``: DDPM's optimiser, warm-up, EMA and flips
 #: with label dropout 0.1, for 200,000 steps at batch 128 (a quarter of DDPM's schedule) — a
-#: usable model in a few GPU-hours (docs/cifar10.md, estimates). DDPM's full-quality recipe is
+#: usable model in a few GPU-hours (docs/tasks/cifar10.md, estimates). DDPM's full-quality recipe is
 #: the same at ``--steps 800000``.
 PRETRAIN = PretrainSpec(steps=200_000)
 
@@ -50,7 +50,7 @@ TINY_MODEL = ModelSpec(channels=(16, 32), layers_per_block=1, attention_levels=(
 #: the paper's low-diversity control (Table 3 "Case 1", the official code's
 #: ``select_custom_samples``): forget class -> the two classes D_r is drawn from. Classes 0, 2
 #: and 5 are the paper's; for the others we take the two classes of the same kind (vehicle /
-#: animal) that CIFAR-10 classifiers confuse it with most (docs/cifar10.md)
+#: animal) that CIFAR-10 classifiers confuse it with most (docs/tasks/cifar10.md)
 TWO_CLASS_PAIRS: dict[int, tuple[int, int]] = {
     0: (2, 8),   # airplane -> bird, ship (paper)
     1: (9, 8),   # automobile -> truck, ship

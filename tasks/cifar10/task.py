@@ -226,7 +226,7 @@ class Cifar10Class(Task[CifarConfig]):
         field = "task.model" if exclude_class is None else "task.oracle"
         command = f"`ubench pretrain --task {self.name}{flag}`"
         if not self.injected_evaluators:  # the real task: a GPU job
-            command = command[:-1] + " --device cuda` (a GPU; docs/cifar10.md)"
+            command = command[:-1] + " --device cuda` (a GPU; docs/tasks/cifar10.md)"
         return f"train it with {command} or pass --set {field}=/path/to/a/diffusers/folder"
 
     def _model_folder(self, exclude_class: int | None) -> Path:

@@ -16,7 +16,7 @@ The offline analogue of the paper's CIFAR-10 class forgetting (its §4.1):
   the same starting noise.
 
 Why 8x8 and not 16x16: the data is natively 8x8, and at equal CPU time 8x8 training reaches higher
-sample accuracy (``bench/resolution.py`` measures both; numbers in the README).
+sample accuracy (``bench/resolution.py`` measures both; numbers in docs/tasks/digits.md).
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ class DigitsClass(Task[DigitsConfig]):
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"class-conditional"})
 
     model_spec: ClassVar[ModelSpec] = ModelSpec()
-    #: 1,500 AdamW steps: ~99 % judged sample accuracy at guidance 2; ~4 min on one core (README)
+    #: 1,500 AdamW steps: ~99 % judged sample accuracy at guidance 2; ~4 min on one core
+    #: (docs/tasks/digits.md)
     train_spec: ClassVar[TrainSpec] = TrainSpec()
     judge_spec: ClassVar[JudgeSpec] = JudgeSpec()
     #: the judge must reach this held-out accuracy or the task refuses to score

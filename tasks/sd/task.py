@@ -19,7 +19,7 @@
   - all: ``clip_alignment_train`` / ``clip_alignment_test`` (the paper's AS: raw open_clip
     ViT-B-32 laion2b cosine between each remain-prompt generation and its prompt);
   - optional ``fid`` of the remain-test generations against ``--set task.fid_reference=<folder of
-    images>`` with clean-fid (needs clean-fid's Inception weights; see docs/stable-diffusion.md).
+    images>`` with clean-fid (needs clean-fid's Inception weights; see docs/tasks/sd.md).
 
 ``--limit N`` caps every prompt set (D_f/D_r and each evaluation set) at its first N prompts for a
 quick run; it is part of the run's identity, so limited runs never mix with full ones.

@@ -195,7 +195,7 @@ class T2ITask(Task[T2IConfig]):
     attack_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_ATTACK_DEFAULTS
     model_spec: ClassVar[WorldModelSpec] = WorldModelSpec()
     corpus_spec: ClassVar[CorpusSpec] = CorpusSpec()
-    #: 3,000 AdamW steps of 64 at a fixed 2 threads (README: time and alignment reached;
+    #: 3,000 AdamW steps of 64 at a fixed 2 threads (docs/tasks/t2i.md: time and alignment reached;
     #: bench/t2i_base.py: lr 2e-3 / EMA 0.995 reach 57.5 % exact alignment after 1,200 steps
     #: where lr 1e-3 / EMA 0.998 reached 3.5 % after 800)
     train_spec: ClassVar[TrainSpec] = TrainSpec(steps=3000, lr=2e-3, ema_decay=0.995)

@@ -256,7 +256,7 @@ def test_missing_model_clip_and_pretrain_misuse_are_one_line(
 def test_without_data_or_model_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The acceptance command on a machine without CIFAR-10 or a model (its wall time in a fresh
-    process is measured in docs/cifar10.md, not asserted here)."""
+    process is measured in docs/tasks/cifar10.md, not asserted here)."""
     for var, value in (("HF_HOME", tmp_path / "hf"), ("HF_HUB_CACHE", tmp_path / "hf" / "hub"),
                        ("UBENCH_HOME", tmp_path / "home")):
         monkeypatch.setenv(var, str(value))

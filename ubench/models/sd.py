@@ -12,7 +12,7 @@ says what to download and where to put it. The same loader reads the tiny pipeli
 the tested path.
 
 On CUDA the UNet keeps fp32 master weights and runs under bf16 autocast with gradient
-checkpointing (memory per method: docs/stable-diffusion.md); the frozen VAE and text encoder are
+checkpointing (memory per method: docs/tasks/sd.md); the frozen VAE and text encoder are
 held in fp16. On CPU everything is fp32 and deterministic.
 """
 
