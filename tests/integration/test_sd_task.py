@@ -93,9 +93,11 @@ def test_loader_reads_the_tiny_pipeline(tiny_sd: Path) -> None:
     assert model.sample_shape == (4, 16, 16) and model.scale_factor == 2
     lat, img = model.generate(["a cat", "a dog"], steps=3, guidance=7.5, seeds=[1, 2])
     assert lat.shape == (2, 4, 16, 16) and img.shape == (2, 3, 32, 32)
-    # seeded per prompt: a sample does not depend on its batch
+    # seeded per prompt: a sample does not depend on its batch (up to float kernels, which
+    # block a batch of one and of two differently: 1.3e-5 seen on one thread of an AMD EPYC;
+    # another seed moves a latent by O(1))
     lat1, _ = model.generate(["a dog"], steps=3, guidance=7.5, seeds=[2])
-    torch.testing.assert_close(lat1[0], lat[1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(lat1[0], lat[1], rtol=1e-3, atol=1e-4)
     assert img.min() >= -1 and img.max() <= 1
 
 

@@ -67,41 +67,43 @@ def test_a_circle_is_caught(tmp_path: Path) -> None:
     assert violations(es) == circles(es)
 
 
-def test_a_private_name_across_modules_is_caught(tmp_path: Path) -> None:
-    es = _tree(tmp_path, {"ubench/report/a.py": "_fmt = str\n",
-                          "ubench/report/b.py": "from ubench.report.a import _fmt\n",
-                          "ubench/report/c.py": "from ubench.methods._loop import Loop\n",
-                          "methods/_loop.py": "Loop = 1\n",
-                          "methods/ga.py": "from ubench.methods._loop import Loop\n"})
-    found = private_imports(es)
-    assert any("ubench.report.b imports the private name ubench.report.a._fmt" in f
-               for f in found)
-    assert any("ubench.report.c imports the private module ubench.methods._loop" in f
-               for f in found)
-    # a private module imported inside its own package is its package's business
-    assert not any(f.startswith("ubench.methods.ga ") for f in found)
+CASES = {
+    "private": (private_imports, {
+        "ubench/report/a.py": "_fmt = str\n",
+        "ubench/report/b.py": "from ubench.report.a import _fmt\n",
+        "ubench/report/c.py": "from ubench.methods._loop import Loop\n",
+        "methods/_loop.py": "Loop = 1\n",
+        # a private module imported inside its own package is its package's business
+        "methods/ga.py": "from ubench.methods._loop import Loop\n"},
+        ["ubench.report.b imports the private name ubench.report.a._fmt",
+         "ubench.report.c imports the private module ubench.methods._loop"],
+        "ubench.methods.ga "),
+    "upward": (upward_imports, {
+        "ubench/core/a.py": "from ubench.report import b\n",
+        "ubench/report/b.py": "from ubench.core import a as _a\n",
+        "ubench/run/c.py": "import ubench.report.b\n"},
+        ["ubench.core.a (core) imports ubench.report.b (report), a layer above",
+         "ubench.run.c (run) imports ubench.report.b (report), a layer beside"],
+        "ubench.report.b "),
+    "fixtures": (fixture_imports, {
+        "ubench/testing.py": "x = 1\n",
+        "ubench/tasks2.py": "def f():\n    from ubench.testing import x\n",
+        "ubench/report/d.py": "from tests.conftest import ROOT\n",
+        "tests/conftest.py": "ROOT = 1\n"},
+        ["ubench.tasks2 imports the test fixtures ubench.testing",
+         "ubench.report.d imports the test fixtures tests.conftest"],
+        "ubench.testing "),
+}
 
 
-def test_an_upward_import_is_caught(tmp_path: Path) -> None:
-    es = _tree(tmp_path, {"ubench/core/a.py": "from ubench.report import b\n",
-                          "ubench/report/b.py": "from ubench.core import a as _a\n",
-                          "ubench/run/c.py": "import ubench.report.b\n"})
-    found = upward_imports(es)
-    assert any("ubench.core.a (core) imports ubench.report.b (report), a layer above" in f
-               for f in found)
-    assert any("ubench.run.c (run) imports ubench.report.b (report), a layer beside" in f
-               for f in found)
-    assert not any(f.startswith("ubench.report.b ") for f in found)
-
-
-def test_production_importing_test_fixtures_is_caught(tmp_path: Path) -> None:
-    es = _tree(tmp_path, {"ubench/testing.py": "x = 1\n",
-                          "ubench/tasks2.py": "def f():\n    from ubench.testing import x\n",
-                          "ubench/report/d.py": "from tests.conftest import ROOT\n",
-                          "tests/conftest.py": "ROOT = 1\n"})
-    found = fixture_imports(es)
-    assert any("ubench.tasks2 imports the test fixtures ubench.testing" in f for f in found)
-    assert any("ubench.report.d imports the test fixtures tests.conftest" in f for f in found)
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_each_rule_catches_a_deliberate_violation(rule: str, tmp_path: Path) -> None:
+    check, files, caught, spared = CASES[rule]
+    found = check(_tree(tmp_path, files))
+    for message in caught:
+        assert any(message in f for f in found), (message, found)
+    assert not any(f.startswith(spared) for f in found), found
+    assert found and all(f in violations(_tree(tmp_path / "again", files)) for f in found)
 
 
 # ----------------------------------------------------------------------------- facts, not imports

@@ -77,9 +77,11 @@ def test_tuning_cells_are_disjoint_from_the_evaluated_cells() -> None:
 def test_committed_tuning_runs_never_ran_an_evaluated_cell() -> None:
     """Every committed tuning record ran a tuning cell, and none shares its identity or its
     (task, instance, seed) with a committed evaluation record."""
+    from ubench.store.reader import load_records
+
     tuning, evaluation = {}, {}
-    for path in (ROOT / "leaderboard" / "records").glob("*/*/*/record.json"):
-        rec = json.loads(path.read_text())
+    for rec in load_records(ROOT / "leaderboard" / "records"):
+        path = rec["_path"]
         if rec.get("identity_version", 1) < 2:
             continue
         cfg = rec["task"]["config"]
@@ -91,6 +93,7 @@ def test_committed_tuning_runs_never_ran_an_evaluated_cell() -> None:
             assert any(all(cfg.get(k) == v for k, v in c.items()) for c in cells), path
             assert rec["seed"] == TASKS.get(rec["task"]["id"]).tuning_seed, path
             assert rec["protocol"]["budget"] == TUNING_BUDGET
+    assert len(tuning) > 100 and len(evaluation) > 100  # (the committed protocol's records)
     assert not set(tuning) & set(evaluation)
     assert not set(tuning.values()) & set(evaluation.values())
 

@@ -306,11 +306,12 @@ def _leaderboard(task_prefix: str) -> set[str]:
     """The leaderboard's runs (not the fair protocol's tuning runs), their task configs completed
     with today's defaults for keys added since they were made (``eval_split``: ``test``)."""
     from ubench.catalog.registry import TASKS
+    from ubench.store.reader import load_records
 
     out = set()
-    for path in (ROOT / "leaderboard" / "records").glob(f"{task_prefix}*/*/*/record.json"):
-        rec = json.loads(path.read_text())
-        if (rec.get("protocol") or {}).get("role") == "tuning":
+    for rec in load_records(ROOT / "leaderboard" / "records"):
+        if not rec["task"]["id"].startswith(task_prefix) or \
+                (rec.get("protocol") or {}).get("role") == "tuning":
             continue
         defaults = TASKS.get(rec["task"]["id"]).Config().to_dict()
         out.add(_identity(rec["method"]["id"], {**defaults, **rec["task"]["config"]},

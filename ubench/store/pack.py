@@ -35,7 +35,6 @@ from ubench.store.layout import (
     ATTACK_FILE,
     ATTACKS_DIR,
     CHECKPOINT_DIR,
-    DATA_DIR,
     LOCKS_DIR,
     MODEL_DIR,
     REBUILD_DIR,
@@ -276,8 +275,3 @@ def _remove_packed(root: Path, loose: list[Loose]) -> int:
             for p in sorted({q.parent for q in item.read_files}, key=lambda q: -len(q.parts)):
                 remove_empty(p, root)
     return removed
-
-
-def is_dataset_folder(path: Path) -> bool:
-    """Whether ``path`` is (inside) a packed dataset folder rather than a store."""
-    return DATA_DIR in path.parts

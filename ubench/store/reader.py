@@ -23,8 +23,9 @@ absolute path, a device) counts as corrupt, with the fix, and nothing outside th
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,8 +38,6 @@ from ubench.store.layout import (
     GRID_FILE,
     RECORD_FILE,
     attack_dir,
-    attack_sort_key,
-    record_sort_key,
     run_dir,
 )
 from ubench.store.records import (
@@ -57,123 +56,109 @@ MAX_ARTIFACT_BYTES = 1 << 30
 
 
 # ----------------------------------------------------------------------------- records
-def _packed_runs(store: Path) -> list[dict[str, Any]]:
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    """What differs between reading run records and attack records."""
+
+    table: str  # the packed table
+    key: str  # the id field
+    loose: Callable[[Path], Iterator[Path]]
+    read: Callable[[Path], Mapping[str, Any]]
+    validate: Callable[[Any, str, str], Any]
+    place: Callable[[Path, Mapping[str, Any]], Path]  # its record's path as a folder
+
+
+def _run_place(store: Path, rec: Mapping[str, Any]) -> Path:
+    return run_dir(store, rec["task"]["id"], rec["method"]["id"], rec["run_id"]) / RECORD_FILE
+
+
+def _attack_place(store: Path, rec: Mapping[str, Any]) -> Path:
+    run = rec["run"]
+    return attack_dir(run_dir(store, run["task"]["id"], run["method"]["id"], run["run_id"]),
+                      rec["attack"]["id"], rec["attack_id"]) / ATTACK_FILE
+
+
+RUNS = _Kind("runs", "run_id", iter_record_paths, read_record, validate_record, _run_place)
+ATTACKS = _Kind("attacks", "attack_id", iter_attack_record_paths, read_attack_record,
+                validate_attack_record, _attack_place)
+
+
+def _packed(store: Path, kind: _Kind) -> list[dict[str, Any]]:
     out, bad = [], []
     for task in dataset.packed_tasks(store):
         folder = dataset.task_dir(store, task)
-        for rec in dataset.read_records(folder, "runs"):
-            where = f"{folder / 'runs.parquet'} (run {rec.get('run_id')})"
+        for rec in dataset.read_records(folder, kind.table):
+            where = f"{folder / f'{kind.table}.parquet'} ({kind.key} {rec.get(kind.key)})"
             try:
-                validate_record(rec, where, f"repack the store or restore {folder}")
+                kind.validate(rec, where, f"repack the store or restore {folder}")
             except CorruptRecordError as e:
                 bad.append(str(e))
                 continue
-            path = run_dir(store, rec["task"]["id"], rec["method"]["id"], rec["run_id"])
-            out.append({**rec, "_path": str(path / RECORD_FILE), "_packed": str(store)})
+            out.append({**rec, "_path": str(kind.place(store, rec)), "_packed": str(store)})
     raise_together(bad)
     return out
 
 
-def _packed_attacks(store: Path) -> list[dict[str, Any]]:
-    out, bad = [], []
-    for task in dataset.packed_tasks(store):
-        folder = dataset.task_dir(store, task)
-        for rec in dataset.read_records(folder, "attacks"):
-            where = f"{folder / 'attacks.parquet'} (attack {rec.get('attack_id')})"
-            try:
-                validate_attack_record(rec, where, f"repack the store or restore {folder}")
-            except CorruptRecordError as e:
-                bad.append(str(e))
-                continue
-            run = rec["run"]
-            path = attack_dir(run_dir(store, run["task"]["id"], run["method"]["id"],
-                                      run["run_id"]), rec["attack"]["id"], rec["attack_id"])
-            out.append({**rec, "_path": str(path / ATTACK_FILE), "_packed": str(store)})
+def _load(root: str | Path, kind: _Kind) -> list[dict[str, Any]]:
+    """Run folders' records, and the packed ones no folder's record of the same id supersedes,
+    in the order of their paths; every corrupt one reported together."""
+    root = Path(root)
+    loose: list[dict[str, Any]] = []
+    packed: list[dict[str, Any]] = []
+    bad = []
+    try:
+        loose = load_valid(kind.loose(root), kind.read)
+    except CorruptRecordError as e:
+        bad.append(str(e))
+    for store in dataset.dataset_roots(root):
+        try:
+            packed += _packed(store, kind)
+        except CorruptRecordError as e:
+            bad.append(str(e))
     raise_together(bad)
-    return out
-
-
-def _union(loose: list[dict[str, Any]], packed: list[dict[str, Any]], key: str
-           ) -> list[dict[str, Any]]:
-    """Loose records, and the packed ones no loose record of the same id supersedes, in the
-    order of their paths."""
-    have = {r[key] for r in loose}
-    merged = loose + [r for r in packed if r[key] not in have]
-    return sorted(merged, key=lambda r: r["_path"])
+    have = {r[kind.key] for r in loose}
+    return sorted(loose + [r for r in packed if r[kind.key] not in have],
+                  key=lambda r: r["_path"])
 
 
 def load_records(root: str | Path) -> list[dict[str, Any]]:
     """Every valid run record of the store ``root`` (see the module docstring); all corrupt
     ones are reported together in one CorruptRecordError."""
-    root = Path(root)
-    loose, bad = [], []
-    try:
-        loose = load_valid(iter_record_paths(root), read_record)
-    except CorruptRecordError as e:
-        bad.append(str(e))
-    packed = []
-    for store in dataset.dataset_roots(root):
-        try:
-            packed += _packed_runs(store)
-        except CorruptRecordError as e:
-            bad.append(str(e))
-    raise_together(bad)
-    return _union(loose, packed, "run_id")
+    return _load(root, RUNS)
 
 
 def load_attack_records(root: str | Path) -> list[dict[str, Any]]:
     """Every valid attack record of the store ``root`` (with ``_path``; ``_packed`` when
     packed); corrupt ones are reported together."""
-    root = Path(root)
-    loose, bad = [], []
-    try:
-        loose = load_valid(iter_attack_record_paths(root), read_attack_record)
-    except CorruptRecordError as e:
-        bad.append(str(e))
-    packed = []
-    for store in dataset.dataset_roots(root):
-        try:
-            packed += _packed_attacks(store)
-        except CorruptRecordError as e:
-            bad.append(str(e))
-    raise_together(bad)
-    return _union(loose, packed, "attack_id")
+    return _load(root, ATTACKS)
+
+
+def _finished(root: Path, task: str, kind: _Kind, path: Path, ident: str
+              ) -> dict[str, Any] | None:
+    """The record whose folder's record file is ``path`` (read there, else from ``root``'s
+    dataset of ``task``), validated, with ``_path``; None when there is none."""
+    if path.exists():
+        return {**kind.read(path), "_path": str(path)}
+    folder = dataset.task_dir(root, task)
+    for rec in dataset.read_records(folder, kind.table):
+        if rec.get(kind.key) == ident:
+            kind.validate(rec, f"{folder / f'{kind.table}.parquet'} ({kind.key} {ident})",
+                          f"repack the store or restore {folder}")
+            return {**rec, "_path": str(path), "_packed": str(root)}
+    return None
 
 
 def finished_run(root: Path, task: str, method: str, run_id: str) -> dict[str, Any] | None:
     """The record of run ``run_id`` in the store ``root`` (its folder's, else the packed one),
     validated, with ``_path``; None when there is none. A corrupt record raises."""
-    path = run_dir(root, task, method, run_id) / RECORD_FILE
-    if path.exists():
-        return {**read_record(path), "_path": str(path)}
-    folder = dataset.task_dir(root, task)
-    for rec in _packed_index(folder, "runs").get(run_id, []):
-        validate_record(rec, f"{folder / 'runs.parquet'} (run {run_id})",
-                        f"repack the store or restore {folder}")
-        return {**rec, "_path": str(path), "_packed": str(root)}
-    return None
+    return _finished(root, task, RUNS, run_dir(root, task, method, run_id) / RECORD_FILE, run_id)
 
 
 def finished_attack(root: Path, run_folder: Path, task: str, attack: str, attack_id: str
                     ) -> dict[str, Any] | None:
     """The record of attack ``attack_id`` on the run in ``run_folder``; None when there is none."""
-    path = attack_dir(run_folder, attack, attack_id) / ATTACK_FILE
-    if path.exists():
-        return {**read_attack_record(path), "_path": str(path)}
-    folder = dataset.task_dir(root, task)
-    for rec in _packed_index(folder, "attacks").get(attack_id, []):
-        validate_attack_record(rec, f"{folder / 'attacks.parquet'} (attack {attack_id})",
-                               f"repack the store or restore {folder}")
-        return {**rec, "_path": str(path), "_packed": str(root)}
-    return None
-
-
-def _packed_index(folder: Path, kind: str) -> dict[str, list[dict[str, Any]]]:
-    key = "run_id" if kind == "runs" else "attack_id"
-    out: dict[str, list[dict[str, Any]]] = {}
-    for rec in dataset.read_records(folder, kind):
-        out.setdefault(rec[key], []).append(rec)
-    return out
+    return _finished(root, task, ATTACKS,
+                     attack_dir(run_folder, attack, attack_id) / ATTACK_FILE, attack_id)
 
 
 def packed_run_ids(root: Path) -> dict[str, tuple[str, str]]:
@@ -183,15 +168,6 @@ def packed_run_ids(root: Path) -> dict[str, tuple[str, str]]:
         for rec in dataset.read_records(dataset.task_dir(root, task), "runs"):
             out[rec["run_id"]] = (rec["task"]["id"], rec["method"]["id"])
     return out
-
-
-def sort_key(rec: Mapping[str, Any]) -> str:
-    """Where a record stands in a store's order (packed or not)."""
-    if "attack_id" in rec:
-        run = rec["run"]
-        return attack_sort_key(run["task"]["id"], run["method"]["id"], run["run_id"],
-                               rec["attack"]["id"], rec["attack_id"])
-    return record_sort_key(rec["task"]["id"], rec["method"]["id"], rec["run_id"])
 
 
 # ----------------------------------------------------------------------------- per-run data
@@ -317,14 +293,3 @@ def grid(rec: Mapping[str, Any]) -> bytes | None:
         return files.get(str(name))
     path = _artifact(rec, "grid", GRID_FILE)
     return path.read_bytes() if path is not None else None
-
-
-def check_whole(recs: list[dict[str, Any]]) -> None:
-    """Read every record's samples once (raising on the first that is not whole)."""
-    bad = []
-    for rec in recs:
-        try:
-            samples(rec)
-        except CorruptRecordError as e:
-            bad.append(str(e))
-    raise_together(bad)

@@ -24,35 +24,31 @@ from ubench.store.record import (
 )
 
 
+def _validate(rec: Any, what: str, where: str, fix: str, errors: Callable[[Any], list[str]]
+              ) -> Any:
+    if isinstance(rec, dict) and isinstance(rec.get("schema_version"), int) \
+            and rec["schema_version"] != SCHEMA_VERSION:
+        raise CorruptRecordError(f"{what} {where} has schema_version {rec['schema_version']}, "
+                                 f"this ubench reads {SCHEMA_VERSION}; {fix}")
+    problems = errors(rec)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CorruptRecordError(f"corrupt {what} {where}: {problems[0]}{more}; {fix}")
+    return rec
+
+
 def validate_record(rec: Any, where: str, fix: str | None = None) -> Record:
     """Check a run record against its schema; raise :class:`CorruptRecordError` naming the first
     problem and ``fix`` (default: delete the record or re-run that run)."""
     fix = fix or f"delete {where} or re-run that run with --force"
-    if isinstance(rec, dict) and rec.get("schema_version") not in (None, SCHEMA_VERSION) \
-            and isinstance(rec.get("schema_version"), int):
-        raise CorruptRecordError(
-            f"record {where} has schema_version {rec['schema_version']}, this ubench reads "
-            f"{SCHEMA_VERSION}; {fix}")
-    problems = schema_errors(rec)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CorruptRecordError(f"corrupt record {where}: {problems[0]}{more}; {fix}")
-    return rec  # type: ignore[no-any-return]
+    return _validate(rec, "record", where, fix, schema_errors)  # type: ignore[no-any-return]
 
 
 def validate_attack_record(rec: Any, where: str, fix: str | None = None) -> AttackRecord:
     """Check an attack record against its schema; CorruptRecordError naming the problem."""
     fix = fix or f"delete {Path(where).parent} or rerun that attack with --force"
-    if isinstance(rec, dict) and isinstance(rec.get("schema_version"), int) \
-            and rec["schema_version"] != SCHEMA_VERSION:
-        raise CorruptRecordError(f"attack record {where} has schema_version "
-                                 f"{rec['schema_version']}, this ubench reads {SCHEMA_VERSION}; "
-                                 f"{fix}")
-    problems = attack_schema_errors(rec)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CorruptRecordError(f"corrupt attack record {where}: {problems[0]}{more}; {fix}")
-    return rec  # type: ignore[no-any-return]
+    return _validate(rec, "attack record", where, fix,  # type: ignore[no-any-return]
+                     attack_schema_errors)
 
 
 def _read_json(path: Path, what: str, fix: str) -> Any:
