@@ -1,23 +1,21 @@
 """Wall time and peak memory of ``ubench report`` on the committed records, side by side.
 
-Each variant runs ``python -m ubench.cli.main report`` in a fresh process on ``leaderboard/records``
-into a temporary folder; its peak RSS is the kernel's ``ru_maxrss`` of that process (``os.wait4``)
-and its time the wall clock around it. Variants alternate round by round so that other load on
-the machine hits them alike; the best round of each is the figure (load only adds time), the
-median beside it:
+Each variant runs ``python -m ubench.cli.main report`` in a fresh process on the committed store
+(``leaderboard/records``, packed) into a temporary folder; its peak RSS is the kernel's
+``ru_maxrss`` of that process (``os.wait4``) and its time the wall clock around it. Variants
+alternate round by round so that other load on the machine hits them alike; the best round of
+each is the figure (load only adds time), the median beside it:
 
-* ``now (md,csv,html)`` — this checkout, every format (the goal: <= 10 s and <= 300 MB on 2 cores);
-* ``now (md,csv)`` — this checkout, the Markdown/CSV report alone;
-* ``before (md,csv)`` — the ``ubench/`` package of ``--baseline`` (a git revision, default the
-  commit before the report went torch-free), extracted with ``git archive`` and run from its own
-  folder (``ubench.methods`` / ``ubench.tasks`` still come from this checkout's editable install,
-  which that report imports through the registry).
+* ``packed (md,csv,html)`` — every format, from the packed dataset;
+* ``packed (md,csv)`` — the Markdown/CSV report alone;
+* ``run folders (md,csv,html)`` — every format, from the same records unpacked into run folders
+  (``ubench pack --unpack``): what packing changes for the report.
 
 It also prints the page weight of the web page (``index.html`` plus the thumbnails it shows) and
 the number of files the report writes.
 
     python bench/report.py                      # 3 rounds
-    python bench/report.py --rounds 5 --baseline <git-rev>
+    python bench/report.py --rounds 5
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "leaderboard" / "records"
-BASELINE = "bc9be4e"  # the last commit whose report imported the model stack
 
 
 def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -55,23 +52,20 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline", default=BASELINE, help="git revision of the 'before' report")
     args = ap.parse_args()
+    from ubench.store.pack import unpack
+    from ubench.store.reader import load_records
+
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "before"
-        old.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "ubench"], cwd=ROOT,
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-        report = [sys.executable, "-m", "ubench.cli.main", "report", "--store", str(RECORDS)]
+        loose = Path(tmp) / "loose"
+        unpack(RECORDS, loose)
+        report = [sys.executable, "-m", "ubench.cli.main", "report", "--store"]
         variants = {
-            "now (md,csv,html)": ([*report, "--out", f"{tmp}/a"], ROOT),
-            "now (md,csv)": ([*report, "--out", f"{tmp}/b", "--format", "md,csv"], ROOT),
-            "before (md,csv)": ([*report, "--out", f"{tmp}/c"], old),
+            "packed (md,csv,html)": ([*report, str(RECORDS), "--out", f"{tmp}/a"], ROOT),
+            "packed (md,csv)": ([*report, str(RECORDS), "--out", f"{tmp}/b", "--format",
+                                 "md,csv"], ROOT),
+            "run folders (md,csv,html)": ([*report, str(loose), "--out", f"{tmp}/c"], ROOT),
         }
-        which = subprocess.run([sys.executable, "-c", "import ubench; print(ubench.__file__)"],
-                               cwd=old, capture_output=True, text=True, check=True).stdout
-        assert which.startswith(str(old)), f"the baseline did not load its own package: {which}"
         results: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
         for _ in range(args.rounds):
             for name, (cmd, cwd) in variants.items():
@@ -81,7 +75,7 @@ def main() -> None:
         page = (out / "index.html").stat().st_size
         thumbs = sum(p.stat().st_size for p in (out / "thumbs").glob("*.png"))
         runs = sum(p.stat().st_size for p in (out / "runs").glob("*.html"))
-    n = len(list(RECORDS.glob("**/record.json")))
+    n = len(load_records(RECORDS))
     print(f"ubench report on {n} committed records, {args.rounds} rounds, {os.cpu_count()} CPUs "
           f"(load average {os.getloadavg()[0]:.1f}: a shared machine inflates times)")
     print(f"{'variant':<20} {'best s':>8} {'median s':>9} {'peak RSS MB':>12}")
@@ -89,10 +83,10 @@ def main() -> None:
         walls = [w for w, _ in rs]
         print(f"{name:<20} {min(walls):8.2f} {statistics.median(walls):9.2f} "
               f"{max(m for _, m in rs):12.0f}")
-    new, before = results["now (md,csv,html)"], results["before (md,csv)"]
+    new, before = results["packed (md,csv,html)"], results["run folders (md,csv,html)"]
     speed = min(w for w, _ in before) / min(w for w, _ in new)
     memory = max(m for _, m in before) / max(m for _, m in new)
-    print(f"before / now (all formats): time x{speed:.1f}, memory x{memory:.1f}")
+    print(f"run folders / packed (all formats): time x{speed:.2f}, memory x{memory:.2f}")
     n_thumbs = sum(f.startswith("thumbs/") for f in files)
     print(f"web page weight: index.html {page / 1e6:.2f} MB + {n_thumbs} "
           f"thumbnails {thumbs / 1e6:.2f} MB = {(page + thumbs) / 1e6:.2f} MB "

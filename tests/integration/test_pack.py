@@ -196,3 +196,33 @@ def test_hugging_face_datasets_reads_the_tables(made: Path, tmp_path: Path) -> N
     by_card = datasets.load_dataset(str(data), f"{TINY}--samples", split="train",
                                     cache_dir=str(tmp_path / "hf"))
     assert by_card.num_rows > 0 and "run_id" in by_card.column_names
+
+
+def test_unpacking_gives_back_the_run_folders_file_for_file(made: Path, tmp_path: Path) -> None:
+    """pack, then ``ubench pack --unpack``: every data file of every run and attack folder comes
+    back with the same bytes (per-sample scores: the same arrays), so nothing was lost."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from ubench.store.layout import SCORES_FILE
+    from ubench.store.pack import KEPT, unpack
+
+    pack(made, tmp_path / "packed")
+    res = unpack(tmp_path / "packed", tmp_path / "back")
+    assert (res.runs, res.attacks) == (4, 1)
+
+    def data_files(root: Path) -> set[Path]:
+        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()
+                and not set(p.relative_to(root).parts) & {*KEPT[:2], ".locks", ".sweep"}}
+
+    files = data_files(made)
+    assert files == data_files(tmp_path / "back") and len(files) > 10
+    for rel in files:
+        a, b = made / rel, tmp_path / "back" / rel
+        if rel.name == SCORES_FILE:
+            x, y = load_file(str(a)), load_file(str(b))
+            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+        else:
+            assert a.read_bytes() == b.read_bytes(), rel
+    with pytest.raises(Exception, match="exists already"):
+        unpack(tmp_path / "packed", tmp_path / "back")

@@ -14,7 +14,11 @@ def pack(
     store: Annotated[str, typer.Argument(help="The store to pack (a folder of run folders).")],
     into: Annotated[str | None, typer.Option(
         help="Write the dataset into this folder instead (created or merged into); the store "
-             "is left as it is.")] = None,
+             "is left as it is. With --unpack: the folder to write the run folders into.")
+                    ] = None,
+    unpack: Annotated[bool, typer.Option(
+        "--unpack", help="The other way: write a packed store's runs back as run folders "
+                         "into --into (for a tool that reads run folders).")] = False,
 ) -> None:
     """Pack a store's run folders into its dataset: records, per-sample data, sample grids and
     attack records as Parquet tables under <store>/data/<task>/ (pandas and Hugging Face
@@ -27,9 +31,17 @@ def pack(
       ubench pack results
       ubench pack leaderboard/records
       ubench pack old-results --into migrated
+      ubench pack leaderboard/records --unpack --into /tmp/run-folders
     """
+    from ubench.core.errors import ConfigError
     from ubench.store.pack import pack as run_pack
+    from ubench.store.pack import unpack as run_unpack
 
+    if unpack:
+        if into is None:
+            raise ConfigError("--unpack needs --into <folder> to write the run folders into")
+        run_unpack(store, into, say=err)
+        return
     res = run_pack(store, into, say=err)
     where = f"{res.into}" + ("" if into is None else f" (from {store})")
     err(f"packed {res.runs} runs and {res.attacks} attacks into {where}"

@@ -10,7 +10,8 @@ each under its run's lock, and only if the file still holds what was packed — 
 folder keeps only what is not data: its unlearned weights (``model/``), a checkpoint. With
 ``into`` it writes the dataset into another folder (created or merged into) and leaves the
 source as it is. This is also the migration of a store written by an older ubench: the readers
-take both forms, and packing is lossless.
+take both forms, and packing is lossless — :func:`unpack` writes the run folders back, file for
+file (``ubench pack --unpack``), for a tool that reads run folders.
 
 Corrupt records, samples or score files are refused before anything is written, all of them in
 one error line.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,12 @@ from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.locks import hold
 from ubench.store import dataset
 from ubench.store.dataset import TaskData
-from ubench.store.io import remove_empty
+from ubench.store.io import json_text, remove_empty, write_bytes_atomic
 from ubench.store.layout import (
     ATTACK_FILE,
     ATTACKS_DIR,
     CHECKPOINT_DIR,
+    DATA_DIR,
     LOCKS_DIR,
     MODEL_DIR,
     REBUILD_DIR,
@@ -42,8 +44,10 @@ from ubench.store.layout import (
     SAMPLES_FILE,
     SCORES_FILE,
     SWEEP_DIR,
+    attack_dir,
     attack_lock,
     pack_lock,
+    run_dir,
     run_lock,
 )
 from ubench.store.records import (
@@ -275,3 +279,59 @@ def _remove_packed(root: Path, loose: list[Loose]) -> int:
             for p in sorted({q.parent for q in item.read_files}, key=lambda q: -len(q.parts)):
                 remove_empty(p, root)
     return removed
+
+
+def unpack(source: str | Path, into: str | Path,
+           say: Callable[[str], None] | None = None) -> PackResult:
+    """Write the packed dataset of ``source`` back into run folders under ``into`` (records,
+    samples, scores, grids, attack records and their files, each as it was packed). ``into``
+    must not hold any of those runs or attacks already."""
+    say = say or (lambda _m: None)
+    src, dest = Path(source), Path(into)
+    tasks = dataset.packed_tasks(src)
+    if not tasks:
+        raise StoreError(f"{src} holds no packed dataset ({src / DATA_DIR} has no tables); pass "
+                         "a store that `ubench pack` packed")
+    out: list[tuple[Path, bytes]] = []
+    for task in tasks:
+        data = dataset.read_task(dataset.task_dir(src, task))
+        for rid, rec in data.runs.items():
+            folder = run_dir(dest, task, rec["method"]["id"], rid)
+            out.append((folder / RECORD_FILE, json_text(rec).encode()))
+            if rid in data.samples:
+                out.append((folder / SAMPLES_FILE, "".join(
+                    json.dumps(s) + "\n" for s in data.samples[rid]).encode()))
+            if data.scores.get(rid):
+                from safetensors.numpy import save
+
+                out.append((folder / SCORES_FILE, save(data.scores[rid])))
+            out += _files(folder, data.files.get(("run", rid), {}))
+        for aid, rec in data.attacks.items():
+            run = rec["run"]
+            folder = attack_dir(run_dir(dest, task, run["method"]["id"], run["run_id"]),
+                                rec["attack"]["id"], aid)
+            out.append((folder / ATTACK_FILE, json_text(rec).encode()))
+            out += _files(folder, data.files.get(("attack", aid), {}))
+    clash = [p for p, _ in out if p.exists()]
+    if clash:
+        raise StoreError(f"{clash[0]} exists already ({len(clash)} files would be overwritten); "
+                         "unpack into an empty folder")
+    for path, blob in out:
+        write_bytes_atomic(path, blob)
+    runs = sum(p.name == RECORD_FILE for p, _ in out)
+    attacks = sum(p.name == ATTACK_FILE for p, _ in out)
+    say(f"unpacked {runs} runs and {attacks} attacks of {src} into {dest}")
+    return PackResult(runs, attacks, tasks, 0, dest)
+
+
+def _files(folder: Path, files: dict[str, bytes]) -> list[tuple[Path, bytes]]:
+    """A run's or an attack's packed files, at their paths inside ``folder`` (a path that would
+    leave the folder is refused: the dataset is someone else's file)."""
+    out = []
+    for rel, blob in files.items():
+        parts = PurePosixPath(rel).parts
+        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise CorruptRecordError(f"a packed file of {folder} is named {rel!r}, which is not a "
+                                     "path inside its folder; the dataset is damaged: repack it")
+        out.append((folder.joinpath(*parts), blob))
+    return out
