@@ -56,6 +56,8 @@ from ubench.store.records import (
     raise_together,
     read_attack_record,
     read_record,
+    read_samples_file,
+    read_tensor_file,
 )
 
 #: what stays in a run folder: not data (weights, an unfinished checkpoint, attack folders,
@@ -75,7 +77,8 @@ class Loose:
     samples: list[dict[str, Any]] | None
     scores: dict[str, np.ndarray]
     files: dict[str, bytes]
-    #: the record's file and every file above, as they were read (what unpacking removes)
+    #: the record's file and every file above, as they were read (what packing in place
+    #: removes)
     read_files: dict[Path, bytes]
 
 
@@ -101,36 +104,6 @@ def _packable(folder: Path, skip_top: tuple[str, ...]) -> list[Path]:
     return out
 
 
-def _read_samples(path: Path) -> list[dict[str, Any]]:
-    fix = f"delete {path.parent} and re-run that run (or restore the file)"
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CorruptRecordError(f"cannot read {path} ({type(e).__name__}); {fix}") from None
-    if text and not text.endswith("\n"):
-        raise CorruptRecordError(f"{path} is truncated (its last line is incomplete); {fix}")
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise CorruptRecordError(f"{path} line {i} is not JSON; {fix}") from None
-        if not isinstance(row, dict):
-            raise CorruptRecordError(f"{path} line {i} is not a JSON object; {fix}")
-        rows.append(row)
-    return rows
-
-
-def _read_scores(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    try:
-        return dict(load_file(str(path)))
-    except Exception as e:  # safetensors' own errors: a truncated or foreign file
-        raise CorruptRecordError(f"cannot read {path} ({type(e).__name__}: {e}); delete "
-                                 f"{path.parent} and re-run that run") from None
-
-
 def read_loose_run(record_path: Path) -> Loose:
     """A run folder, read for packing (CorruptRecordError if any of its data is unreadable)."""
     folder = record_path.parent
@@ -146,9 +119,10 @@ def read_loose_run(record_path: Path) -> Loose:
         data = p.read_bytes()
         read[p] = data
         if rel == SAMPLES_FILE:
-            samples = _read_samples(p)
+            samples = read_samples_file(p, f"delete {folder} and re-run that run (or restore "
+                                        "the file)")
         elif rel == SCORES_FILE:
-            scores = _read_scores(p)
+            scores = read_tensor_file(p)
         else:
             files[rel] = data
     return Loose("run", rec["run_id"], rec["task"]["id"], folder, rec, samples, scores, files,

@@ -24,7 +24,6 @@ absolute path, a device) counts as corrupt, with the fix, and nothing outside th
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,6 +46,8 @@ from ubench.store.records import (
     raise_together,
     read_attack_record,
     read_record,
+    read_samples_file,
+    read_tensor_file,
     validate_attack_record,
     validate_record,
 )
@@ -233,15 +234,7 @@ def features(rec: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def _tensors(rec: Mapping[str, Any], kind: str) -> dict[str, np.ndarray]:
     path = _artifact(rec, kind)
-    if path is None:
-        return {}
-    from safetensors.numpy import load_file
-
-    try:
-        return dict(load_file(str(path)))
-    except Exception as e:  # a truncated or foreign file
-        raise CorruptRecordError(f"cannot read {path} ({type(e).__name__}: {e}); delete "
-                                 f"{path.parent} and re-run that run") from None
+    return {} if path is None else read_tensor_file(path)
 
 
 def samples(rec: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -259,20 +252,7 @@ def samples(rec: Mapping[str, Any]) -> list[dict[str, Any]] | None:
             return None
         where_ = str(path)
         fix = f"delete {path.parent} and re-run that run (or pass a store where it is whole)"
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CorruptRecordError(f"cannot read {path} ({type(e).__name__}); {fix}") \
-                from None
-        if text and not text.endswith("\n"):
-            raise CorruptRecordError(f"{path} is truncated (its last line is incomplete); {fix}")
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise CorruptRecordError(f"{path} line {i} is not JSON (truncated or corrupt); "
-                                         f"{fix}") from None
+        rows = read_samples_file(path, fix)
     if rows is None:
         return None
     if isinstance(expected, int) and len(rows) != expected:

@@ -74,6 +74,40 @@ def read_attack_record(path: Path) -> AttackRecord:
     return validate_attack_record(rec, str(path))
 
 
+def read_samples_file(path: Path, fix: str) -> list[dict[str, Any]]:
+    """A ``samples.jsonl``, checked whole: unreadable, truncated (an incomplete last line) or
+    a line that is not a JSON object is a CorruptRecordError naming the line and ``fix``."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CorruptRecordError(f"cannot read {path} ({type(e).__name__}); {fix}") from None
+    if text and not text.endswith("\n"):
+        raise CorruptRecordError(f"{path} is truncated (its last line is incomplete); {fix}")
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise CorruptRecordError(f"{path} line {i} is not JSON (truncated or corrupt); "
+                                     f"{fix}") from None
+        if not isinstance(row, dict):
+            raise CorruptRecordError(f"{path} line {i} is not a JSON object; {fix}")
+        rows.append(row)
+    return rows
+
+
+def read_tensor_file(path: Path) -> dict[str, Any]:
+    """A run's per-sample scores or features file (safetensors) as numpy arrays; a truncated or
+    foreign file is a CorruptRecordError with the fix."""
+    from safetensors.numpy import load_file
+
+    try:
+        return dict(load_file(str(path)))
+    except Exception as e:  # safetensors' own errors
+        raise CorruptRecordError(f"cannot read {path} ({type(e).__name__}: {e}); delete "
+                                 f"{path.parent} and re-run that run") from None
+
+
 def _outside_datasets(root: Path, paths: Iterable[Path]) -> Iterator[Path]:
     for p in paths:
         if DATA_DIR not in p.relative_to(root).parts[:-1]:
