@@ -50,7 +50,15 @@ from ubench.api import (
     generation_seeds,
 )
 from ubench.core.bootstrap import BOOTSTRAP_SEED
-from ubench.core.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound, require, with_defaults
+from ubench.core.config import (
+    MAX_BATCH,
+    MAX_SAMPLES,
+    SEED_BOUND,
+    BaseConfig,
+    Bound,
+    require,
+    with_defaults,
+)
 from ubench.core.digest import file_digest
 from ubench.core.errors import ConfigError, MissingAssetError
 from ubench.core.paths import ubench_home
@@ -119,6 +127,7 @@ class CifarConfig(BaseConfig):
     inputs: ClassVar[tuple[str, ...]] = ("data", "model", "oracle", "clip_weights",
                                          "inception_weights")
     bounds: ClassVar[Mapping[str, Bound]] = {
+        "eval_seed": SEED_BOUND,
         "forget_class": Bound(ge=0, le=NUM_CLASSES - 1), "remain_per_class": Bound(ge=1),
         "eval_forget": Bound(ge=0, le=MAX_SAMPLES), "eval_remain": Bound(ge=0, le=MAX_SAMPLES),
         "sampling_steps": Bound(ge=1, le=1000), "guidance": Bound(ge=0),

@@ -42,7 +42,7 @@ from ubench.api import (
     generation_seeds,
 )
 from ubench.core.bootstrap import BOOTSTRAP_SEED
-from ubench.core.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
+from ubench.core.config import MAX_SAMPLES, SEED_BOUND, BaseConfig, Bound, with_defaults
 from ubench.core.digest import stable_hash
 from ubench.core.errors import ConfigError, MissingAssetError, UbenchError
 from ubench.metrics.classification import (
@@ -106,6 +106,7 @@ class DigitsConfig(BaseConfig):
     eval_seed: int = 0
 
     bounds: ClassVar[Mapping[str, Bound]] = {
+        "eval_seed": SEED_BOUND,
         "forget_class": Bound(ge=0, le=NUM_CLASSES - 1), "remain_per_class": Bound(ge=1),
         "eval_forget": Bound(ge=1, le=MAX_SAMPLES), "eval_per_class": Bound(ge=2, le=MAX_SAMPLES),
         "sampling_steps": Bound(ge=1, le=1000), "guidance": Bound(ge=0)}

@@ -51,7 +51,7 @@ from ubench.api import (
     UnlearnRequest,
 )
 from ubench.core.bootstrap import BOOTSTRAP_SEED
-from ubench.core.config import MAX_BATCH, MAX_SAMPLES, BaseConfig, Bound
+from ubench.core.config import MAX_BATCH, MAX_SAMPLES, SEED_BOUND, BaseConfig, Bound
 from ubench.core.digest import file_digest, stable_hash
 from ubench.metrics.alignment import ConceptRate
 from ubench.metrics.clip_score import (
@@ -147,6 +147,7 @@ class SDConfig(BaseConfig):
 
     inputs: ClassVar[tuple[str, ...]] = ("model", "clip_weights", "i2p", "fid_reference")
     bounds: ClassVar[Mapping[str, Bound]] = {
+        "prompt_seed": SEED_BOUND,
         "limit": Bound(ge=0, le=MAX_SAMPLES), "n_train": Bound(ge=1, le=MAX_SAMPLES),
         "n_test": Bound(ge=1, le=MAX_SAMPLES), "sampling_steps": Bound(ge=1, le=1000),
         "guidance": Bound(ge=0), "batch_size": Bound(ge=1, le=MAX_BATCH)}

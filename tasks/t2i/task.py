@@ -63,7 +63,7 @@ from ubench.api import (
     generation_seeds,
 )
 from ubench.core.bootstrap import BOOTSTRAP_SEED
-from ubench.core.config import MAX_SAMPLES, BaseConfig, Bound, with_defaults
+from ubench.core.config import MAX_SAMPLES, SEED_BOUND, BaseConfig, Bound, with_defaults
 from ubench.core.digest import stable_hash
 from ubench.metrics.alignment import (
     AlignmentTest,
@@ -159,6 +159,7 @@ class T2IConfig(BaseConfig):
     eval_split: Literal["test", "tune"] = "test"
 
     bounds: ClassVar[Mapping[str, Bound]] = {
+        "eval_seed": SEED_BOUND,
         "n_forget": Bound(ge=1, le=MAX_SAMPLES), "eval_prompts": Bound(ge=2, le=MAX_SAMPLES),
         "sampling_steps": Bound(ge=1, le=1000), "guidance": Bound(ge=0)}
 

@@ -180,7 +180,7 @@ BAD = {
         methods = ["ga"]
         tasks = ["digits-class-tiny"]
         seeds = [0, -1]
-        """, 3, "seeds must be integers >= 0"),
+        """, 3, "seeds must be integers in 0..2147483647"),
     "keys beside blocks": ("""
         methods = ["ga"]
         [blocks.x]

@@ -24,7 +24,12 @@ for _module in COMMANDS:
     importlib.import_module(f"ubench.cli.{_module}")
 
 
+#: whether this process got SIGTERM (typer reports any interruption outside a run as 130)
+_TERMINATED: list[int] = []
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _TERMINATED.append(signum)
     raise Terminated()
 
 
@@ -47,18 +52,39 @@ def main() -> None:
         sys.exit(_usage_error(e))
     except KeyboardInterrupt as e:  # outside a run (report, list): nothing to resume
         err("interrupted")
-        sys.exit(143 if isinstance(e, Terminated) else 130)
-    except (typer.Exit, typer.Abort) as e:
+        sys.exit(143 if isinstance(e, Terminated) or _TERMINATED else 130)
+    except typer.Abort:  # click's word for Ctrl-C / SIGTERM outside a run
+        err("interrupted")
+        sys.exit(143 if _TERMINATED else 130)
+    except typer.Exit as e:
         sys.exit(getattr(e, "exit_code", 1))
-    except OSError as e:  # the environment: a full disk, a folder without permission
-        where = f" ({e.filename})" if e.filename else ""
-        err(f"error: {e.strerror or e}{where}; free space or fix the folder's permissions "
-             "and rerun (finished runs are kept)")
-        sys.exit(1)
+    except Exception as e:
+        sys.exit(_environment_error(e))
     if isinstance(rc, int) and rc:  # typer turns Ctrl-C outside a run into 130
         if rc == 130:
             err("interrupted")
+            rc = 143 if _TERMINATED else rc
         sys.exit(rc)
+
+
+def _environment_error(e: Exception) -> int:
+    """One line for what the machine refused (a full disk, a folder without permission); any
+    other exception is a bug and keeps its traceback."""
+    import errno
+
+    from ubench.core.errors import is_disk_full
+
+    where = getattr(e, "filename", None)
+    if is_disk_full(e):
+        err(f"error: no space left on the disk{f' holding {where}' if where else ''}; free space "
+            "(or choose another folder) and rerun: what was finished is kept")
+        return 1
+    if isinstance(e, PermissionError) or (isinstance(e, OSError)
+                                          and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+        err(f"error: {e.strerror or e}{f' ({where})' if where else ''}; fix the folder's "
+            "permissions (or choose another folder) and rerun: what was finished is kept")
+        return 1
+    raise e
 
 
 def _usage_error(e: TyperException) -> int:

@@ -84,8 +84,24 @@ def compare(
                          allow_asset_change=allow_asset_change)
     text = to_markdown(result)
     if out:
-        Path(out).write_text(text)
+        _write_out(Path(out), text)
     print(json.dumps(result.to_json(), indent=2, sort_keys=True) if as_json else text)
     if result.regressions:
         err(f"{len(result.regressions)} regression(s); see the table above")
         raise typer.Exit(1)
+
+
+def _write_out(path: Path, text: str) -> None:
+    """``--out``: the Markdown report as a file (one line with the fix when it cannot be)."""
+    from ubench.core.errors import disk_full, is_disk_full
+
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; give the path of a file to write the "
+                          "report into, e.g. --out compare.md")
+    try:
+        path.write_text(text)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full(path.parent, f"writing {path.name}") from None
+        raise ConfigError(f"--out {path}: cannot write it ({e.strerror}); give a file in a "
+                          "folder that exists and that you can write") from None

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ubench.cli.app import app, err, watch
+from ubench.core.config import MAX_SEED
 from ubench.core.errors import ConfigError, InterruptedRun, StoreError, UbenchError
 
 
@@ -15,7 +16,8 @@ from ubench.core.errors import ConfigError, InterruptedRun, StoreError, UbenchEr
 def run(
     method: Annotated[str, typer.Option(help="Method id, or 'all' for every method that fits.")],
     task: Annotated[str, typer.Option(help="Task id; see `ubench list tasks`.")],
-    seed: Annotated[int, typer.Option(help="Run seed: data subsets, noise, batches.")] = 0,
+    seed: Annotated[int, typer.Option(
+        min=0, max=MAX_SEED, help="Run seed: data subsets, noise, batches.")] = 0,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override, e.g. method.remain_weight=5 or task.forget_class=3.")] = None,
     force: Annotated[bool, typer.Option(help="Redo a finished run.")] = False,
@@ -124,7 +126,7 @@ def attack(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override, e.g. attack.lr=1e-3 or attack.budgets=0,50,500.")] = None,
     seed: Annotated[int | None, typer.Option(
-        help="Attack seed (default: the run's seed).")] = None,
+        min=0, max=MAX_SEED, help="Attack seed (default: the run's seed).")] = None,
     force: Annotated[bool, typer.Option(help="Redo a finished attack.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the attack record on stdout.")
                        ] = False,

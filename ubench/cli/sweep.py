@@ -87,6 +87,10 @@ def sweep(
                           "GPUs they reserve; pass --device cuda (or drop --gpus)")
     if not dry_run and not has_extra(on.value):
         require_extra(on.value)  # one line naming the install command
+    if address and not dry_run:
+        from ubench.sweep.executors import check_ray_address
+
+        check_ray_address(address)  # in seconds, before the plan's runs are resolved
     loaded = load_plan(plan, suite)  # a bad plan fails here, before torch is imported
     items = loaded.specs()
     from rich.console import Console
@@ -179,7 +183,10 @@ def tune(
     if dry_run:
         items = tuning_items(methods, task)
         states = [item_state(i, root) for i in items]
-        Console(soft_wrap=True).print(plan_table(items, states))
+        table = Console(soft_wrap=True)
+        if not table.is_terminal:  # a file or a pipe: whole lines, never folded
+            table = Console(soft_wrap=True, width=10_000)
+        table.print(plan_table(items, states))
         done = sum(s.kind == "done" for s in states)
         err(f"tune {task}: {len(items)} tuning runs of {len(methods)} methods, {done} "
              f"finished (store {root})")

@@ -26,6 +26,9 @@ C = TypeVar("C", bound="BaseConfig")
 MAX_STEPS = 100_000
 MAX_BATCH = 4096
 MAX_SAMPLES = 100_000
+#: the largest seed: every random generator takes it (torch's and numpy's seeds are 64-bit, and
+#: seeds are combined with stream numbers), and a typo of twenty digits is refused at once
+MAX_SEED = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,9 @@ class Bound:
     def to_json(self) -> dict[str, float]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
+
+#: the bound of every seed a config holds (``eval_seed``, ``prompt_seed``, ...)
+SEED_BOUND = Bound(ge=0, le=MAX_SEED)
 
 #: bounds of the fields every trained method has
 OPTIMISATION_BOUNDS: dict[str, Bound] = {

@@ -67,6 +67,40 @@ class StoreError(UbenchError):
     exit_code = 2
 
 
+class DiskFullError(UbenchError):
+    """A write failed because the disk (or the quota) holding a folder is full; the message names
+    the folder. Nothing finished is lost: the run resumes from its last checkpoint."""
+
+
+#: the messages a full disk leaves in errors raised by native code (safetensors' Rust writer:
+#: ``IoError(Os { code: 28, kind: StorageFull, ... })``; quotas: code 122)
+_FULL = ("No space left on device", "StorageFull", "code: 28", "Disk quota exceeded",
+         "code: 122")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from) is a write into a full disk or quota."""
+    import errno
+
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(mark in str(e) for mark in _FULL):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def disk_full(folder: object, what: str) -> DiskFullError:
+    """The one line for a full disk under ``folder`` while doing ``what``."""
+    return DiskFullError(f"no space left on the disk holding {folder} while {what}; free space "
+                         "there (or choose another folder) and rerun: what was finished is "
+                         "kept")
+
+
 class PlanError(ConfigError):
     """A sweep plan that cannot be run: malformed TOML, an unknown id or key, a value of the
     wrong type, a plan that expands to nothing. The message starts with ``PLAN:LINE:``."""

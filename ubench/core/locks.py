@@ -35,6 +35,10 @@ def hold(path: Path, what: str, say: Callable[[str], None] | None = None) -> Ite
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
+        from ubench.core.errors import disk_full, is_disk_full
+
+        if is_disk_full(e):
+            raise disk_full(path.parent, f"creating the lock file {path.name}") from None
         raise StoreError(f"cannot create the lock file {path} ({e.strerror}); make "
                          f"{path.parent} writable or choose another folder") from None
     with _GUARD:

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ubench.core.errors import CorruptRecordError, StoreError
@@ -187,6 +187,7 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} is a file; pass a folder")
+    _remove_dead_staging(out)
     staging = out.parent / f".{out.name}.report-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -345,6 +346,21 @@ def _front_points(tables: Mapping[str, Any], found: Mapping[str, Any]
     return out
 
 
+def _remove_dead_staging(out: Path) -> None:
+    """Delete the staging folders (``.<out>.report-<pid>``) that a report killed with ``kill -9``
+    left beside ``out``; a live report's (its process still runs) is left alone."""
+    for folder in out.parent.glob(f".{out.name}.report-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its report is dead
+            shutil.rmtree(folder, ignore_errors=True)
+        except (PermissionError, OverflowError, ValueError):  # another user's, or not a pid
+            continue
+
+
 def _generated(out: Path) -> set[str]:
     """The files a previous ``ubench report`` wrote into ``out`` (its manifest; for a folder
     written before manifests existed, recognised by the README's banner)."""
@@ -352,15 +368,32 @@ def _generated(out: Path) -> set[str]:
     if manifest.is_file():
         try:
             files = json.loads(manifest.read_text()).get("files", [])
-            return {str(f) for f in files if isinstance(f, str) and ".." not in f}
+            if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+                raise ValueError("its files are not a list of names")
         except (OSError, ValueError, AttributeError):
             raise StoreError(f"the report manifest {manifest} is unreadable; delete it (and the "
                              "files the report made) or choose another --out") from None
+        outside = [f for f in files if not _inside(out, f)]
+        if outside:  # a manifest someone else wrote (a cloned folder): never delete by it
+            raise StoreError(f"the report manifest {manifest} names {outside[0]!r}, which is not "
+                             f"a file inside {out}; ubench report writes and deletes only inside "
+                             "--out: delete that manifest (and check where it came from) or "
+                             "choose another --out")
+        return set(files)
     readme = out / "README.md"
     if readme.is_file() and readme.read_text(errors="replace").startswith(BANNER):
         legacy = {"README.md", "leaderboard.csv", "runs.csv"}
         return legacy | {f"grids/{p.name}" for p in (out / "grids").glob("*.png")}
     return set()
+
+
+def _inside(out: Path, name: str) -> bool:
+    """Whether the manifest entry ``name`` is a relative path that stays inside ``out``."""
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or ".." in rel.parts or "\\" in name:
+        return False
+    base = out.resolve()
+    return (base / rel).resolve().is_relative_to(base)
 
 
 def _install(staging: Path, out: Path, files: list[str],

@@ -18,8 +18,9 @@ same assets (judge, base model, data): comparing across a judge change is refuse
   ``Metric.relative_tolerance`` of the baseline value; the larger applies).
 
 Rows aggregated over runs (method x task setting, over forget instances and seeds) get the same
-treatment over runs: the mean of the per-run differences with a bootstrap interval over the
-pairs. The output is a Markdown report (regressions first) or JSON; the exit status is 0 (no
+treatment over runs: the mean of the per-run differences with an interval over the pairs
+(Student-t for fewer than ten runs, a percentile bootstrap from ten on; the output says which).
+The output is a Markdown report (regressions first) or JSON; the exit status is 0 (no
 regression), 1 (a regression) or 2 (unusable input, with the fix).
 """
 
@@ -200,10 +201,27 @@ def paired_frechet_delta(fa: np.ndarray, fb: np.ndarray, ref_mean: np.ndarray,
     return delta, 2 * delta - float(q_hi), 2 * delta - float(q_lo)
 
 
-def bootstrap_over_runs(deltas: list[float], resamples: int = MEAN_RESAMPLES,
-                        seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
-    """(mean, low, high) of per-run differences, percentile bootstrap over the pairs."""
-    return paired_mean_delta(np.zeros(len(deltas)), np.asarray(deltas), resamples, seed)
+#: from this many paired runs on, a row's interval over runs is a percentile bootstrap; below,
+#: a bootstrap of a handful of values is only their range (two deltas 0.1 and 0.3 would give a
+#: "95 %" interval [0.1, 0.3]), so the row gets a Student-t interval instead
+BOOTSTRAP_MIN_RUNS = 10
+
+
+def interval_over_runs(deltas: list[float], resamples: int = MEAN_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float, str]:
+    """(mean, low, high, how) of per-run differences: a 95 % Student-t interval over the pairs
+    when there are fewer than :data:`BOOTSTRAP_MIN_RUNS` (``how`` = ``"runs, t"``), a percentile
+    bootstrap over them otherwise (``"runs, bootstrap"``)."""
+    d = np.asarray(deltas, dtype=np.float64)
+    n = len(d)
+    if n >= BOOTSTRAP_MIN_RUNS:
+        mean, lo, hi = paired_mean_delta(np.zeros(n), d, resamples, seed)
+        return mean, lo, hi, "runs, bootstrap"
+    from scipy.special import stdtrit  # Student t quantile (what scipy.stats.t.ppf calls)
+
+    mean = float(d.mean())
+    half = float(stdtrit(n - 1, 0.975)) * float(d.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half, "runs, t"
 
 
 # ---------------------------------------------------------------------- tolerances
@@ -375,6 +393,8 @@ def compare_pair(a: dict[str, Any], b: dict[str, Any], tolerances: Mapping[str, 
         before, after = float(ma["value"]), float(mb["value"])
         kind = "paired"
         if name in sa and name in sb and len(sa[name]) == len(sb[name]):
+            for rec, value, arr in ((a, before, sa[name]), (b, after, sb[name])):
+                _check_headline(rec, name, value, arr)
             delta, lo, hi = paired_mean_delta(sa[name], sb[name])
             delta = after - before
         elif (f"{name}.features" in fa and f"{name}.features" in fb
@@ -398,9 +418,23 @@ def compare_pair(a: dict[str, Any], b: dict[str, Any], tolerances: Mapping[str, 
     return out
 
 
+def _check_headline(rec: Mapping[str, Any], name: str, value: float, scores: np.ndarray) -> None:
+    """Refuse a run whose headline value is not the mean of its per-sample scores (the record or
+    its scores were edited, or belong to different runs): the paired interval would describe
+    other numbers than the delta it is printed beside."""
+    mean = float(np.mean(scores))
+    if not math.isclose(mean, value, rel_tol=1e-9, abs_tol=1e-12) and \
+            not (math.isnan(mean) and math.isnan(value)):
+        raise CompareError(f"run {rec['run_id']} ({reader.where(rec)}) records {name} = "
+                           f"{value:.6g} but its per-sample scores average {mean:.6g}: its "
+                           "record or its scores were edited or mixed up; re-run that run or "
+                           "restore both from where it was made")
+
+
 def aggregate(pairs: list[PairResult], tolerances: Mapping[str, Tolerance]) -> list[PairResult]:
     """Per (task, setting, method): the mean of the per-run differences over its paired runs
-    (two or more), with a bootstrap interval over the pairs."""
+    (two or more), with an interval over the pairs valid for their number
+    (:func:`interval_over_runs`)."""
     groups: dict[tuple[str, str, str], list[PairResult]] = defaultdict(list)
     for p in pairs:
         groups[(p.task, p.setting, p.method)].append(p)
@@ -414,10 +448,10 @@ def aggregate(pairs: list[PairResult], tolerances: Mapping[str, Tolerance]) -> l
             ms = [next(m for m in p.metrics if m.metric == name) for p in ps]
             before = float(np.mean([m.before for m in ms]))
             after = float(np.mean([m.after for m in ms]))
-            delta, lo, hi = bootstrap_over_runs([m.delta for m in ms])
+            delta, lo, hi, how = interval_over_runs([m.delta for m in ms])
             tol = metric_tolerance(name, tolerances)
             reg, imp = _judge(delta, lo, hi, ms[0].higher_is_better, before, tol)
-            row.metrics.append(MetricDelta(name, before, after, delta, lo, hi, "runs",
+            row.metrics.append(MetricDelta(name, before, after, delta, lo, hi, how,
                                            ms[0].higher_is_better, str(tol), reg, imp))
         out.append(row)
     return out

@@ -52,7 +52,13 @@ from ubench.core.locks import hold
 from ubench.run.identity import RunSpec, rebuild_run_spec
 from ubench.store.cache import load_cached
 from ubench.store.checkpoint import Checkpoint
-from ubench.store.io import remove_empty, remove_stale_temporaries, replacing, write_json_atomic
+from ubench.store.io import (
+    disk_full_as_one_line,
+    remove_empty,
+    remove_stale_temporaries,
+    replacing,
+    write_json_atomic,
+)
 from ubench.store.layout import (
     ATTACK_FILE,
     GRID_FILE,
@@ -183,7 +189,8 @@ def run_attack(spec: AttackSpec, *, force: bool = False, device: str = "cpu",
                ) -> AttackResult:
     """Run one attack (or return its finished record) and write ``attack.json``."""
     say = say or (lambda _m: None)
-    with hold(attack_lock(spec.store, spec.attack_id), f"attack {spec.attack_id}", say):
+    with hold(attack_lock(spec.store, spec.attack_id), f"attack {spec.attack_id}", say), \
+            disk_full_as_one_line(spec.folder, f"writing attack {spec.attack_id}"):
         return _run_locked(spec, force, device, checkpoint_every, on_step, say, progress)
 
 

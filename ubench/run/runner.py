@@ -26,6 +26,8 @@ from ubench.core.paths import store_root
 from ubench.run.identity import RunSpec
 from ubench.store.checkpoint import Checkpoint
 from ubench.store.io import (
+    disk_full_as_one_line,
+    new_folder,
     remove_empty,
     remove_stale_temporaries,
     replacing,
@@ -65,7 +67,9 @@ def run(spec: RunSpec, *, store: str | Path | None = None, force: bool = False,
     """
     say = say or (lambda _m: None)
     root = usable_store(store_root(store))
-    with hold(run_lock(root, spec.run_id), f"run {spec.run_id}", say):
+    folder = run_dir(root, spec.task_cls.name, spec.method_cls.name, spec.run_id)
+    with hold(run_lock(root, spec.run_id), f"run {spec.run_id}", say), \
+            disk_full_as_one_line(folder, f"writing run {spec.run_id}"):
         return _run_locked(spec, root, force, device, checkpoint_every, on_step, say, progress,
                            need_model)
 
@@ -120,7 +124,8 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
         stage = "evaluation"
         # saved before evaluation, so that a failed evaluation keeps the unlearned model
         if task.save_model and not spec.method_cls.reference:
-            out.model.save(folder / MODEL_DIR)
+            with new_folder(folder / MODEL_DIR) as tmp:  # never a half-written model/
+                out.model.save(tmp)
             record["artifacts"]["model"] = MODEL_DIR
         failpoint("evaluate")
         evaluation = task.evaluate(out.model, device)

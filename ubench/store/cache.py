@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 from ubench.core.digest import stable_hash
 from ubench.core.errors import CorruptAssetError, MissingAssetError, StoreError, UbenchError
 from ubench.core.paths import ubench_home
-from ubench.store.io import fresh_folder, swap_folder
+from ubench.store.io import disk_full_as_one_line, new_folder
 
 T = TypeVar("T")
 
@@ -62,13 +61,10 @@ def _writable_home() -> None:
 def _build(final: Path, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
     if (final / "key.json").is_file():
         return final
-    tmp = fresh_folder(final)
-    try:
+    with disk_full_as_one_line(final.parent, f"building the cached asset {final.name}"), \
+            new_folder(final) as tmp:  # (replacing a stale partial folder without key.json)
         build(tmp)
         (tmp / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True, default=str))
-        swap_folder(tmp, final)  # (replacing a stale partial folder without key.json)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -79,6 +79,36 @@ def swap_folder(new: Path, final: Path) -> None:
         os.replace(new, final)
 
 
+@contextlib.contextmanager
+def new_folder(final: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder to build ``final``'s new content in; on a clean exit it
+    replaces ``final`` (:func:`swap_folder`), otherwise it is deleted: a reader (or a rerun)
+    sees the old folder or the whole new one, never a half-written one."""
+    tmp = fresh_folder(final)
+    try:
+        yield tmp
+        swap_folder(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def disk_full_as_one_line(folder: Path, what: str) -> Iterator[None]:
+    """Turn a write into a full disk (an ``OSError`` ENOSPC, or a native writer's error that
+    says so) inside the block into :class:`~ubench.core.errors.DiskFullError`: one line naming
+    ``folder`` and the fix, instead of a traceback."""
+    from ubench.core.errors import UbenchError, disk_full, is_disk_full
+
+    try:
+        yield
+    except UbenchError:
+        raise
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full(folder, what) from None
+        raise
+
+
 def fresh_folder(final: Path) -> Path:
     """An empty temporary folder beside ``final`` to build its new content in."""
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")

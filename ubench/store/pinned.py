@@ -146,7 +146,7 @@ def pinned_folder(name: str, spec: Mapping[str, Any], task: str) -> Path:
                                     + _build_hint(task))
         if file_sha256(path) != sha:
             raise MissingAssetError(f"the pinned asset file {path} does not match its sha256 in "
-                                    f"{asset.folder.parent / MANIFEST}; " + _build_hint(task))
+                                    f"{pinned_root() / MANIFEST}; " + _build_hint(task))
         _VERIFIED.add((str(asset.folder), rel))
     return asset.folder
 

@@ -215,6 +215,51 @@ def _ray_run(job_dict: dict[str, Any]) -> dict[str, Any]:
     return Job.from_dict(job_dict).run().to_dict()
 
 
+def check_ray_address(address: str) -> None:
+    """Refuse, in seconds and in one line, an ``--address`` Ray cannot connect to: a
+    ``ray://`` address without Ray's client installed, a HOST:PORT where nothing listens (Ray
+    itself retries for minutes), ``auto`` with no cluster started on this machine."""
+    import socket
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"--address {address}: {why}")
+
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401 - Ray's client needs its client extra (grpcio)
+        except ImportError:
+            raise MissingExtraError(f"--address {address} connects through Ray's client, which "
+                                    "is not installed: pip install 'ray[client]==2.60.0' (or "
+                                    "run the sweep on the cluster's head node with --address "
+                                    "auto)") from None
+    if address == "auto":
+        if not (os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").is_file()):
+            raise refuse("no Ray cluster runs on this machine (none started with `ray start "
+                         "--head`); start one, give its address, or drop --address for a "
+                         "local one")
+        return
+    hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise refuse("not an address Ray takes: give HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise refuse(f"nothing answers at {host}:{port} ({e.strerror or e}); start the cluster "
+                     "(`ray start --head`) or fix the address") from None
+
+
+def _connect(ray: Any, address: str, options: dict[str, Any]) -> None:
+    """``ray.init(address=...)`` after :func:`check_ray_address`; one line if it still fails."""
+    check_ray_address(address)
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ConfigError(f"--address {address}: Ray could not connect "
+                          f"({' '.join(first.split())[:200]})") from None
+
+
 class RayExecutor:
     """Ray tasks, one per run: ``num_cpus`` = the run's threads, ``num_gpus`` per run,
     ``max_retries`` for dead workers, and a fresh worker process per run (``max_calls=1``).
@@ -248,7 +293,7 @@ class RayExecutor:
                                       "logging_level": logging.WARNING if self.address
                                       else logging.ERROR}
             if self.address:
-                ray.init(address=self.address, **common)
+                _connect(ray, self.address, common)
             else:
                 cpus = (self.workers or os.cpu_count() or 1) * self.threads
                 ray.init(address="local", num_cpus=cpus,

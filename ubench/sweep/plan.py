@@ -50,7 +50,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ubench.core.config import Bound, coerce_spec
+from ubench.core.config import MAX_SEED, Bound, coerce_spec
 from ubench.core.errors import PlanError, UbenchError, did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -317,6 +317,21 @@ def _block_path(name: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------ expansion
+#: the most runs a plan may expand to: a grid of a million runs is a typo, not a plan (months of
+#: compute), and expanding it would take minutes and gigabytes before anything ran
+MAX_PLAN_RUNS = 10_000
+
+
+def block_size(block: Block) -> int:
+    """How many runs a block expands to at most (``methods = "all"`` counted as every method;
+    a grid key counted for every component, though only those that have it multiply)."""
+    from ubench.catalog.registry import METHODS
+
+    methods = len(block.methods) if block.methods is not None else len(METHODS.names())
+    return (len(block.tasks) * math.prod(len(v) for v in block.task.values()) * len(block.seeds)
+            * methods * math.prod(len(v) for v in block.method.values()))
+
+
 def _expand(block: Block) -> Iterator[tuple[str, str, int, tuple[str, ...]]]:
     """(method, task, seed, overrides) of a block: tasks, task grid, seeds, methods, method grid;
     a key only where the component has it."""
@@ -465,6 +480,14 @@ class _Parser:
                             "at the top level, or [blocks.NAME] tables with them "
                             f"({DOCS})")
         blocks = [self.block(name, path, b, defaults) for name, path, b in named]
+        for block, (_, path, _) in zip(blocks, named, strict=True):
+            size = block_size(block)
+            if size > MAX_PLAN_RUNS:
+                raise self.fail(path or ("seeds",),
+                                f"{'the plan' if block.name == MAIN else f'block {block.name!r}'}"
+                                f" expands to {size:,} runs, more than the {MAX_PLAN_RUNS:,} a "
+                                "plan may hold; narrow its grid (fewer seeds or values) or split "
+                                f"it into plans ({DOCS})")
         suites = self.suites(data.get("suites", {}), blocks)
         if suite is not None and suite not in suites:
             if not suites:
@@ -600,9 +623,9 @@ class _Parser:
         if not items:
             raise self.fail(path, "seeds is empty: list at least one seed, e.g. seeds = [0]")
         for s in items:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise self.fail(path, f"seeds must be integers >= 0 (seeds = [0, 1, 2]); got "
-                                f"{_toml(s)}", s)
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+                raise self.fail(path, f"seeds must be integers in 0..{MAX_SEED} (seeds = [0, 1, "
+                                f"2]); got {_toml(s)}", s)
         return tuple(dict.fromkeys(items))
 
     def values(self, scope: str, key: str, path: tuple[str, ...], raw: Any,
