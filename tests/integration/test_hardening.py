@@ -355,3 +355,58 @@ def test_corrupt_samples_in_a_packed_store_name_the_dataset(tmp_path: Path) -> N
     pack(tmp_path / "a")
     with pytest.raises(CorruptRecordError, match=r"data/digits-class \(packed\) has 600 samples"):
         samples(load_records(tmp_path / "a")[0])
+
+
+# ----------------------------------------------------------------------------- beyond the list
+@pytest.mark.parametrize("field", ["run_id", "method"])
+def test_a_record_whose_ids_are_paths_is_refused_before_the_report_writes(
+        field: str, tmp_path: Path) -> None:
+    """A run id or method id of ``../../x`` would put the report's run page (``runs/<id>.html``)
+    or an unpacked run folder outside its folder: such a record is corrupt."""
+    folder = make_run(tmp_path / "s")
+    rec = json.loads((folder / "record.json").read_text())
+    if field == "run_id":
+        rec["run_id"] = "../../../escaped"
+    else:
+        rec["method"]["id"] = "a/../../b"
+    (folder / "record.json").write_text(json.dumps(rec))
+    with pytest.raises(CorruptRecordError, match="is not a name"):
+        build_report(tmp_path / "s", tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.rglob("escaped*"))
+
+
+def test_a_hostile_packed_dataset_unpacks_nothing_outside(tmp_path: Path) -> None:
+    """The same refusal when the hostile id arrives inside a packed dataset (a cloned store)."""
+    import pyarrow.parquet as pq
+
+    from ubench.store.pack import pack, unpack
+
+    make_run(tmp_path / "s")
+    pack(tmp_path / "s")
+    table_path = next((tmp_path / "s" / "data").glob("*/runs.parquet"))
+    table = pq.read_table(table_path)
+    rec = json.loads(table.column("record")[0].as_py())
+    rec["run_id"] = "../../../../escaped"
+    column = table.schema.get_field_index("record")
+    pq.write_table(table.set_column(column, "record", [[json.dumps(rec)]]), table_path)
+    with pytest.raises(CorruptRecordError, match="is not a name"):
+        unpack(tmp_path / "s", tmp_path / "u")
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+@pytest.mark.parametrize("where", ["store", "inside", "proc", "under a file"])
+def test_report_out_that_cannot_hold_a_report_is_one_line(where: str, tmp_path: Path) -> None:
+    """``--out`` equal to or inside the store would mix pages with records; an --out that cannot
+    be created was a FileNotFoundError traceback."""
+    store = tmp_path / "s"
+    make_run(store)
+    (tmp_path / "file").write_text("x")
+    out = {"store": store, "inside": store / "data" / "r", "proc": Path("/proc/ubench-x"),
+           "under a file": tmp_path / "file" / "r"}[where]
+    before = sorted(p.name for p in store.rglob("*"))
+    proc = cli("report", "--store", str(store), "--out", str(out))
+    line = one_line(proc)
+    assert proc.returncode == 2, proc.stderr
+    assert ("is inside the store" if where in ("store", "inside") else
+            "cannot create the report folder") in line
+    assert sorted(p.name for p in store.rglob("*")) == before

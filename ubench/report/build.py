@@ -174,6 +174,11 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     if not root.is_dir():
         raise StoreError(f"the store {root} does not exist or is not a folder; pass "
                          "--store <folder with records>")
+    where, store = Path(out).resolve(), root.resolve()
+    if where == store or store in where.parents:
+        raise StoreError(f"--out {out} is inside the store {root}: the report would mix with "
+                         "the records; write it next to them (e.g. --out "
+                         f"{root.parent / 'report'})")
     records = load_records(root)  # raises before anything is written
     attacks = load_attack_records(root)
     if not records:
@@ -192,6 +197,10 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)
+    except (FileNotFoundError, NotADirectoryError, FileExistsError) as e:  # /proc/x, a/file/x
+        raise StoreError(f"cannot create the report folder {out} ({e.strerror}); pass --out "
+                         "<a folder you can write>") from None
+    try:
         files: list[str] = []
         if "md" in formats:
             files += _write_markdown(tables, staging, say, found, ranked)

@@ -58,6 +58,8 @@ from ubench.store.records import (
     read_record,
     read_samples_file,
     read_tensor_file,
+    validate_attack_record,
+    validate_record,
 )
 
 #: what stays in a run folder: not data (weights, an unfinished checkpoint, attack folders,
@@ -269,7 +271,13 @@ def unpack(source: str | Path, into: str | Path,
     out: list[tuple[Path, bytes]] = []
     for task in tasks:
         data = dataset.read_task(dataset.task_dir(src, task))
+        where = f"{dataset.task_dir(src, task)} (packed)"
+        fix = "the dataset is damaged or not ubench's: repack it from its run folders"
         for rid, rec in data.runs.items():
+            validate_record(rec, where, fix)  # its ids name the folders written below
+            if rec["run_id"] != rid:
+                raise CorruptRecordError(f"{where}: a row of run {rid!r} holds the record of "
+                                         f"{rec['run_id']!r}; {fix}")
             folder = run_dir(dest, task, rec["method"]["id"], rid)
             out.append((folder / RECORD_FILE, json_text(rec).encode()))
             if rid in data.samples:
@@ -281,6 +289,10 @@ def unpack(source: str | Path, into: str | Path,
                 out.append((folder / SCORES_FILE, save(data.scores[rid])))
             out += _files(folder, data.files.get(("run", rid), {}))
         for aid, rec in data.attacks.items():
+            validate_attack_record(rec, where, fix)
+            if rec["attack_id"] != aid:
+                raise CorruptRecordError(f"{where}: a row of attack {aid!r} holds the record "
+                                         f"of {rec['attack_id']!r}; {fix}")
             run = rec["run"]
             folder = attack_dir(run_dir(dest, task, run["method"]["id"], run["run_id"]),
                                 rec["attack"]["id"], aid)

@@ -14,6 +14,7 @@ marked ``NotRequired``.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -171,9 +172,31 @@ def attack_validator() -> Any:
     return Draft202012Validator(json.loads(ATTACK_SCHEMA_FILE.read_text()))
 
 
+#: what an id that names a folder or a file may be: a run id, a method, task or attack id (a
+#: record is someone else's file: ``../../x`` would put a report page or an unpacked run outside
+#: its folder)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+RUN_NAMES = (("run_id",), ("config_id",), ("task", "id"), ("method", "id"))
+ATTACK_NAMES = (("attack_id",), ("attack", "id"), ("run", "run_id"), ("run", "task", "id"),
+                ("run", "method", "id"))
+
+
+def name_errors(record: Any, fields: tuple[tuple[str, ...], ...]) -> list[str]:
+    """The ids of ``record`` that would not be a plain file name (a path separator, ``..``)."""
+    out = []
+    for path in fields:
+        value: Any = record
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and (not NAME.fullmatch(value) or ".." in value):
+            out.append(f"{'.'.join(path)}: {value[:60]!r} is not a name (letters, digits, "
+                       "'.', '_', '+', '-')")
+    return out
+
+
 def attack_schema_errors(record: Any) -> list[str]:
     """Every way an attack record breaks its schema, as ``path: message`` lines."""
-    return _errors(attack_validator(), record)
+    return _errors(attack_validator(), record) + name_errors(record, ATTACK_NAMES)
 
 
 @lru_cache(maxsize=1)
@@ -193,7 +216,7 @@ def validator() -> Any:
 
 def schema_errors(record: Any) -> list[str]:
     """Every way ``record`` breaks the schema, as ``path: message`` lines (empty: valid)."""
-    return _errors(validator(), record)
+    return _errors(validator(), record) + name_errors(record, RUN_NAMES)
 
 
 def _errors(check: Any, record: Any) -> list[str]:
