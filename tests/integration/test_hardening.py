@@ -410,3 +410,30 @@ def test_report_out_that_cannot_hold_a_report_is_one_line(where: str, tmp_path: 
     assert ("is inside the store" if where in ("store", "inside") else
             "cannot create the report folder") in line
     assert sorted(p.name for p in store.rglob("*")) == before
+
+
+def test_the_pinned_manifest_cannot_make_ubench_read_outside_its_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asset manifest (a cloned repository's file) naming ``../../etc/passwd``: nothing
+    outside the pinned folder is hashed or read."""
+    from ubench.core.errors import CorruptAssetError
+    from ubench.store import pinned
+
+    root = tmp_path / "pinned"
+    shutil.copytree(pinned.pinned_root() / "digits" / "judge", root / "digits" / "judge")
+    manifest = json.loads((pinned.pinned_root() / pinned.MANIFEST).read_text())
+    entry = manifest["assets"]["digits/judge"]
+    entry["files"] = {"../../../../../../etc/passwd": "0" * 64, **entry["files"]}
+    (root / pinned.MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setenv("UBENCH_ASSETS", str(root))
+    monkeypatch.setattr(pinned, "_VERIFIED", set())
+    read: list[str] = []
+    monkeypatch.setattr(pinned, "file_sha256", lambda p: read.append(str(p)) or "")
+    monkeypatch.setattr(pinned, "fresh_sha256", lambda p: read.append(str(p)) or "")
+    asset = pinned.pinned_asset("digits/judge", root)
+    assert asset is not None
+    with pytest.raises(CorruptAssetError, match="which is not inside"):
+        pinned.pinned_folder("digits/judge", asset.spec, "digits-class")
+    assert ("digits/judge", "../../../../../../etc/passwd",
+            "outside the pinned folder: not read") in pinned.verify(root)
+    assert not any("passwd" in p for p in read)

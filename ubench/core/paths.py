@@ -24,3 +24,20 @@ def ubench_home() -> Path:
     """The cache root (``$UBENCH_HOME`` or ``~/.cache/ubench``)."""
     env = os.environ.get("UBENCH_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ubench"
+
+
+def confined(base: Path, name: str) -> Path | None:
+    """``base / name`` when ``name`` is a relative POSIX path that stays inside ``base`` (no
+    absolute path, no ``..``, no backslash, no symbolic link out of it); None otherwise.
+
+    Every path read from a file someone else may have written (a record, a report manifest, a
+    packed dataset, the pinned-asset manifest) goes through this before anything is read,
+    written or deleted."""
+    from pathlib import PurePosixPath
+
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or ".." in rel.parts or "\\" in name or "\0" in name:
+        return None
+    path = base.joinpath(*rel.parts)
+    root = base.resolve()
+    return path if path.resolve().is_relative_to(root) else None

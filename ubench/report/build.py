@@ -17,10 +17,11 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ubench.core.errors import CorruptRecordError, StoreError
+from ubench.core.paths import confined
 from ubench.report.formats import BANNER, LEGACY_SUFFIX, fmt, md, slug, write_csv
 from ubench.report.protocol import (
     Ranking,
@@ -398,11 +399,7 @@ def _generated(out: Path) -> set[str]:
 
 def _inside(out: Path, name: str) -> bool:
     """Whether the manifest entry ``name`` is a relative path that stays inside ``out``."""
-    rel = PurePosixPath(name)
-    if not name or rel.is_absolute() or ".." in rel.parts or "\\" in name:
-        return False
-    base = out.resolve()
-    return (base / rel).resolve().is_relative_to(base)
+    return confined(out, name) is not None
 
 
 def _install(staging: Path, out: Path, files: list[str],

@@ -22,13 +22,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.locks import hold
+from ubench.core.paths import confined
 from ubench.store import dataset
 from ubench.store.dataset import TaskData
 from ubench.store.io import json_text, remove_empty, write_bytes_atomic
@@ -315,9 +316,9 @@ def _files(folder: Path, files: dict[str, bytes]) -> list[tuple[Path, bytes]]:
     leave the folder is refused: the dataset is someone else's file)."""
     out = []
     for rel, blob in files.items():
-        parts = PurePosixPath(rel).parts
-        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+        path = confined(folder, rel)
+        if path is None:
             raise CorruptRecordError(f"a packed file of {folder} is named {rel!r}, which is not a "
                                      "path inside its folder; the dataset is damaged: repack it")
-        out.append((folder.joinpath(*parts), blob))
+        out.append((path, blob))
     return out

@@ -33,6 +33,7 @@ from typing import Any
 
 from ubench.core.digest import file_sha256, fresh_sha256, stable_hash
 from ubench.core.errors import CorruptAssetError, MissingAssetError
+from ubench.core.paths import confined
 from ubench.store.io import write_text_atomic
 
 MANIFEST = "manifest.json"
@@ -140,7 +141,11 @@ def pinned_folder(name: str, spec: Mapping[str, Any], task: str) -> Path:
     for rel, sha in asset.files.items():
         if (str(asset.folder), rel) in _VERIFIED:
             continue
-        path = asset.folder / rel
+        path = confined(asset.folder, rel)
+        if path is None:
+            raise CorruptAssetError(f"{pinned_root() / MANIFEST} names the file {rel!r} of asset "
+                                    f"{name!r}, which is not inside {asset.folder}; "
+                                    + _build_hint(task))
         if not path.is_file():
             raise MissingAssetError(f"the pinned asset file {path} is missing; "
                                     + _build_hint(task))
@@ -157,7 +162,11 @@ def verify(root: Path | None = None) -> list[tuple[str, str, str]]:
     out = []
     for name, entry in sorted(read_manifest(root)["assets"].items()):
         for rel, sha in sorted(entry["files"].items()):
-            path = root / name / rel
+            folder = confined(root, name)
+            path = confined(folder, rel) if folder is not None else None
+            if path is None:
+                out.append((name, rel, "outside the pinned folder: not read"))
+                continue
             if not path.is_file():
                 out.append((name, rel, "missing"))
                 continue
