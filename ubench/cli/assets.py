@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ubench.cli.app import Progress, app, err
+from ubench.core.config import MAX_THREADS
 from ubench.core.errors import InterruptedRun, StoreError, Terminated, UbenchError
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def pretrain(
              "default-recipe model).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=0, help="Checkpoint every N steps (0: never); rerun the command to resume.")] = 2000,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, max=MAX_THREADS, help="CPU threads for torch.")] = None,
 ) -> None:
     """Train a task's class-conditional base model from scratch (or its retrain oracle).
 

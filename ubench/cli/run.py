@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ubench.cli.app import app, err, watch
-from ubench.core.config import MAX_SEED
+from ubench.core.config import MAX_SEED, MAX_THREADS
 from ubench.core.errors import ConfigError, InterruptedRun, StoreError, UbenchError
 
 
@@ -29,9 +29,9 @@ def run(
     checkpoint_every: Annotated[int, typer.Option(
         min=0, help="Checkpoint every N steps (0: never).")] = 50,
     threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads for torch (default: torch's choice). Recorded; results can "
-                    "differ in the last bits between thread counts. Two 1-thread runs side by "
-                    "side beat one 2-thread run on small models.")] = None,
+        min=1, max=MAX_THREADS, help="CPU threads for torch (default: torch's choice). "
+                    "Recorded; results can differ in the last bits between thread counts. Two "
+                    "1-thread runs side by side beat one 2-thread run on small models.")] = None,
     limit: Annotated[int | None, typer.Option(
         help="Quick run: cap every prompt set at N prompts (sd-* tasks; same as --set "
              "task.limit=N, part of the run's identity).")] = None,
@@ -136,7 +136,7 @@ def attack(
     checkpoint_every: Annotated[int, typer.Option(
         min=0, help="Checkpoint every N steps (0: only at budgets).")] = 50,
     threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads for torch (default: torch's choice).")] = None,
+        min=1, max=MAX_THREADS, help="CPU threads for torch (default: torch's choice).")] = None,
 ) -> None:
     """Attack a finished run's model and record the attack next to the run's record.
 

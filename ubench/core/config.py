@@ -29,6 +29,9 @@ MAX_SAMPLES = 100_000
 #: the largest seed: every random generator takes it (torch's and numpy's seeds are 64-bit, and
 #: seeds are combined with stream numbers), and a typo of twenty digits is refused at once
 MAX_SEED = 2**31 - 1
+#: the most CPU threads (``--threads``) and runs at once (``--workers``) ubench accepts: more
+#: than any machine has; torch fails with a SystemError traceback on a million threads
+MAX_THREADS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
