@@ -416,3 +416,12 @@ def test_a_worker_stopped_while_starting_reports_interrupted_not_failed(
     line = capsys.readouterr().out.strip()
     outcome = worker.Outcome.from_dict(json.loads(line.removeprefix(worker.OUTCOME_MARK)))
     assert outcome.status == "interrupted" and outcome.run_id == "abc"
+
+
+def test_a_plan_whose_blocks_together_exceed_the_limit_is_refused(tmp_path: Path) -> None:
+    """Two blocks of 6,000 runs each: each under the limit, the plan over it."""
+    seeds = list(range(2000))
+    block = f'methods = ["ga"]\ntasks = ["digits-class"]\nseeds = {seeds}\nmethod.lr = [1, 2, 3]\n'
+    path = write(tmp_path, f"[blocks.a]\n{block}[blocks.b]\n{block}")
+    with pytest.raises(PlanError, match="its 2 blocks expand to 12,000 runs, more than the 10,000"):
+        load_plan(path)

@@ -480,14 +480,18 @@ class _Parser:
                             "at the top level, or [blocks.NAME] tables with them "
                             f"({DOCS})")
         blocks = [self.block(name, path, b, defaults) for name, path, b in named]
-        for block, (_, path, _) in zip(blocks, named, strict=True):
-            size = block_size(block)
+        sizes = [block_size(block) for block in blocks]
+        for block, size, (_, path, _) in zip(blocks, sizes, named, strict=True):
             if size > MAX_PLAN_RUNS:
                 raise self.fail(path or ("seeds",),
                                 f"{'the plan' if block.name == MAIN else f'block {block.name!r}'}"
                                 f" expands to {size:,} runs, more than the {MAX_PLAN_RUNS:,} a "
                                 "plan may hold; narrow its grid (fewer seeds or values) or split "
                                 f"it into plans ({DOCS})")
+        if sum(sizes) > MAX_PLAN_RUNS:
+            raise self.fail((), f"its {len(blocks)} blocks expand to {sum(sizes):,} runs, more "
+                            f"than the {MAX_PLAN_RUNS:,} a plan may hold; split it into plans "
+                            f"({DOCS})")
         suites = self.suites(data.get("suites", {}), blocks)
         if suite is not None and suite not in suites:
             if not suites:
