@@ -11,8 +11,9 @@ from typing import Any
 #: a string that would run script, break a table or an attribute if it were not escaped
 HOSTILE = ("x\"'|<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
            "\nline2 | `tick` [link](javascript:window.__pwned=3)")
-#: a method id that is not registered and carries markup (no slash: it is a folder name)
-EVIL_METHOD = "evil<i>\"'|"
+#: a method id that is not registered (ids name folders and files, so they are plain names: a
+#: record whose id carries markup or a path is refused when loaded; test_hardening checks that)
+EVIL_METHOD = "evil-plugin"
 #: a metric no built-in knows (the robustness table's kind), and one with markup in its name
 RELEARN = "relearn_ua@50"
 EVIL_METRIC = "m<script>window.__pwned=4</script>"
@@ -70,7 +71,7 @@ def build_store(root: Path) -> list[dict[str, Any]]:
         if method == EVIL_METHOD:
             metrics[EVIL_METRIC] = _metric(0.5)
         recs.append(_record(method, seed, metrics, config,
-                            run_id=f"evil<b>\"'|{i}" if config else None))
+                            run_id=f"evil-{i}" if config else None))
     # a second table: a hostile setting value, one method
     recs.append(_record("ga", 0, {"ua": _metric(0.7), "ra": _metric(0.6)}, {},
                         task_config={"remain_policy": HOSTILE}, run_id="ga-hostile-setting"))

@@ -3,12 +3,14 @@
 Building a leaderboard from records needs a few facts about the components that made them: a
 method's config defaults (a row's label shows only the values that differ), a task's current
 ``version`` (older records leave the tables), its config defaults and its ``method_defaults``
-(the recipe a task prescribes), and each metric's bounds, split and direction. Importing a method
-or a task class imports torch and diffusers (seconds and ~1 GB), which a report of JSON records
-has no use for. So:
+(the recipe a task prescribes), its ``tuning_rule`` (the fronts and the ranking), an attack's
+config defaults and a task's ``attack_defaults`` (the robustness tables' labels), and each
+metric's bounds, split and direction. Importing a method, a task or an attack class imports
+torch and diffusers (seconds and ~1 GB), which a report of JSON records has no use for. So:
 
-* built-in methods and tasks are read from ``ubench/catalog/config_schema.json``, generated from the
-  classes themselves (``python scripts/check_schema.py --write``; CI fails while it is stale);
+* built-in methods, tasks and attacks are read from ``ubench/catalog/config_schema.json``,
+  generated from the classes themselves (``python scripts/check_schema.py --write``; CI fails
+  while it is stale);
 * plugins (entry points) are not in that file: their classes are imported, as before;
 * a component that is no longer installed gives ``None`` (the report then shows every value);
 * metric classes are imported: their modules are torch-free by design (torch only under
@@ -17,10 +19,11 @@ has no use for. So:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from ubench.api import TuningRule
 from ubench.catalog.fastcheck import schema
 
 
@@ -33,6 +36,8 @@ class TaskFacts:
     defaults: dict[str, Any]
     method_defaults: dict[str, dict[str, Any]]
     instance_keys: tuple[str, ...] = ()
+    #: attack id -> the attack config values the task prescribes
+    attack_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _defaults(entry: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +74,7 @@ def task_facts(task_id: str) -> TaskFacts | None:
     if task_id in known:
         e = known[task_id]
         return TaskFacts(str(e["version"]), _defaults(e), e["method_defaults"],
-                         tuple(e.get("instance_keys", ())))
+                         tuple(e.get("instance_keys", ())), e.get("attack_defaults", {}))
     from ubench.catalog.registry import TASKS
 
     if task_id not in TASKS:
@@ -78,9 +83,61 @@ def task_facts(task_id: str) -> TaskFacts | None:
         cls = TASKS.get(task_id)
         return TaskFacts(str(cls.version), _jsonable(cls.Config().to_dict()),
                          {m: _jsonable(dict(d)) for m, d in cls.method_defaults.items()},
-                         tuple(cls.instance_keys))
+                         tuple(cls.instance_keys),
+                         {a: _jsonable(dict(d)) for a, d in cls.attack_defaults.items()})
     except Exception:  # broken plugin: treat as not installed
         return None
+
+
+@cache
+def tuning_rule(task_id: str) -> TuningRule | None:
+    """The task's :class:`~ubench.api.TuningRule` as declared now; ``None`` for a task without
+    one or not installed. A plugin's class is imported (and an error importing it raised)."""
+    known = schema()["tasks"]
+    if task_id in known:
+        entry = known[task_id].get("tuning_rule")
+        return TuningRule.from_dict(entry) if entry is not None else None
+    from ubench.catalog.registry import TASKS
+
+    if task_id not in TASKS:
+        return None
+    rule = TASKS.get(task_id).tuning_rule
+    return rule if isinstance(rule, TuningRule) else None
+
+
+@cache
+def _attack_own_defaults(attack_id: str) -> dict[str, Any] | None:
+    known = schema().get("attacks", {})
+    if attack_id in known:
+        return _defaults(known[attack_id])
+    from ubench.catalog.registry import ATTACKS
+
+    try:  # a plugin: import its class
+        return ATTACKS.get(attack_id).Config().to_dict()  # type: ignore[no-any-return]
+    except Exception:  # no longer installed, or broken
+        return None
+
+
+def attack_defaults(attack_id: str, task_id: str) -> dict[str, Any]:
+    """The attack's config defaults on this task: its own, then what the task prescribes
+    (``attack_defaults``); empty for an attack that is no longer installed (every value is
+    then shown). Values as the classes hold them (tuples stay tuples for a plugin)."""
+    own = _attack_own_defaults(attack_id)
+    if own is None:
+        return {}
+    out = dict(own)
+    known = schema()["tasks"]
+    if task_id in known:
+        out.update(known[task_id].get("attack_defaults", {}).get(attack_id, {}))
+        return out
+    from ubench.catalog.registry import TASKS
+
+    if task_id in TASKS:
+        try:  # a plugin task: import its class
+            out.update(TASKS.get(task_id).attack_defaults.get(attack_id, {}))
+        except Exception:  # broken: the report shows every value
+            return {}
+    return out
 
 
 @cache

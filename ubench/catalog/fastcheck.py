@@ -53,12 +53,28 @@ def generate_schema() -> dict[str, Any]:
 
 def task_spec(cls: Any) -> dict[str, Any]:
     """A task's schema entry: its config's, plus what ``ubench report`` needs without torch
-    (the task's ``version``, its ``instance_keys`` and its ``method_defaults``; see
-    :mod:`ubench.catalog.facts`)."""
+    (the task's ``version``, its ``instance_keys``, its ``method_defaults``, its
+    ``attack_defaults`` and its ``tuning_rule``; see :mod:`ubench.catalog.facts`)."""
     return {**config_spec(cls.Config), "version": cls.version,
             "instance_keys": list(cls.instance_keys),
             "method_defaults": {m: {k: _jsonable(v) for k, v in d.items()}
-                                for m, d in cls.method_defaults.items()}}
+                                for m, d in cls.method_defaults.items()},
+            "attack_defaults": {a: {k: _jsonable(v) for k, v in d.items()}
+                                for a, d in cls.attack_defaults.items()},
+            "tuning_rule": rule_spec(cls.tuning_rule)}
+
+
+def rule_spec(rule: Any) -> dict[str, Any] | None:
+    """A task's :class:`~ubench.api.TuningRule` as its schema entry holds it (``None`` for a task
+    without one); :meth:`TuningRule.from_dict` of it gives the same rule back (checked here)."""
+    from ubench.api import TuningRule
+
+    if not isinstance(rule, TuningRule):
+        return None
+    out = {k: v for k, v in rule.to_dict().items() if k != "text"}
+    if TuningRule.from_dict(out) != rule:
+        raise ValueError(f"the tuning rule {rule!r} does not survive its schema entry {out!r}")
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -32,12 +32,14 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from ubench.api import TuningRule
 from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.report.rank_bootstrap import hierarchical_means, hierarchical_means_loop
 from ubench.store import reader
 
 
@@ -149,14 +151,10 @@ def front_scalars(rule: TuningRule, target: float, method: str,
         return rule.score(f), k
 
     xy = [xy_of(runs) for runs in runs_per_point]
-    rng = np.random.default_rng(seed)
+    f_rep, k_rep = _replicates(rule, runs_per_point, resamples, seed)
     areas, bests = [], []
-    for _ in range(resamples):
-        sample = []
-        for runs in runs_per_point:
-            picked = [runs[int(i)] for i in rng.integers(0, len(runs), size=len(runs))]
-            sample.append(xy_of([{k: v[rng.integers(0, len(v), size=len(v))]
-                                  for k, v in r.items()} for r in picked]))
+    for fs, ks in zip(f_rep, k_rep, strict=True):
+        sample = [(rule.score(f), k) for f, k in zip(fs, ks, strict=True)]
         areas.append(front_area(sample))
         bests.append(best_keep_at(sample, phi_t))
     front = pareto_front(xy)
@@ -168,6 +166,20 @@ def front_scalars(rule: TuningRule, target: float, method: str,
                         front_area(xy),
                         (float(np.quantile(areas, 0.025)), float(np.quantile(areas, 0.975))),
                         any(x >= phi_t - 1e-12 for x, _ in xy))
+
+
+def _replicates(rule: TuningRule, groups: Sequence[Sequence[Mapping[str, np.ndarray]]],
+                resamples: int, seed: int) -> tuple[list[list[float]], list[list[float]]]:
+    """Per bootstrap replicate, per group of runs (a tuning point, an evaluation row): the mean
+    over the resampled runs of each run's mean of the rule's forget / keep metric, after
+    resampling the samples within each run — a hierarchical bootstrap, replicate by replicate
+    from ``default_rng(seed)`` (vectorised with the same draws:
+    :mod:`ubench.report.rank_bootstrap`)."""
+    keys = (rule.forget, rule.keep)
+    got = hierarchical_means(seed, groups, keys, resamples)
+    if got is None:  # ragged or unusual scores: the loop, with the same draws
+        got = hierarchical_means_loop(np.random.default_rng(seed), groups, keys, resamples)
+    return got[rule.forget].tolist(), got[rule.keep].tolist()
 
 
 # ---------------------------------------------------------------------- evaluation ranking
@@ -223,13 +235,8 @@ def standing(rule: TuningRule, target: float, label: str, method: str,
 
     f, k = means(runs)
     at, area = scalars(f, k)
-    rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(resamples):
-        picked = [runs[int(i)] for i in rng.integers(0, len(runs), size=len(runs))]
-        rf, rk = means([{m: v[rng.integers(0, len(v), size=len(v))] for m, v in r.items()}
-                        for r in picked])
-        reps.append((rf, rk, *scalars(rf, rk)))
+    f_rep, k_rep = _replicates(rule, [runs], resamples, seed)
+    reps = [(rf, rk, *scalars(rf, rk)) for (rf,), (rk,) in zip(f_rep, k_rep, strict=True)]
     arr = np.asarray(reps)
 
     def ci(col: int, value: float) -> tuple[float, float]:
@@ -250,6 +257,15 @@ def _competition_ranks(scores: Sequence[tuple[float, float]]) -> list[int]:
     return [1 + sum(beats(other, mine) for other in scores) for mine in scores]
 
 
+def _replicate_ranks(scores: np.ndarray) -> np.ndarray:
+    """:func:`_competition_ranks` of every replicate at once: ``scores`` is ``(replicates,
+    rows, 2)`` (keep at target, area); the same comparisons, element by element."""
+    x0, x1 = scores[:, :, None, 0], scores[:, :, None, 1]  # the other row, on axis 1
+    y0, y1 = scores[:, None, :, 0], scores[:, None, :, 1]  # the row ranked, on axis 2
+    beats = (x0 > y0 + 1e-12) | ((np.abs(x0 - y0) <= 1e-12) & (x1 > y1 + 1e-12))
+    return 1 + beats.sum(axis=1)
+
+
 def rank_standings(standings: Sequence[Standing]) -> list[Standing]:
     """Ranked rows first, by keep at target, then the larger one-point area (equal scores share
     a rank), reference rows after them (yardsticks, never ranked). Each ranked row gets the 95 %
@@ -262,9 +278,8 @@ def rank_standings(standings: Sequence[Standing]) -> list[Standing]:
         s.rank = r
     n_rep = min((len(s.replicates) for s in ranked), default=0)
     if n_rep and len(ranked) > 1:
-        reps = np.array([_competition_ranks([(float(s.replicates[b, 0]),
-                                              float(s.replicates[b, 1])) for s in ranked])
-                         for b in range(n_rep)])
+        reps = _replicate_ranks(np.stack([np.asarray(s.replicates[:n_rep, :2], dtype=np.float64)
+                                          for s in ranked], axis=1))
         for j, s in enumerate(ranked):
             lo, hi = np.quantile(reps[:, j], [0.025, 0.975], method="inverted_cdf")
             s.rank_ci = (min(int(lo), s.rank or 1), max(int(hi), s.rank or 1))
@@ -383,24 +398,53 @@ def tv_with_ci(a: Sequence[str], b: Sequence[str], resamples: int = 1000,
     code = {k: i for i, k in enumerate(labels)}
     xa = np.array([code[x] for x in a])
     xb = np.array([code[x] for x in b])
-    rng = np.random.default_rng(seed)
     k = len(labels)
-    ra = xa[rng.integers(0, len(xa), size=(resamples, len(xa)))]
-    rb = xb[rng.integers(0, len(xb), size=(resamples, len(xb)))]
-    pa = np.stack([(ra == i).mean(1) for i in range(k)], 1)
-    pb = np.stack([(rb == i).mean(1) for i in range(k)], 1)
+    # each replicate's share of every label, as (resampled codes == label).mean(1) gives it
+    # (a whole count over the length), from the times each sample is picked
+    ca, cb = _picks(len(xa), len(xb), resamples, seed)
+    pa, pb = _shares(ca, xa, k), _shares(cb, xb, k)
     stats = 0.5 * np.abs(pa - pb).sum(1)
     q_lo, q_hi = np.quantile(stats, [0.025, 0.975])
     lo, hi = max(0.0, 2 * value - float(q_hi)), min(1.0, 2 * value - float(q_lo))
     return value, min(lo, value), max(hi, value)
 
 
+def _shares(picks: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+    """``(resamples, k)``, C-ordered: each replicate's share of each label code — the number of
+    picks of samples with that label (whole numbers: exact in any order) over the length."""
+    out = np.zeros((k, picks.shape[1]))
+    for i in range(k):
+        out[i] = picks[codes == i].sum(0)
+    return np.ascontiguousarray(out.T) / len(codes)
+
+
+@lru_cache(maxsize=8)
+def _picks(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """How many times each sample of either side is picked in each replicate of
+    :func:`tv_with_ci`, ``(n, resamples)`` (whole numbers as floats). The draws depend on the
+    sizes alone, so every run of an instance size shares them."""
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, na, size=(resamples, na))
+    ib = rng.integers(0, nb, size=(resamples, nb))
+
+    def counts(idx: np.ndarray, n: int) -> np.ndarray:
+        flat = (idx + n * np.arange(resamples)[:, None]).ravel()
+        out = np.ascontiguousarray(
+            np.bincount(flat, minlength=resamples * n).reshape(resamples, n).T, dtype=float)
+        out.flags.writeable = False
+        return out
+
+    return counts(ia, na), counts(ib, nb)
+
+
 def oracle_gap(record: Mapping[str, Any], oracle: Mapping[str, Any],
-               forget_metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
+               forget_metrics: Sequence[str],
+               label_cache: dict[Any, list[str]] | None = None) -> dict[str, dict[str, Any]]:
     """Derived metrics of ``record`` against the retrain ``oracle`` run of the same instance:
     ``oracle_gap_<m>`` (the absolute difference of each forgetting metric from the oracle's,
     with the run's own interval shifted) and ``oracle_tv`` (TV distance of the forget labels);
-    lower is better for both."""
+    lower is better for both. ``label_cache``: the oracles' :func:`forget_labels` (by run id
+    and path), kept across calls (an oracle serves every run of its instance)."""
     out: dict[str, dict[str, Any]] = {}
     for m in forget_metrics:
         if m in record["metrics"] and m in oracle["metrics"]:
@@ -415,7 +459,14 @@ def oracle_gap(record: Mapping[str, Any], oracle: Mapping[str, Any],
                                           f"{oracle['run_id']})|; the run's own interval, "
                                           "shifted by the oracle's value",
                                "oracle_run": oracle["run_id"]}}
-    a, b = forget_labels(record), forget_labels(oracle)
+    a = forget_labels(record)
+    if label_cache is None:
+        b = forget_labels(oracle)
+    else:
+        key = (oracle["run_id"], str(oracle.get("_path", "")))
+        if key not in label_cache:
+            label_cache[key] = forget_labels(oracle)
+        b = label_cache[key]
     if a and b:
         v, lo, hi = tv_with_ci(a, b)
         out["oracle_tv"] = {
@@ -448,6 +499,7 @@ def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:
     record that has a retrain-oracle record of the same task instance and assets. Returns how
     many records got them."""
     groups: dict[str, list[dict[str, Any]]] = {}
+    label_cache: dict[Any, list[str]] = {}  # each oracle's labels, read once
     for rec in records:
         if rec.get("status") != "ok" or is_tuning(rec):
             continue
@@ -465,18 +517,17 @@ def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:
             if rec["method"]["id"] == "retrain":
                 continue
             forget = [m for m in rec["metrics"] if metric_split(m) == "forget"]
-            rec["metrics"].update(oracle_gap(rec, oracles[0], forget))
+            rec["metrics"].update(oracle_gap(rec, oracles[0], forget, label_cache))
             done += 1
     return done
 
 
 def task_rule(task: str) -> TuningRule | None:
-    from ubench.catalog.registry import TASKS
+    """The task's tuning rule as declared now (None for a task without one or not installed);
+    read without importing the task class (:func:`ubench.catalog.facts.tuning_rule`)."""
+    from ubench.catalog.facts import tuning_rule
 
-    if task not in TASKS:
-        return None
-    rule = TASKS.get(task).tuning_rule
-    return rule if isinstance(rule, TuningRule) else None
+    return tuning_rule(task)
 
 
 def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = None,

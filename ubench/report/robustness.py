@@ -41,15 +41,10 @@ from ubench.report.table import REFERENCE_ORDER, aggregate, bounds, row_label, t
 # ---------------------------------------------------------------------- robustness tables
 def _attack_label(rec: dict[str, Any]) -> str:
     """Attack id plus the config values that differ from its defaults on the run's task."""
-    from ubench.catalog.registry import ATTACKS, TASKS
-
     aid, task = rec["attack"]["id"], rec["run"]["task"]["id"]
-    try:
-        defaults = ATTACKS.get(aid).Config().to_dict()
-        if task in TASKS:
-            defaults.update(TASKS.get(task).attack_defaults.get(aid, {}))
-    except Exception:  # an attack no longer registered: show every value
-        defaults = {}
+    # no attack or task class is imported for built-ins (an attack no longer registered: {},
+    # every value shown)
+    defaults = facts.attack_defaults(aid, task)
     diff = {k: v for k, v in rec["attack"]["config"].items()
             if _norm(defaults.get(k)) != _norm(v)}
     return aid + (" (" + ", ".join(f"{k}={_norm(v)}" for k, v in sorted(diff.items())) + ")"
