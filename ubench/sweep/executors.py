@@ -353,10 +353,22 @@ class SlurmExecutor:
 
     ``folder`` holds submitit's scripts and logs (default ``<store>/.sweep/slurm``); the store
     and ``UBENCH_HOME`` must be on a filesystem the nodes share. ``workers`` caps how many runs
-    run at once (``--array`` parallelism); ``timeout_min`` is each job's time limit: a job that
-    reaches it (or is pre-empted) is requeued up to ``retries`` times and resumes from its
-    checkpoint. ``cluster="local"`` runs the jobs as local processes through submitit's own
-    local executor (what the tests do); ``None`` means Slurm (``sbatch`` must be on PATH).
+    run at once (``--array=0-N%workers``; all of them when None); each job gets ``threads`` CPUs
+    (``--cpus-per-task``), ``gpus`` GPUs (``--gpus-per-node``), ``partition`` and
+    ``timeout_min`` minutes (``--time``). Near its time limit (or when pre-empted) a job gets
+    ``--signal`` and submitit requeues it, up to ``retries`` times (submitit's
+    ``max_num_timeout``, an argument of its executor, not a job parameter); the requeued job
+    resumes the run from its last checkpoint. ``extra``: more of submitit's AutoExecutor
+    parameters (``mem_gb``, ``slurm_qos``, ``slurm_account``, ...), applied last.
+
+    Results are read from submitit's result files every ``poll_s`` seconds; the jobs' states
+    (running, or ended without a result) come from ``sacct``, one call for every job of the
+    sweep, at submitit's pace (2 s, 4 s, 8 s, ... after the submission) and at least every
+    ``sacct_s`` seconds (submitit alone would wait up to 10 minutes). Ctrl-C (or SIGTERM)
+    cancels the jobs not finished with one ``scancel``.
+
+    ``cluster="local"`` runs the jobs as local processes through submitit's own local executor;
+    ``None`` means Slurm (``sbatch`` and ``srun`` must be on PATH).
     """
 
     name = "slurm"
@@ -364,80 +376,150 @@ class SlurmExecutor:
     def __init__(self, folder: str | Path | None = None, partition: str | None = None,
                  gpus: float = 0, timeout_min: int = 240, workers: int | None = None,
                  threads: int = 1, retries: int = 1, cluster: str | None = None,
-                 extra: dict[str, Any] | None = None, poll_s: float = 2.0) -> None:
+                 extra: dict[str, Any] | None = None, poll_s: float = 2.0,
+                 sacct_s: float = 60.0) -> None:
         if gpus != int(gpus):
             raise ConfigError(f"--gpus {gpus:g}: Slurm gives whole GPUs; pass a whole number")
+        if timeout_min < 1:
+            raise ConfigError(f"--timeout {timeout_min}: a Slurm job needs at least 1 minute")
         self.folder = folder
         self.partition = partition
         self.gpus = int(gpus)
-        self.timeout_min = timeout_min
+        self.timeout_min = int(timeout_min)
         self.workers = workers
         self.threads = threads
         self.retries = retries
         self.cluster = cluster
         self.extra = dict(extra or {})
         self.poll_s = poll_s
+        self.sacct_s = sacct_s
 
-    def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]:
+    def submitit_executor(self, folder: Path, n_jobs: int) -> Any:
+        """submitit's executor for ``n_jobs`` runs, configured: what the sweep submits with.
+
+        ``max_num_timeout`` goes to the executor's constructor (submitit refuses it as a
+        parameter); a bad key or value in ``extra`` is one :class:`ConfigError` naming it.
+        """
         submitit = require_extra("slurm")
-        if not jobs:
-            return []
         cluster = self.cluster or "slurm"
-        if cluster == "slurm" and shutil.which("sbatch") is None:
-            raise MissingExtraError("--on slurm needs Slurm's sbatch on PATH: run the sweep on "
-                                    "the cluster's login node (or use --on local / --on ray)")
-        from ubench.sweep._slurm import SlurmRun
-
-        folder = Path(self.folder or sweep_dir(Path(jobs[0].store)) / "slurm")
-        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+        if cluster == "slurm":
+            missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+            if missing:
+                raise MissingExtraError(f"--on slurm needs Slurm's {' and '.join(missing)} on "
+                                        "PATH: run the sweep on the cluster's login node (or "
+                                        "use --on local / --on ray)")
+        for key in self.extra:
+            if key.removeprefix(f"{cluster}_") in ("max_num_timeout", "array_parallelism"):
+                raise ConfigError(f"extra submitit parameter {key!r}: set by the sweep "
+                                  "(--retries, --workers); drop it from extra")
+        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster,
+                                   **{f"{cluster}_max_num_timeout": self.retries})
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.threads,
                                   "tasks_per_node": 1, "nodes": 1, "name": "ubench-sweep"}
         if self.gpus:
             params["gpus_per_node"] = self.gpus
         if cluster == "slurm":
-            params["slurm_max_num_timeout"] = self.retries
+            # the requeue signal comes this long before the limit (submitit's 90 s would come
+            # at once in a job of a minute or two); Slurm may send it up to 60 s earlier still
+            params["slurm_signal_delay_s"] = min(90, self.timeout_min * 15)
+            params["slurm_array_parallelism"] = self.workers or n_jobs
             if self.partition:
                 params["slurm_partition"] = self.partition
-            if self.workers:
-                params["slurm_array_parallelism"] = self.workers
-        params.update(self.extra)
         ex.update_parameters(**params)
-        submitted = ex.map_array(SlurmRun(), [j.to_dict() for j in jobs])
+        for key, value in self.extra.items():  # one by one: the error names the bad one
+            try:
+                ex.update_parameters(**{key: value})
+            except NameError:
+                raise ConfigError(f"extra submitit parameter {key!r} is unknown to submitit: use "
+                                  "its AutoExecutor's names (mem_gb, timeout_min, ...; Slurm's "
+                                  f"own prefixed, e.g. slurm_qos, slurm_account)") from None
+            except (ValueError, TypeError, AssertionError) as e:
+                first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+                raise ConfigError(f"extra submitit parameter {key!r}={value!r}: submitit "
+                                  f"refuses it ({' '.join(first.split())[:200]})") from None
+        return ex
+
+    def run(self, jobs: Sequence[Job], events: Events) -> list[Outcome]:
+        if not jobs:
+            return []
+        import io
+
+        from ubench.sweep._slurm import SlurmRun, submission_refused
+
+        folder = Path(self.folder or sweep_dir(Path(jobs[0].store)) / "slurm")
+        ex = self.submitit_executor(folder, len(jobs))
+        call = SlurmRun(timeout_min=self.timeout_min, retries=self.retries)
+        said = io.StringIO()  # submitit prints a refused sbatch's stderr: it goes in the error
+        try:
+            with contextlib.redirect_stderr(said):
+                submitted = ex.map_array(call, [j.to_dict() for j in jobs])
+        except Exception as e:
+            refused = submission_refused(e, said.getvalue())
+            if refused is None:
+                raise
+            where = f" (--partition {self.partition})" if self.partition else ""
+            jobs_ = f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}"
+            raise ConfigError(f"sbatch refused the sweep's {jobs_}: {refused}{where}") from None
         pending = dict(zip(submitted, jobs, strict=True))
+        slurm = (self.cluster or "slurm") == "slurm"
         running: set[Any] = set()
         outcomes: list[Outcome] = []
-        t0 = time.perf_counter()
+        t0 = last_sacct = time.perf_counter()
         try:
             while pending:
+                if slurm and time.perf_counter() - last_sacct >= self.sacct_s:
+                    submitted[0].get_info(mode="force")  # one sacct for every job of the sweep
+                    last_sacct = time.perf_counter()
                 for sj, job in list(pending.items()):
-                    if sj.done():
+                    if sj.done():  # its result file, or sacct says it ended
                         del pending[sj]
                         out = self._outcome(sj, job, time.perf_counter() - t0)
                         outcomes.append(out)
                         if sj not in running:
                             events.started(job)
                         events.finished(job, out)
-                    elif sj not in running and sj.state in ("RUNNING", "COMPLETING"):
+                    elif sj not in running and self._state(sj) in ("RUNNING", "COMPLETING"):
                         running.add(sj)
                         events.started(job)
                 if pending:
                     time.sleep(self.poll_s)
         except KeyboardInterrupt:
-            for sj in pending:
-                sj.cancel(check=False)
+            self._cancel(list(pending))
             raise
         return outcomes
 
-    @staticmethod
-    def _outcome(sj: Any, job: Job, seconds: float) -> Outcome:
+    def _cancel(self, submitted: list[Any]) -> None:
+        """Cancel the jobs not finished: one ``scancel`` with all their ids (Slurm sends each
+        SIGTERM, then SIGKILL; their checkpoints are on disk and the next sweep resumes them)."""
+        if not submitted:
+            return
+        if (self.cluster or "slurm") != "slurm":
+            for sj in submitted:
+                sj.cancel(check=False)
+            return
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["scancel", *(sj.job_id for sj in submitted)], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+    def _state(self, sj: Any) -> str:
+        """A job's state: what the last ``sacct`` said on Slurm (no new call), else
+        submitit's."""
+        if (self.cluster or "slurm") == "slurm":
+            return str(sj.watcher.get_state(sj.job_id, mode="cache"))
+        return str(sj.state)
+
+    def _outcome(self, sj: Any, job: Job, seconds: float) -> Outcome:
+        """The run's outcome from its job's result; one line when the job ended without one
+        (killed, out of memory, node failure) or failed outside the run."""
+        from ubench.sweep._slurm import job_failure
+
         try:
             return Outcome.from_dict(sj.result())
-        except Exception as e:  # the job died: killed, out of memory, node failure
-            text = str(e).strip().splitlines()
-            last = next((ln for ln in reversed(text) if ln.strip()), type(e).__name__)
+        except Exception as e:
+            state = self._state(sj)
             return Outcome(job.run_id, "failed",
-                           _dead(f"Slurm job {sj.job_id} died ({' '.join(last.split())[:200]}; "
-                                 f"its log: {sj.paths.stderr})", 1),
+                           _dead(f"Slurm job {sj.job_id} ended {state} without a result "
+                                 f"({job_failure(e)}; its log: {sj.paths.stderr})", 1),
                            seconds, None, str(job.log))
 
 
@@ -445,10 +527,11 @@ class SlurmExecutor:
 def make_executor(on: str, *, workers: int | None = None, threads: int = 1, retries: int = 1,
                   **options: Any) -> Executor:
     """The executor ``--on`` names, with its options (``address`` for Ray; ``partition``,
-    ``timeout_min``, ``folder``, ``cluster`` for Slurm; ``gpus`` for both)."""
+    ``timeout_min``, ``folder``, ``cluster``, ``extra``, ``poll_s``, ``sacct_s`` for Slurm;
+    ``gpus`` for both)."""
     allowed = {"local": set(), "ray": {"address", "gpus", "object_store_mb"},
                "slurm": {"partition", "gpus", "timeout_min", "folder", "cluster", "extra",
-                         "poll_s"}}
+                         "poll_s", "sacct_s"}}
     if on not in allowed:
         raise ConfigError(f"unknown executor {on!r}: use local, ray or slurm")
     given = {k: v for k, v in options.items() if v is not None}
