@@ -437,3 +437,17 @@ def test_the_pinned_manifest_cannot_make_ubench_read_outside_its_folder(
     assert ("digits/judge", "../../../../../../etc/passwd",
             "outside the pinned folder: not read") in pinned.verify(root)
     assert not any("passwd" in p for p in read)
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--method", "ga", "--task", TINY, "--threads", "1000000"],
+    ["attack", "abcdef", "--attack", "relearn", "--threads", "1000000"],
+    ["sweep", str(ROOT / "plans" / "quick.toml"), "--threads", "1000000"],
+    ["sweep", str(ROOT / "plans" / "quick.toml"), "--workers", "1000000"],
+], ids=["run", "attack", "sweep --threads", "sweep --workers"])
+def test_a_million_threads_or_workers_is_refused_when_parsed(args: list[str], tmp_path: Path
+                                                             ) -> None:
+    """``--threads 1000000`` was a SystemError traceback inside torch."""
+    proc = cli(*args, "--store", str(tmp_path / "s"))
+    assert proc.returncode == 2 and "1024" in one_line(proc)
+    assert not (tmp_path / "s").exists()

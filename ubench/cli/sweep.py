@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ubench.cli.app import app, err
+from ubench.core.config import MAX_THREADS
 from ubench.core.errors import ConfigError, UbenchError
 
 
@@ -27,8 +28,9 @@ def sweep(
     on: Annotated[On, typer.Option(help="Where runs execute: a local pool, Ray or Slurm.")
                   ] = On.local,
     workers: Annotated[int | None, typer.Option(
-        min=1, help="Runs at once (default: the CPU count for local and a local Ray cluster; "
-                    "all for an existing Ray cluster; no cap on Slurm).")] = None,
+        min=1, max=MAX_THREADS, help="Runs at once (default: the CPU count for local and a "
+                    "local Ray cluster; all for an existing Ray cluster; no cap on Slurm).")
+                                 ] = None,
     store: Annotated[str | None, typer.Option(
         help="Results folder (default $UBENCH_STORE or ./results).")] = None,
     dry_run: Annotated[bool, typer.Option(
@@ -36,13 +38,14 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs and outcomes as JSON "
                                           "on stdout.")] = False,
     threads: Annotated[int, typer.Option(
-        min=1, help="torch threads per run (recorded).")] = 1,
+        min=1, max=MAX_THREADS, help="torch threads per run (recorded).")] = 1,
     device: Annotated[str | None, typer.Option(
         help="cpu, cuda, ... (default: cuda with --gpus, else cpu).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=0, help="Checkpoint every N steps (0: never).")] = 50,
     retries: Annotated[int, typer.Option(
-        min=0, help="New starts of a run whose worker died (killed, lost node, pre-empted).")
+        min=0, max=100,
+        help="New starts of a run whose worker died (killed, lost node, pre-empted).")
                        ] = 1,
     retry_failed: Annotated[bool, typer.Option(
         help="Run again the runs whose record says they failed (default: report them).")
@@ -53,8 +56,8 @@ def sweep(
     gpus: Annotated[float, typer.Option(min=0, help="--on ray / slurm: GPUs per run.")] = 0,
     partition: Annotated[str | None, typer.Option(help="--on slurm: the partition.")] = None,
     timeout: Annotated[int | None, typer.Option(
-        min=1, help="--on slurm: minutes per job (default 240; a job that reaches it is "
-                    "requeued and resumes).")] = None,
+        min=1, max=525_600, help="--on slurm: minutes per job (default 240; a job that "
+                    "reaches it is requeued and resumes).")] = None,
 ) -> None:
     """Run every run of a plan that is not finished yet, on a local pool, Ray or Slurm.
 
@@ -148,7 +151,8 @@ def tune(
         help="Method id, or 'all' for every method with a tuning space that fits the task.")],
     task: Annotated[str, typer.Option(help="Task id (one with tuning cells and a rule).")],
     workers: Annotated[int | None, typer.Option(
-        min=1, help="Runs at once on this machine (default: the CPU count).")] = None,
+        min=1, max=MAX_THREADS,
+        help="Runs at once on this machine (default: the CPU count).")] = None,
     store: Annotated[str | None, typer.Option(
         help="Results folder (default $UBENCH_STORE or ./results).")] = None,
     out: Annotated[str | None, typer.Option(
