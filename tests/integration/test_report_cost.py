@@ -95,3 +95,30 @@ def test_report_facts_agree_with_the_classes() -> None:
                                                              for k, v in want.items()}
     assert facts.tuning_rule("no-such-task") is None
     assert facts.attack_defaults("no-such-attack", TASK) == {}
+
+
+def test_the_report_of_the_committed_store_stays_light(tmp_path: Path) -> None:
+    """docs/usage.md quotes the report's cost on the committed store (``bench/report.py``):
+    about 7–9 s and 330 MB on a 2-core machine, no model stack. The bounds here are loose
+    (a busy CI machine) but fail on what the issue measured before: 20–50 s and 1.1 GB."""
+    import time
+
+    out = tmp_path / "out"
+    # the peak of the child itself: VmHWM starts afresh at exec (ru_maxrss would count the
+    # pytest process it was forked from, which may hold torch by now)
+    code = ("import sys; from pathlib import Path; from ubench.report.build import build_report; "
+            f"build_report(Path({str(RECORDS)!r}), {str(out)!r}); "
+            f"print(sorted(m for m in {MODEL_STACK!r} if m in sys.modules)); "
+            "print(next(ln.split()[1] for ln in open('/proc/self/status') "
+            "if ln.startswith('VmHWM')))")
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs Linux's /proc to read the report's peak memory")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    *_, modules, peak_kb = proc.stdout.strip().splitlines()
+    assert modules == "[]"
+    assert int(peak_kb) / 1024 < 450, f"peak {int(peak_kb) / 1024:.0f} MB"
+    assert seconds < 30, f"{seconds:.1f} s"

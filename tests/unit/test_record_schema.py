@@ -54,3 +54,49 @@ def test_another_schema_version_says_so(tmp_path: Path) -> None:
     rec["schema_version"] = 9
     with pytest.raises(CorruptRecordError, match="schema_version 9, this ubench reads 1"):
         validate_record(rec, "r.json")
+
+
+def _mutations(rec: dict) -> list[dict]:
+    """Ways to break a record: every top-level key removed, each value replaced by values of
+    other JSON types, nested metric fields broken, unknown keys added."""
+    out = []
+    odd = [None, "x", 1, 1.5, True, [], {}, float("nan"), -1, 2**70]
+    for key in rec:
+        gone = copy.deepcopy(rec)
+        del gone[key]
+        out.append(gone)
+        for v in odd:
+            changed = copy.deepcopy(rec)
+            changed[key] = v
+            out.append(changed)
+    name = next(iter(rec["metrics"]))
+    for field in ("value", "ci_low", "n", "higher_is_better"):
+        for v in odd:
+            changed = copy.deepcopy(rec)
+            changed["metrics"][name][field] = v
+            out.append(changed)
+    for part in ("task", "method"):
+        for field in ("id", "version", "config"):
+            for v in odd:
+                changed = copy.deepcopy(rec)
+                changed[part][field] = v
+                out.append(changed)
+    extra = copy.deepcopy(rec)
+    extra["unexpected"] = 1
+    out.append(extra)
+    return out
+
+
+def test_the_fast_validator_passes_nothing_jsonschema_rejects() -> None:
+    """Reads ask jsonschema-rs first and jsonschema only for a record it rejects: that is the
+    same check only if every record jsonschema-rs passes, jsonschema passes too."""
+    from ubench.store import record
+
+    fast = record.fast_validator("run")
+    slow = record.validator()
+    assert fast is not None
+    cases = [m for rec in RECORDS[:: max(1, len(RECORDS) // 12)] for m in _mutations(rec)]
+    assert len(cases) > 1000
+    both = [(fast.is_valid(c), slow.is_valid(c)) for c in cases]
+    assert not [c for c, (f, s) in zip(cases, both, strict=True) if f and not s]
+    assert sum(not s for _, s in both) > 500  # the corpus does break records

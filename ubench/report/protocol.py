@@ -377,7 +377,7 @@ def rankings_table(found: Mapping[str, Ranking]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- oracle gap
 def forget_labels(record: Mapping[str, Any]) -> list[str]:
     """The labels of a run's forget-condition generations (its samples' ``label``)."""
-    return [str(row["label"]) for row in reader.samples(record) or [] if "label" in row]
+    return [str(label) for label in reader.sample_field(record, "label") or []]
 
 
 def total_variation(a: Sequence[str], b: Sequence[str]) -> float:
@@ -412,17 +412,17 @@ def tv_with_ci(a: Sequence[str], b: Sequence[str], resamples: int = 1000,
 def _shares(picks: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """``(resamples, k)``, C-ordered: each replicate's share of each label code — the number of
     picks of samples with that label (whole numbers: exact in any order) over the length."""
-    out = np.zeros((k, picks.shape[1]))
-    for i in range(k):
-        out[i] = picks[codes == i].sum(0)
+    onehot = (codes[None, :] == np.arange(k)[:, None]).astype(picks.dtype)
+    # sums of whole numbers below 2**24 (float32's exact integers): exact in any order
+    out = (onehot @ picks).astype(np.float64)
     return np.ascontiguousarray(out.T) / len(codes)
 
 
 @lru_cache(maxsize=8)
 def _picks(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """How many times each sample of either side is picked in each replicate of
-    :func:`tv_with_ci`, ``(n, resamples)`` (whole numbers as floats). The draws depend on the
-    sizes alone, so every run of an instance size shares them."""
+    :func:`tv_with_ci`, ``(n, resamples)`` (whole numbers as float32: exact below 2**24). The
+    draws depend on the sizes alone, so every run of an instance size shares them."""
     rng = np.random.default_rng(seed)
     ia = rng.integers(0, na, size=(resamples, na))
     ib = rng.integers(0, nb, size=(resamples, nb))
@@ -430,7 +430,8 @@ def _picks(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.
     def counts(idx: np.ndarray, n: int) -> np.ndarray:
         flat = (idx + n * np.arange(resamples)[:, None]).ravel()
         out = np.ascontiguousarray(
-            np.bincount(flat, minlength=resamples * n).reshape(resamples, n).T, dtype=float)
+            np.bincount(flat, minlength=resamples * n).reshape(resamples, n).T,
+            dtype=np.float32 if n < 1 << 24 else np.float64)
         out.flags.writeable = False
         return out
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -104,10 +105,14 @@ def _fail(path: Path, e: BaseException) -> CorruptRecordError:
 
 
 @lru_cache(maxsize=64)
-def _read(path: str, size: int, mtime_ns: int) -> Any:
+def _read(path: str, size: int, mtime_ns: int, columns: tuple[str, ...] | None = None) -> Any:
     import pyarrow.parquet as pq
 
-    return pq.read_table(path)
+    if columns is None:
+        return pq.read_table(path)
+    # a projection (a few columns of many rows, e.g. every sample's label): dictionary-encoded,
+    # a few small integers per row instead of a string each (a fifth of the memory)
+    return pq.read_table(path, columns=list(columns), read_dictionary=list(columns))
 
 
 def read_table(path: Path) -> Any:
@@ -128,13 +133,15 @@ def _json_columns(table: Any) -> set[str]:
 
 def read_records(folder: Path, kind: str) -> list[dict[str, Any]]:
     """The records of a task folder's ``runs`` or ``attacks`` table, in the table's order."""
+    import pyarrow.parquet as pq
+
     path = folder / f"{kind}.parquet"
-    table = read_table(path)
-    if table is None:
+    if not path.is_file():
         return []
-    try:
-        return [json.loads(text) for text in table.column("record").to_pylist()]
-    except (KeyError, ValueError) as e:
+    try:  # the record column alone, not cached: the records are decoded once by the caller
+        texts = pq.read_table(path, columns=["record"]).column("record").to_pylist()
+        return [json.loads(text) for text in texts]
+    except Exception as e:  # pyarrow's own errors, a missing column, bad JSON
         raise _fail(path, e) from None
 
 
@@ -147,24 +154,27 @@ class _Index:
 
 
 @lru_cache(maxsize=64)
-def _index(path: str, size: int, mtime_ns: int, key: str) -> _Index:
-    table = _read(path, size, mtime_ns)
-    ids = table.column(key).to_pylist()
-    rows: dict[str, tuple[int, int]] = {}
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            rows[ids[start]] = (start, i - start)
-            start = i
+def _index(path: str, size: int, mtime_ns: int, key: str,
+           columns: tuple[str, ...] | None = None) -> _Index:
+    table = _read(path, size, mtime_ns, None if columns is None else (key, *columns))
+    # the table is sorted by owner: each owner's rows are one run of equal codes
+    coded = table.column(key).combine_chunks()
+    if not hasattr(coded, "indices"):
+        coded = coded.dictionary_encode()
+    codes = coded.indices.to_numpy(zero_copy_only=False)
+    names = coded.dictionary.to_pylist()
+    starts = np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else np.zeros(0, int)
+    ends = np.append(starts[1:], len(codes))
+    rows = {names[codes[a]]: (int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)}
     return _Index(table, rows)
 
 
-def _slice(path: Path, key: str, owner: str) -> Any:
+def _slice(path: Path, key: str, owner: str, columns: tuple[str, ...] | None = None) -> Any:
     if not path.is_file():
         return None
     st = path.stat()
     try:
-        index = _index(str(path), st.st_size, st.st_mtime_ns, key)
+        index = _index(str(path), st.st_size, st.st_mtime_ns, key, columns)
     except Exception as e:
         raise _fail(path, e) from None
     where = index.rows.get(owner)
@@ -177,6 +187,56 @@ def read_samples(folder: Path, run_id: str) -> list[dict[str, Any]] | None:
     if part is None:
         return None
     return decode_samples(part)
+
+
+def read_sample_field(folder: Path, run_id: str, field: str) -> list[Any] | None:
+    """One field of a run's samples — its value in each sample that has it, in sample order —
+    reading only that field's column (the oracle gaps need the labels of hundreds of runs, not
+    their whole samples); None when the run has no packed samples. The same values as
+    :func:`read_samples` gives for that field."""
+    path = folder / "samples.parquet"
+    if not path.is_file():
+        return None
+    st = path.stat()
+    try:
+        schema = _schema(str(path), st.st_size, st.st_mtime_ns)
+    except Exception as e:
+        raise _fail(path, e) from None
+    meta = json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
+    if meta.get("samples") == "json" or field not in schema.names:
+        rows = read_samples(folder, run_id)
+        return None if rows is None else [r[field] for r in rows if field in r]
+    part = _slice(path, "run_id", run_id, ("_keys", field))
+    if part is None:
+        return None
+    column = part.column(field)
+    if column.null_count:  # a null is a sample without the field, or one whose value is null
+        import pyarrow.compute as pc
+
+        pattern = f"(^|,){re.escape(field)}(,|$)"
+        keys = part.column("_keys").combine_chunks()
+        if hasattr(keys, "indices"):  # dictionary-encoded: match each distinct key list once
+            has = pc.take(pc.match_substring_regex(keys.dictionary, pattern), keys.indices)
+        else:
+            has = pc.match_substring_regex(keys, pattern)
+        column = column.filter(has.fill_null(False))
+    values = column.to_pylist()
+    if field in set(meta.get("json_columns", [])):
+        values = [None if v is None else json.loads(v) for v in values]
+    return values
+
+
+@lru_cache(maxsize=64)
+def _schema(path: str, size: int, mtime_ns: int) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path)
+
+
+def count_samples(folder: Path, run_id: str) -> int:
+    """How many samples of the run the samples table holds (reading only its run ids)."""
+    part = _slice(folder / "samples.parquet", "run_id", run_id, ())
+    return 0 if part is None else int(part.num_rows)
 
 
 def read_scores(folder: Path, run_id: str) -> dict[str, np.ndarray]:

@@ -261,6 +261,25 @@ def samples(rec: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return rows
 
 
+def sample_field(rec: Mapping[str, Any], field: str) -> list[Any] | None:
+    """One field of a run's samples (its value in each sample that has it, in order), checked
+    like :func:`samples`; from a packed store only that column is read. None when the run saved
+    no samples."""
+    if not rec.get("_packed"):
+        rows = samples(rec)
+        return None if rows is None else [r[field] for r in rows if field in r]
+    values = dataset.read_sample_field(_packed_folder(rec), rec["run_id"], field)
+    if values is None:
+        return None
+    expected = (rec.get("details") or {}).get("n_samples")
+    count = dataset.count_samples(_packed_folder(rec), rec["run_id"])
+    if isinstance(expected, int) and count != expected:
+        raise CorruptRecordError(f"{where(rec)} has {count} samples where the record's metrics "
+                                 f"were computed on {expected}; repack the store from its run "
+                                 "folders")
+    return values
+
+
 def grid(rec: Mapping[str, Any]) -> bytes | None:
     """The PNG bytes of a run's (or an attack's) sample grid; None when it has none."""
     if rec.get("_packed"):

@@ -196,7 +196,7 @@ def name_errors(record: Any, fields: tuple[tuple[str, ...], ...]) -> list[str]:
 
 def attack_schema_errors(record: Any) -> list[str]:
     """Every way an attack record breaks its schema, as ``path: message`` lines."""
-    return _errors(attack_validator(), record) + name_errors(record, ATTACK_NAMES)
+    return _errors("attack", record) + name_errors(record, ATTACK_NAMES)
 
 
 @lru_cache(maxsize=1)
@@ -216,10 +216,28 @@ def validator() -> Any:
 
 def schema_errors(record: Any) -> list[str]:
     """Every way ``record`` breaks the schema, as ``path: message`` lines (empty: valid)."""
-    return _errors(validator(), record) + name_errors(record, RUN_NAMES)
+    return _errors("run", record) + name_errors(record, RUN_NAMES)
 
 
-def _errors(check: Any, record: Any) -> list[str]:
+@lru_cache(maxsize=2)
+def fast_validator(kind: str) -> Any:
+    """A compiled validator of the same schema (jsonschema-rs, ~100x faster): what most reads
+    ask is only "is it valid", and a record it passes, jsonschema passes too (it is stricter on
+    NaN only, which the slow path then accepts); the messages of an invalid record come from
+    jsonschema. None when jsonschema-rs is not installed."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.validator_for(
+        schema() if kind == "run" else json.loads(ATTACK_SCHEMA_FILE.read_text()))
+
+
+def _errors(kind: str, record: Any) -> list[str]:
+    fast = fast_validator(kind)
+    if fast is not None and fast.is_valid(record):
+        return []
+    check = validator() if kind == "run" else attack_validator()
     out = []
     for err in sorted(check.iter_errors(record), key=lambda e: list(map(str, e.path))):
         where = ".".join(str(p) for p in err.path) or "(top level)"
