@@ -82,18 +82,19 @@ def test_report_facts_agree_with_the_classes() -> None:
     from ubench.catalog import facts
     from ubench.catalog.builtins import BUILTIN_ATTACKS, BUILTIN_TASKS
     from ubench.catalog.registry import ATTACKS, TASKS
+    from ubench.report.protocol import task_rule
     from ubench.report.robustness import _norm
 
     for t in BUILTIN_TASKS:
         cls = TASKS.get(t)
-        assert facts.tuning_rule(t) == cls.tuning_rule
+        assert task_rule(t) == cls.tuning_rule
         for a in BUILTIN_ATTACKS:
             want = ATTACKS.get(a).Config().to_dict()
             want.update(cls.attack_defaults.get(a, {}))
             got = facts.attack_defaults(a, t)
             assert {k: _norm(v) for k, v in got.items()} == {k: _norm(v)
                                                              for k, v in want.items()}
-    assert facts.tuning_rule("no-such-task") is None
+    assert task_rule("no-such-task") is None
     assert facts.attack_defaults("no-such-attack", TASK) == {}
 
 

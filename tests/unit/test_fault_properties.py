@@ -14,14 +14,15 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ubench.core.config import coerce_spec, parse_overrides
-from ubench.core.errors import ConfigError
+from ubench.core.errors import ConfigError, CorruptRecordError
 from ubench.report.build import build_report
 from ubench.report.formats import csv_safe, md
-from ubench.store.record import SCHEMA_VERSION
+from ubench.store.record import NAME, SCHEMA_VERSION
 
 SPECS = [{"type": "int"}, {"type": "float"}, {"type": "bool"}, {"type": "str"},
          {"type": "choice", "choices": ["clip", "threshold", "none"]},
@@ -93,6 +94,11 @@ def test_hostile_records_render_as_text(tmp_path: Path, method_value: str, task_
     path = store / "x" / "ga" / "r0" / "record.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
+    if task_value and not (NAME.fullmatch(task_value) and ".." not in task_value):
+        # an id names folders and report pages: one that is not a plain name is corrupt
+        with pytest.raises(CorruptRecordError, match="is not a name"):
+            build_report(store, out)
+        return
     build_report(store, out)
     text = (out / "README.md").read_text()
     body = text.split("\n", 1)[1]  # the first line is the generated-file banner comment

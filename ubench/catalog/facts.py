@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ubench.api import TuningRule
 from ubench.catalog.fastcheck import schema
 
 
@@ -90,19 +89,20 @@ def task_facts(task_id: str) -> TaskFacts | None:
 
 
 @cache
-def tuning_rule(task_id: str) -> TuningRule | None:
-    """The task's :class:`~ubench.api.TuningRule` as declared now; ``None`` for a task without
-    one or not installed. A plugin's class is imported (and an error importing it raised)."""
+def tuning_rule_spec(task_id: str) -> dict[str, Any] | None:
+    """The task's tuning rule as declared now, as the dict ``TuningRule.from_dict`` takes (what
+    the config schema holds); ``None`` for a task without one or not installed. A plugin's
+    class is imported (and an error importing it raised)."""
     known = schema()["tasks"]
     if task_id in known:
         entry = known[task_id].get("tuning_rule")
-        return TuningRule.from_dict(entry) if entry is not None else None
+        return dict(entry) if entry is not None else None
+    from ubench.catalog.fastcheck import rule_spec
     from ubench.catalog.registry import TASKS
 
     if task_id not in TASKS:
         return None
-    rule = TASKS.get(task_id).tuning_rule
-    return rule if isinstance(rule, TuningRule) else None
+    return rule_spec(TASKS.get(task_id).tuning_rule)
 
 
 @cache

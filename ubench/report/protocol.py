@@ -525,10 +525,11 @@ def derive_oracle_gaps(records: list[dict[str, Any]]) -> int:
 
 def task_rule(task: str) -> TuningRule | None:
     """The task's tuning rule as declared now (None for a task without one or not installed);
-    read without importing the task class (:func:`ubench.catalog.facts.tuning_rule`)."""
-    from ubench.catalog.facts import tuning_rule
+    read without importing the task class (:func:`ubench.catalog.facts.tuning_rule_spec`)."""
+    from ubench.catalog.facts import tuning_rule_spec
 
-    return tuning_rule(task)
+    spec = tuning_rule_spec(task)
+    return TuningRule.from_dict(spec) if spec is not None else None
 
 
 def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = None,
