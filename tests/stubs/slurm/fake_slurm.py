@@ -555,17 +555,26 @@ def sacct_rows(job: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def options(args: list[str], valued: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:
+    """(name, value, as written) of each option of ``args``; an option of ``valued`` takes its
+    value as ``--opt=VALUE`` or as the next argument, as Slurm's commands do."""
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        raw = args[i]
+        if name in valued and not eq:
+            value, i = args[i + 1], i + 1
+        yield name, value, raw
+        i += 1
+
+
 def sacct(args: list[str]) -> int:
     record("sacct")
     fields = ["JobID", "JobName", "Partition", "State", "ExitCode"]
     ids: list[str] = []
     parsable = header = True
     trailing = False
-    i = 0
-    while i < len(args):
-        name, eq, value = args[i].partition("=")
-        if name in ("-o", "--format", "-j", "--jobs") and not eq:
-            value, i = args[i + 1], i + 1
+    for name, value, raw in options(args, ("-o", "--format", "-j", "--jobs")):
         if name in ("-o", "--format"):
             fields = value.split(",")
         elif name in ("-j", "--jobs"):
@@ -577,8 +586,7 @@ def sacct(args: list[str]) -> int:
         elif name in ("-n", "--noheader"):
             header = False
         elif name not in ("-X", "--allocations", "-a", "--allusers"):
-            return fail(f"sacct: unrecognized option '{args[i]}'")
-        i += 1
+            return fail(f"sacct: unrecognized option '{raw}'")
     wrong = [f for f in fields if f not in SACCT_FIELDS]
     if wrong:
         return fail(f"sacct: error: Invalid field requested: \"{wrong[0]}\"")
@@ -603,11 +611,7 @@ def squeue(args: list[str]) -> int:
     """The jobs not finished: ``-j IDS``, ``-h``, ``-o FORMAT`` (%i %T %t %P %j %N)."""
     record("squeue")
     fmt, header, ids = "%.18i %.9P %.8j %.2t %.6D %R", True, None
-    i = 0
-    while i < len(args):
-        name, eq, value = args[i].partition("=")
-        if name in ("-o", "--format", "-j", "--jobs") and not eq:
-            value, i = args[i + 1], i + 1
+    for name, value, raw in options(args, ("-o", "--format", "-j", "--jobs")):
         if name in ("-o", "--format"):
             fmt = value
         elif name in ("-j", "--jobs"):
@@ -615,8 +619,7 @@ def squeue(args: list[str]) -> int:
         elif name in ("-h", "--noheader"):
             header = False
         else:
-            return fail(f"squeue: unrecognized option '{args[i]}'")
-        i += 1
+            return fail(f"squeue: unrecognized option '{raw}'")
     short = {"PENDING": "PD", "RUNNING": "R", "REQUEUED": "RQ", "COMPLETED": "CD",
              "CANCELLED": "CA", "FAILED": "F", "TIMEOUT": "TO"}
     lines = []
@@ -665,29 +668,37 @@ def scancel(args: list[str]) -> int:
         i += 1
     if not refs:
         return fail("scancel: error: No job identification provided")
-    code = 0
+    errors: list[int] = []
     with locked():
-        for ref in refs:
-            found = find(ref)
-            if found is None:
-                code = fail(f"scancel: error: Invalid job id {ref}")
-                continue
-            job, indices = found
-            for index in indices:
-                task = job["tasks"][index]
-                if sig is not None:
-                    pid = step_pid(job, index) if task["state"] == "RUNNING" else None
-                    if pid is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, sig)
-                elif task["state"] in FINAL:
-                    code = fail(f"scancel: error: Kill job error on job id "
-                                f"{task_name(job, index)}: Job/step already completing or "
-                                "completed")
-                else:
-                    set_state(task, "CANCELLED")
-            save(job)
-    return code
+        for job, index, task in tasks_of(refs, "scancel: error: Invalid job id {ref}", errors):
+            if sig is not None:
+                pid = step_pid(job, index) if task["state"] == "RUNNING" else None
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+            elif task["state"] in FINAL:
+                errors.append(fail(f"scancel: error: Kill job error on job id "
+                                   f"{task_name(job, index)}: Job/step already completing or "
+                                   "completed"))
+            else:
+                set_state(task, "CANCELLED")
+    return max(errors, default=0)
+
+
+def tasks_of(refs: list[str], invalid: str, errors: list[int]
+             ) -> Iterator[tuple[dict[str, Any], str, dict[str, Any]]]:
+    """Each (job, index, task) the job references ``refs`` name (``123``, ``123_4``); a job's
+    state is saved once its tasks are done with. An unknown reference prints ``invalid`` (with
+    ``{ref}``) and its exit status goes to ``errors``, as Slurm goes on to the next one."""
+    for ref in refs:
+        found = find(ref)
+        if found is None:
+            errors.append(fail(invalid.format(ref=ref)))
+            continue
+        job, indices = found
+        for index in indices:
+            yield job, index, job["tasks"][index]
+        save(job)
 
 
 # ------------------------------------------------------------------------------------ scontrol
@@ -696,29 +707,23 @@ def scontrol(args: list[str]) -> int:
     record("scontrol")
     if not args or args[0] != "requeue" or len(args) < 2:
         return fail(f"scontrol: this fake knows 'requeue JOBID' only, not {args}")
-    code = 0
+    errors: list[int] = []
     with locked():
-        for ref in ",".join(args[1:]).split(","):
-            found = find(ref)
-            if found is None:
-                code = fail(f"Requeue of job {ref} failed: Invalid job id specified")
+        for job, index, task in tasks_of(",".join(args[1:]).split(","),
+                                         "Requeue of job {ref} failed: Invalid job id specified",
+                                         errors):
+            if task["state"] != "RUNNING":
+                errors.append(fail(
+                    f"Requeue of job {task_name(job, index)} failed: Job is pending execution"
+                    if task["state"] == "PENDING" else f"Requeue of job "
+                    f"{task_name(job, index)} failed: Job is no longer pending execution"))
                 continue
-            job, indices = found
-            for index in indices:
-                task = job["tasks"][index]
-                if task["state"] != "RUNNING":
-                    code = fail(f"Requeue of job {task_name(job, index)} failed: Job is "
-                                "pending execution" if task["state"] == "PENDING" else
-                                f"Requeue of job {task_name(job, index)} failed: Job is no "
-                                "longer pending execution")
-                    continue
-                set_state(task, "REQUEUED")
-                # the node stops the job a moment later, as Slurm's controller tells it after
-                # answering: a requeue from inside the job (submitit's) returns before its
-                # processes, this scontrol's included, get SIGTERM
-                task["stop_after"] = time.time() + REQUEUE_LATENCY
-            save(job)
-    return code
+            set_state(task, "REQUEUED")
+            # the node stops the job a moment later, as Slurm's controller tells it after
+            # answering: a requeue from inside the job (submitit's) returns before its
+            # processes, this scontrol's included, get SIGTERM
+            task["stop_after"] = time.time() + REQUEUE_LATENCY
+    return max(errors, default=0)
 
 
 COMMANDS = {"sbatch": sbatch, "srun": srun, "sacct": sacct, "squeue": squeue,
