@@ -3,7 +3,8 @@
 ``$UBENCH_STORE`` (else ``./results``) is the store that runs are written to unless ``--store``
 says otherwise; ``$UBENCH_HOME`` (else ``~/.cache/ubench``) holds what ubench builds once and
 reuses (trained base models, oracles, judges, file digests). Both are only *named* here: the
-store layer (:mod:`ubench.store`) owns what is inside them.
+store layer (:mod:`ubench.store`) owns what is inside them. :func:`confined` is the one check
+that a path read from a file (a record, a manifest, a packed dataset) stays inside its folder.
 """
 
 from __future__ import annotations
