@@ -1,7 +1,10 @@
 """The second reliability probe's cases, one test each: nothing is deleted outside its folder,
 nothing is read outside its store, and every fault a user can meet — a hostile manifest or
 record, a full disk, a huge plan or seed, an unreachable Ray cluster, a signal, a stale staging
-folder, a bad ``--out``, an edited record — is one line with the fix and a non-zero exit."""
+folder, a bad ``--out``, an edited record — is one line with the fix and a non-zero exit.
+
+Cases that start the command line in a process are in the fault suite (``slow`` and ``faults``:
+``.ci/run`` runs it); the in-process ones run by default."""
 
 from __future__ import annotations
 
@@ -80,6 +83,8 @@ def test_compare_reads_nothing_a_record_points_outside_its_folder(name: str, tmp
 
 
 # ----------------------------------------------------------------------------- 4, 6. huge inputs
+@pytest.mark.slow
+@pytest.mark.faults
 def test_a_plan_of_a_million_runs_is_refused_at_once_with_its_count(tmp_path: Path) -> None:
     """(4) 1,000 seeds x 1,000 learning rates: refused in well under a second of work (it
     expanded for minutes and 1.3 GB), naming the count."""
@@ -93,6 +98,8 @@ def test_a_plan_of_a_million_runs_is_refused_at_once_with_its_count(tmp_path: Pa
     assert "expands to 1,000,000 runs, more than the 10,000" in one_line(proc)
 
 
+@pytest.mark.slow
+@pytest.mark.faults
 @pytest.mark.parametrize("args", [
     ["run", "--method", "ga", "--task", TINY, "--seed", "99999999999999999999"],
     ["run", "--method", "ga", "--task", TINY, "--set", "task.eval_seed=9007199254740993"],
@@ -107,6 +114,8 @@ def test_a_huge_seed_is_refused_when_parsed(args: list[str], tmp_path: Path) -> 
     assert time.perf_counter() - t0 < 60 and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.faults
 def test_a_plan_with_a_huge_seed_fails_its_dry_run(tmp_path: Path) -> None:
     plan = tmp_path / "p.toml"
     plan.write_text(f'methods = ["ga"]\ntasks = ["{TINY}"]\nseeds = [99999999999999]\n')
@@ -130,6 +139,8 @@ def test_every_seed_field_of_every_config_is_bounded() -> None:
 
 
 # ----------------------------------------------------------------------------- 7. Ray addresses
+@pytest.mark.slow
+@pytest.mark.faults
 @pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:1", "auto"])
 def test_an_unreachable_ray_cluster_is_one_line_in_seconds(address: str, tmp_path: Path) -> None:
     """(7) A 57-line traceback, a hang of more than 90 s of Ray's retries, and a hint to free
@@ -275,6 +286,8 @@ def test_the_disk_full_check_knows_safetensors_and_oserror() -> None:
 
 
 # ----------------------------------------------------------------------------- 10. the rest
+@pytest.mark.slow
+@pytest.mark.faults
 def test_compare_out_to_a_folder_is_one_line(tmp_path: Path) -> None:
     """(10) `compare --out <a folder>` gave the disk-space hint."""
     make_run(tmp_path / "a")
@@ -319,6 +332,8 @@ def test_the_pinned_asset_mismatch_names_the_real_manifest(tmp_path: Path,
     assert Path(named) == root / pinned.MANIFEST and Path(named).is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.faults
 def test_tune_dry_run_piped_prints_whole_lines(tmp_path: Path) -> None:
     """(10) `tune --dry-run | cat` folded the table's cells across lines at 80 columns."""
     proc = cli("tune", "--method", "boostalign", "--task", "digits-class", "--dry-run",
@@ -394,6 +409,8 @@ def test_a_hostile_packed_dataset_unpacks_nothing_outside(tmp_path: Path) -> Non
     assert not list(tmp_path.rglob("escaped*"))
 
 
+@pytest.mark.slow
+@pytest.mark.faults
 @pytest.mark.parametrize("where", ["store", "inside", "proc", "under a file"])
 def test_report_out_that_cannot_hold_a_report_is_one_line(where: str, tmp_path: Path) -> None:
     """``--out`` equal to or inside the store would mix pages with records; an --out that cannot
@@ -439,6 +456,8 @@ def test_the_pinned_manifest_cannot_make_ubench_read_outside_its_folder(
     assert not any("passwd" in p for p in read)
 
 
+@pytest.mark.slow
+@pytest.mark.faults
 @pytest.mark.parametrize("args", [
     ["run", "--method", "ga", "--task", TINY, "--threads", "1000000"],
     ["attack", "abcdef", "--attack", "relearn", "--threads", "1000000"],

@@ -98,6 +98,8 @@ def test_report_facts_agree_with_the_classes() -> None:
     assert facts.attack_defaults("no-such-attack", TASK) == {}
 
 
+@pytest.mark.slow
+@pytest.mark.heavy
 def test_the_report_of_the_committed_store_stays_light(tmp_path: Path) -> None:
     """docs/usage.md quotes the report's cost on the committed store (``bench/report.py``):
     about 7–9 s and 330 MB on a 2-core machine, no model stack. The bounds here are loose
