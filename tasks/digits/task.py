@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -64,12 +64,16 @@ from ubench.store.pinned import (
 from ubench.tasks.digits.data import data_digest, load_digits_splits
 from ubench.tasks.digits.judge import (
     NOT_A_DIGIT,
+    VALIDATED_JUDGES,
     DigitsJudge,
+    Judge,
     JudgeSpec,
     judge_predict,
     judge_quality,
+    load_judge,
     train_judge,
 )
+from ubench.tasks.digits.stress import accuracy_table
 from ubench.training.diffusion import TrainSpec, train_diffusion
 
 #: the two classes "closest" to each digit (by the judge's confusions and shape), for the
@@ -156,6 +160,9 @@ class DigitsClass(Task[DigitsConfig]):
 
     # ------------------------------------------------------------------ asset keys
     def _key(self, role: str, **extra: Any) -> dict[str, Any]:
+        if role in VALIDATED_JUDGES:
+            return {"task_family": "digits", "role": role, "data": data_digest(),
+                    **VALIDATED_JUDGES[role].key()}
         key: dict[str, Any] = {"task_family": "digits", "role": role, "data": data_digest(),
                                "code_version": "2" if role == "judge" else "1", **extra}
         if role == "judge":
@@ -170,6 +177,7 @@ class DigitsClass(Task[DigitsConfig]):
             "judge": self._key("judge"),
             "base": self._key("base"),
             "oracle": self._key("oracle", without_class=self.config.forget_class),
+            **{role: self._key(role) for role in VALIDATED_JUDGES},
         }
 
     def asset_name(self, role: str) -> str:
@@ -242,8 +250,9 @@ class DigitsClass(Task[DigitsConfig]):
                     report: Callable[[int, int, float], None] | None = None) -> str:
         """Train one asset into ``directory``; returns a one-line summary. Runs in a worker."""
         train, held = load_digits_splits()
-        if role == "judge":
-            net = train_judge(train.images, train.labels, self.judge_spec)
+        if role == "judge" or role in VALIDATED_JUDGES:
+            net = (train_judge(train.images, train.labels, self.judge_spec) if role == "judge"
+                   else VALIDATED_JUDGES[role].train(train.images, train.labels))
             from safetensors.torch import save_file
 
             save_file(net.state_dict(), str(directory / "judge.safetensors"))
@@ -277,6 +286,16 @@ class DigitsClass(Task[DigitsConfig]):
             {k: v.float() for k, v in load_file(str(d / "judge.safetensors")).items()}))
         return net.eval()
 
+    def validated_judge(self, role: str) -> Judge:
+        """One of the validated judges (``judge-robust``, ``judge-partner``), loaded from its
+        pinned (or, for tiny tasks, cached) files."""
+        if role not in VALIDATED_JUDGES:
+            raise ConfigError(f"unknown judge {role!r}; valid: {', '.join(VALIDATED_JUDGES)}")
+        d = self.asset_folder(role)
+        arch = VALIDATED_JUDGES[role].arch
+        return load_cached(d, f"digits {role}",
+                           lambda: load_judge(str(d / "judge.safetensors"), arch))
+
     def _model(self, role: str, device: str) -> DiffusionModel:
         d = self.asset_folder(role)
         return load_cached(d, f"digits {role} model", lambda: DiffusionModel.load(d, device))
@@ -303,44 +322,61 @@ class DigitsClass(Task[DigitsConfig]):
     #: samples per class when a built model's quality is measured for the manifest
     quality_samples: ClassVar[int] = 50
 
-    def build_pinned(self, root: Path, say: Say, progress: Progress | None = None) -> list[str]:
-        """Train the judge, the base model and the oracles of all ten classes (into the cache,
+    def pinned_names(self) -> list[str]:
+        """Every pinned asset of the digits tasks, in build order."""
+        return (["digits/judge", *(f"digits/{r}" for r in VALIDATED_JUDGES), "digits/base"]
+                + [f"digits/oracle-{k}" for k in range(NUM_CLASSES)])
+
+    def build_pinned(self, root: Path, say: Say, progress: Progress | None = None,
+                     only: list[str] | None = None) -> list[str]:
+        """Train the judges, the base model and the oracles of all ten classes (into the cache,
         two single-thread workers; finished ones are kept) and export them to ``root`` as pinned
         files with their manifest entries; the quality is measured on the stored files.
-        Returns the asset names written."""
-        keys = {"judge": self._key("judge"), "base": self._key("base")}
-        keys.update({f"oracle-{k}": self._key("oracle", without_class=k)
-                     for k in range(NUM_CLASSES)})
+        ``only`` (asset names, e.g. ``digits/judge-robust``) builds just those. Returns the
+        asset names written."""
+        names = self.pinned_names()
+        wanted = names if only is None else [n for n in names if n in only]
+        unknown = sorted(set(only or ()) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown asset {unknown[0]!r} for {self.name}; valid: "
+                              f"{', '.join(names)}")
+        keys = {n.removeprefix("digits/"): (
+            self._key("oracle", without_class=int(n.rsplit("-", 1)[1]))
+            if n.startswith("digits/oracle-") else self._key(n.removeprefix("digits/")))
+            for n in wanted}
         missing = {r: k for r, k in keys.items()
-                   if not is_cached(f"digits/{r.split('-')[0]}", k)}
+                   if not is_cached(_cache_name(r), k)}
         if missing:
             say(f"training {len(missing)} assets ({', '.join(missing)}); finished ones are "
                 f"cached under {asset_dir('digits', {}).parent}")
-            jobs = [(r.split("-")[0], k, type(self).__module__, type(self).__name__)
+            jobs = [(_role_of(r), k,
+                     type(self).__module__, type(self).__name__)
                     for r, k in missing.items()]
             _run_workers(jobs, say, progress)
         build = f"ubench assets build {self.name}"
-        judge_src = asset_dir("digits/judge", keys["judge"])
-        target = root / "digits/judge"
-        export_tensors(judge_src / "judge.safetensors", target / "judge.safetensors")
         _, held = load_digits_splits()
-        from safetensors.torch import load_file
-
-        judge = DigitsJudge()
-        judge.load_state_dict({k: v.float() for k, v in
-                               load_file(str(target / "judge.safetensors")).items()})
-        judge.eval()
-        quality = judge_quality(judge, held.images, held.labels)
-        (target / "quality.json").write_text(json.dumps(quality, indent=1) + "\n")
-        write_entry(root, "digits/judge", keys["judge"], quality, build)
-        say(f"digits/judge: held-out accuracy {quality['heldout_accuracy']:.4f}, garbage "
-            f"rejected {quality['garbage_reject_rate']:.3f}")
-        names = ["digits/judge"]
-        for role, key in keys.items():
-            if role == "judge":
-                continue
+        for role in [r for r in keys if r == "judge" or r in VALIDATED_JUDGES]:
             name = f"digits/{role}"
-            export_model(asset_dir(f"digits/{role.split('-')[0]}", key), root / name)
+            target = root / name
+            export_tensors(asset_dir(_cache_name(role), keys[role]) / "judge.safetensors",
+                           target / "judge.safetensors")
+            arch = VALIDATED_JUDGES[role].arch if role in VALIDATED_JUDGES else "cnn-maxpool"
+            net = load_judge(str(target / "judge.safetensors"), arch)
+            quality: dict[str, Any] = dict(judge_quality(net, held.images, held.labels))
+            if role in VALIDATED_JUDGES:  # the stress table, measured on the stored weights
+                quality["stress"] = accuracy_table(partial(_labels_of, net), held.images,
+                                                   held.labels)
+            (target / "quality.json").write_text(json.dumps(quality, indent=1) + "\n")
+            write_entry(root, name, keys[role], quality, build)
+            say(f"{name}: held-out accuracy {quality['heldout_accuracy']:.4f}, garbage "
+                f"rejected {quality['garbage_reject_rate']:.3f}")
+        models = [r for r in keys if r == "base" or r.startswith("oracle-")]
+        if models:
+            judge = load_judge(str(root / "digits/judge/judge.safetensors"))
+        for role in models:
+            key = keys[role]
+            name = f"digits/{role}"
+            export_model(asset_dir(_cache_name(role), key), root / name)
             model = DiffusionModel.load(root / name)
             without = key.get("without_class")
             q = self.sample_quality(model, judge, without)
@@ -348,10 +384,9 @@ class DigitsClass(Task[DigitsConfig]):
             say(f"{name}: judged sample accuracy {q['judged_accuracy']:.4f}"
                 + (f", forget class {without} drawn {q['forget_class_rate']:.3f}"
                    if without is not None else ""))
-            names.append(name)
-        return names
+        return wanted
 
-    def sample_quality(self, model: DiffusionModel, judge: DigitsJudge,
+    def sample_quality(self, model: DiffusionModel, judge: Judge,
                        without: int | None = None) -> dict[str, Any]:
         """How well ``model`` draws each digit, by ``judge``: ``quality_samples`` per class at the
         task's default sampler, fixed seeds. For an oracle (``without`` = its missing class) the
@@ -541,6 +576,22 @@ def _run_workers(jobs: list[tuple[str, dict[str, Any], str, str]], say: Say,
                 say(f.result())
 
 
+def _labels_of(judge: Judge, images: torch.Tensor) -> torch.Tensor:
+    """The labels ``judge`` gives ``images`` (for :func:`accuracy_table`)."""
+    return judge_predict(judge, images)[0]
+
+
+def _role_of(asset: str) -> str:
+    """The build role of an asset: ``oracle-3`` is built as ``oracle``, the others as
+    themselves."""
+    return "oracle" if asset.startswith("oracle-") else asset
+
+
+def _cache_name(asset: str) -> str:
+    """The cache folder family of an asset (``digits/oracle`` for every oracle)."""
+    return f"digits/{_role_of(asset)}"
+
+
 def _build_asset(role: str, key: dict[str, Any], module: str, cls_name: str,
                  q: Any | None) -> str:
     """Worker entry point: build one asset of a digits task (importable for spawn).
@@ -560,5 +611,5 @@ def _build_asset(role: str, key: dict[str, Any], module: str, cls_name: str,
     task_cls = getattr(importlib.import_module(module), cls_name)
     task = task_cls(task_cls.Config(forget_class=key.get("without_class", 0)))
     summary: list[str] = []
-    cached(f"digits/{role}", key, lambda d: summary.append(task.build_asset(role, d, report)))
+    cached(_cache_name(role), key, lambda d: summary.append(task.build_asset(role, d, report)))
     return summary[0] if summary else f"{role}: found in cache"

@@ -130,18 +130,24 @@ def _jobs(store: Path, n: int) -> list[Job]:
 
 @contextlib.contextmanager
 def _ctrl_c_when(ready: Callable[[], bool], timeout: float = 60) -> Iterator[None]:
-    """Press Ctrl-C (KeyboardInterrupt in the main thread) once ``ready()``; never after the
-    block ended."""
+    """Press Ctrl-C (KeyboardInterrupt in the main thread) once ``ready()``, or after
+    ``timeout`` seconds whatever ``ready()`` says (the test then fails on its checks instead of
+    waiting forever on held jobs); never after the block ended.
+
+    SIGINT is given Python's own handler for the block: a process started in the background by
+    a non-interactive shell (``.ci/run &``, nohup) inherits SIGINT ignored, and
+    ``interrupt_main`` then does nothing."""
     stop = threading.Event()
 
     def watch() -> None:
         deadline = time.monotonic() + timeout
-        while not stop.is_set() and time.monotonic() < deadline:
-            if ready():
+        while not stop.is_set():
+            if ready() or time.monotonic() >= deadline:
                 _thread.interrupt_main()
                 return
             time.sleep(0.05)
 
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
@@ -149,6 +155,7 @@ def _ctrl_c_when(ready: Callable[[], bool], timeout: float = 60) -> Iterator[Non
     finally:
         stop.set()
         thread.join()
+        signal.signal(signal.SIGINT, previous)
 
 
 # ------------------------------------------------------------------------- default (seconds)

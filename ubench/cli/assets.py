@@ -28,6 +28,9 @@ def assets_build(
     out: Annotated[str | None, typer.Option(
         help="Pinned folder to write (default: $UBENCH_ASSETS or the package's pinned/).")
                    ] = None,
+    only: Annotated[str | None, typer.Option(
+        help="Comma-separated asset names to build alone, e.g. "
+             "digits/judge-robust,digits/judge-partner (digits-class only).")] = None,
 ) -> None:
     """Train a task's reference assets with ubench's own code (deterministic given their seeds;
     finished ones are cached) and write them as pinned files with their manifest entries.
@@ -48,8 +51,13 @@ def assets_build(
     except OSError as e:
         raise StoreError(f"cannot create {root} ({e.strerror}); pass --out <writable folder> and "
                          "point UBENCH_ASSETS at it") from None
+    task_obj = task_cls(task_cls.Config())
+    if only is not None and not hasattr(task_obj, "pinned_names"):
+        raise UbenchError(f"--only is for digits-class; {task!r} builds all its assets at once")
+    wanted = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
     with Progress() as bar:
-        names = task_cls(task_cls.Config()).build_pinned(root, err, bar.update)
+        names = (task_obj.build_pinned(root, err, bar.update) if wanted is None
+                 else task_obj.build_pinned(root, err, bar.update, only=wanted))
     err(f"wrote {len(names)} pinned assets into {root} (manifest: {root / 'manifest.json'})")
 
 
@@ -91,6 +99,55 @@ def assets_verify(
         raise UbenchError(f"{len(bad)} pinned files are missing or differ; rebuild them with "
                           "`ubench assets build TASK` or restore them with `git checkout -- "
                           "ubench/pinned`")
+
+
+@assets_app.command("judges")
+def assets_judges(
+    json_out: Annotated[str | None, typer.Option(
+        "--json", help="Also write the whole table as JSON to this file.")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=MAX_THREADS,
+                                         help="CPU threads for torch.")] = 1,
+) -> None:
+    """Validate the digits judges: accuracy on real held-out digits and on the stress set
+    (squeezed, stretched, thinned, thickened, shifted, rotated, partly erased), read directly
+    and through a t2i scene, overall and on zeros; and how often each pair agrees.
+    docs/judges.md explains the table.
+
+    Example: ubench assets judges --json judges.json
+    """
+    import json
+
+    import torch
+
+    from ubench.tasks.digits.judge import VALIDATED_JUDGES
+    from ubench.tasks.digits.task import DigitsClass, DigitsConfig
+    from ubench.tasks.t2i.stress import judge_table
+
+    torch.set_num_threads(threads)
+    task = DigitsClass(DigitsConfig())
+    judges = {"judge": task.judge, **{r: task.validated_judge(r) for r in VALIDATED_JUDGES}}
+    table = judge_table(judges)
+    accuracy = table["accuracy"]
+    assert isinstance(accuracy, dict)
+    for reading in ("digits", "t2i"):
+        print(f"accuracy, read as {reading} (all classes / zeros):")
+        transforms = list(next(iter(accuracy.values()))[reading])
+        print("  " + f"{'judge':<14}" + "".join(f"{t:>12}" for t in transforms))
+        for name, by_reading in accuracy.items():
+            cells = "".join(f"{c['all']:>6.3f}/{c['class_0']:<5.3f}"
+                            for c in by_reading[reading].values())
+            print(f"  {name:<14}{cells}")
+    agreement = table["agreement"]
+    assert isinstance(agreement, dict)
+    print("agreement (same label), read as digits / t2i:")
+    for pair, by_reading in agreement.items():
+        cells = ", ".join(f"{t} {by_reading['digits'][t]:.3f}/{by_reading['t2i'][t]:.3f}"
+                          for t in by_reading["digits"])
+        print(f"  {pair}: {cells}")
+    if json_out:
+        from ubench.store.io import write_text_atomic
+
+        write_text_atomic(Path(json_out), json.dumps(table, indent=1, sort_keys=True) + "\n")
 
 
 @app.command()

@@ -1,0 +1,96 @@
+"""docs/judges.md quotes the judges' validation table: every quoted number is recomputed here from
+the pinned weights (``ubench assets judges`` computes the same table), and the validated judge
+keeps the floors the page states."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from tests.integration.test_cli import one_error_line, ubench
+from ubench.tasks.digits.judge import VALIDATED_JUDGES, Judge
+from ubench.tasks.digits.task import DigitsClass, DigitsConfig
+from ubench.tasks.t2i.stress import judge_table
+
+PAGE = ROOT / "docs" / "judges.md"
+#: a table row of the page: `| name | cell | cell | ... |`
+ROW = re.compile(r"^\| `?([\w -]+?)`? \|(.+)\|$")
+
+
+def _judges() -> dict[str, Judge]:
+    task = DigitsClass(DigitsConfig())
+    return {"judge": task.judge, **{r: task.validated_judge(r) for r in VALIDATED_JUDGES}}
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, object]:
+    torch.set_num_threads(1)
+    return judge_table(_judges())
+
+
+def _section(title: str) -> list[tuple[str, list[str]]]:
+    """The rows of the table under the heading ``## title``: (name, cells)."""
+    text = PAGE.read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in text.splitlines():
+        m = ROW.match(line.strip())
+        if m and not line.startswith("|---") and m.group(1) not in ("judge ", "pair"):
+            cells = [c.strip() for c in m.group(2).split("|")]
+            if cells and re.match(r"^\d", cells[0]):
+                rows.append((m.group(1).strip(), cells))
+    return rows
+
+
+TRANSFORMS = ["real", "squeezed", "stretched", "thinned", "thickened", "shifted", "rotated",
+              "erased"]
+
+
+@pytest.mark.parametrize("reading", ["digits", "t2i"])
+def test_the_accuracy_tables_quote_the_pinned_judges(table: dict, reading: str) -> None:
+    rows = _section(f"Accuracy (all classes / zeros), {reading} reading")
+    assert {name for name, _ in rows} == {"judge", *VALIDATED_JUDGES}
+    for name, cells in rows:
+        for transform, cell in zip(TRANSFORMS, cells, strict=True):
+            got = table["accuracy"][name][reading][transform]
+            assert cell == f"{got['all']:.3f} / {got['class_0']:.3f}", (name, transform)
+
+
+def test_the_agreement_table_quotes_the_pinned_judges(table: dict) -> None:
+    rows = _section("Agreement (same label), digits reading")
+    assert len(rows) == 3
+    for pair, cells in rows:
+        for transform, cell in zip(TRANSFORMS, cells, strict=True):
+            assert cell == f"{table['agreement'][pair]['digits'][transform]:.3f}", (pair,
+                                                                                    transform)
+
+
+def test_the_validated_judge_beats_the_original_where_unlearning_fooled_it(table: dict) -> None:
+    robust = table["accuracy"]["judge-robust"]
+    old = table["accuracy"]["judge"]
+    for reading in ("digits", "t2i"):
+        assert robust[reading]["real"]["all"] >= 0.98
+        assert robust[reading]["thinned"]["class_0"] >= 0.95
+        assert robust[reading]["squeezed"]["class_0"] >= 0.94  # the page: one image short of 0.95
+        for transform in TRANSFORMS[1:]:
+            assert robust[reading][transform]["all"] >= 0.9
+            assert robust[reading][transform]["all"] > old[reading][transform]["all"]
+
+
+def test_assets_judges_prints_the_table_and_writes_json(tmp_path) -> None:
+    out = tmp_path / "judges.json"
+    result = ubench("assets", "judges", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "judge-robust" in result.stdout and "agreement" in result.stdout
+    assert '"judge-partner"' in out.read_text()
+
+
+def test_assets_build_only_refuses_an_unknown_asset(tmp_path) -> None:
+    result = ubench("assets", "build", "digits-class", "--out", str(tmp_path),
+                    "--only", "digits/judge-shiny")
+    assert result.returncode != 0
+    line = one_error_line(result)
+    assert "unknown asset 'digits/judge-shiny'" in line and "digits/judge-robust" in line
+    assert not (tmp_path / "manifest.json").exists()
