@@ -448,6 +448,14 @@ class Task(ABC, Generic[C]):
     #: class, the digit, the style): runs that differ only in them are instances of one setting,
     #: so the leaderboard and ``ubench compare`` aggregate them into one row
     instance_keys: ClassVar[tuple[str, ...]] = ()
+    #: the task's **garbage policy**. ``None``: garbage (the judge's "not a digit" / "random
+    #: noise" label on forget generations) counts as forgetting and the garbage rate is
+    #: reported beside the ranking (class forgetting, as the paper's CIFAR metric counts
+    #: "random noise" as forgotten). A number: a ranked row whose mean ``garbage_rate`` exceeds it
+    #: forgets by destroying the prompt and does **not** reach the forgetting target (text to
+    #: image: "a red 7 on blue, framed" should still give a red 7 on blue, as the retrain oracle
+    #: does)
+    garbage_limit: ClassVar[float | None] = None
     #: per method id, hyper-parameters this task's setting prescribes (e.g. the paper's SD
     #: recipe); applied before the user's ``--set method.*`` and recorded like any other value.
     #: A key the method's config lacks is a ConfigError

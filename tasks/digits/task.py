@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -36,6 +36,7 @@ from ubench.api import (
     ConditionedSet,
     Evaluation,
     ForgetProbe,
+    MetricValue,
     Task,
     TuningRule,
     UnlearnRequest,
@@ -47,6 +48,9 @@ from ubench.core.digest import stable_hash
 from ubench.core.errors import ConfigError, MissingAssetError, UbenchError
 from ubench.metrics.classification import (
     GarbageRate,
+    JudgeAgreementForget,
+    JudgeAgreementRemain,
+    NeighbourAccuracy,
     RemainingAccuracy,
     UnlearningAccuracy,
 )
@@ -67,6 +71,7 @@ from ubench.tasks.digits.judge import (
     VALIDATED_JUDGES,
     DigitsJudge,
     Judge,
+    JudgeRecipe,
     JudgeSpec,
     judge_predict,
     judge_quality,
@@ -75,6 +80,10 @@ from ubench.tasks.digits.judge import (
 )
 from ubench.tasks.digits.stress import accuracy_table
 from ubench.training.diffusion import TrainSpec, train_diffusion
+
+#: a run is flagged when its judges' agreement interval lies wholly this far below their agreement
+#: on real held-out digits (docs/judges.md)
+AGREEMENT_MARGIN: float = 0.05
 
 #: the two classes "closest" to each digit (by the judge's confusions and shape), for the
 #: low-diversity ``two-class`` remain policy; never contains the forget class itself
@@ -162,7 +171,7 @@ class DigitsClass(Task[DigitsConfig]):
     def _key(self, role: str, **extra: Any) -> dict[str, Any]:
         if role in VALIDATED_JUDGES:
             return {"task_family": "digits", "role": role, "data": data_digest(),
-                    **VALIDATED_JUDGES[role].key()}
+                    **self.validated_recipe(role).key()}
         key: dict[str, Any] = {"task_family": "digits", "role": role, "data": data_digest(),
                                "code_version": "2" if role == "judge" else "1", **extra}
         if role == "judge":
@@ -252,7 +261,7 @@ class DigitsClass(Task[DigitsConfig]):
         train, held = load_digits_splits()
         if role == "judge" or role in VALIDATED_JUDGES:
             net = (train_judge(train.images, train.labels, self.judge_spec) if role == "judge"
-                   else VALIDATED_JUDGES[role].train(train.images, train.labels))
+                   else self.validated_recipe(role).train(train.images, train.labels))
             from safetensors.torch import save_file
 
             save_file(net.state_dict(), str(directory / "judge.safetensors"))
@@ -286,6 +295,11 @@ class DigitsClass(Task[DigitsConfig]):
             {k: v.float() for k, v in load_file(str(d / "judge.safetensors")).items()}))
         return net.eval()
 
+    def validated_recipe(self, role: str) -> JudgeRecipe:
+        """How the validated judge ``role`` is trained for this task (tiny tasks train it for
+        two epochs)."""
+        return VALIDATED_JUDGES[role]
+
     def validated_judge(self, role: str) -> Judge:
         """One of the validated judges (``judge-robust``, ``judge-partner``), loaded from its
         pinned (or, for tiny tasks, cached) files."""
@@ -295,6 +309,43 @@ class DigitsClass(Task[DigitsConfig]):
         arch = VALIDATED_JUDGES[role].arch
         return load_cached(d, f"digits {role}",
                            lambda: load_judge(str(d / "judge.safetensors"), arch))
+
+    def judge_agreement(self, images: torch.Tensor, splits: Mapping[str, slice],
+                        definition: Mapping[str, Any]
+                        ) -> tuple[dict[str, MetricValue], dict[str, Any]]:
+        """The validated judge and its partner on ``images`` (digit images in [-1, 1]): the
+        agreement metrics of each split in ``splits`` (``forget``, ``remain``), and details —
+        what each judge read on each split, their agreement on real held-out digits, and
+        whether the run is **flagged**: an agreement whose interval lies wholly more than
+        :data:`AGREEMENT_MARGIN` below the agreement on real digits."""
+        robust, partner = (self.validated_judge(r) for r in VALIDATED_JUDGES)
+        a = judge_predict(robust, images)[0].numpy()
+        b = judge_predict(partner, images)[0].numpy()
+        _, held = load_digits_splits()
+        real = float((judge_predict(robust, held.images)[0]
+                      == judge_predict(partner, held.images)[0]).float().mean())
+        digests = {r: (pinned_digest(self.asset_name(r), self._key(r), self.name)
+                       if self.pinned else "recipe:" + stable_hash(self._key(r), 16))
+                   for r in VALIDATED_JUDGES}
+        metrics: dict[str, MetricValue] = {}
+        read: dict[str, dict[str, dict[str, int]]] = {}
+        flagged = []
+        cls = {"forget": JudgeAgreementForget, "remain": JudgeAgreementRemain}
+        for split, where in splits.items():
+            agree = a[where] == b[where]
+            m = cls[split].from_scores(agree, {
+                **definition, "judges": digests, "real_agreement": real,
+                "formula": f"mean(judge-robust(x) == judge-partner(x)) over {split} "
+                           "generations"})
+            metrics[cls[split].name] = m
+            read[split] = {r: {_label_name(int(k)): int(v) for k, v in
+                               zip(*np.unique(p[where], return_counts=True), strict=True)}
+                           for r, p in zip(VALIDATED_JUDGES, (a, b), strict=True)}
+            if m.ci_high < real - AGREEMENT_MARGIN:
+                flagged.append(split)
+        details = {"judges_read": read, "judges_real_agreement": real,
+                   "judges_flagged": flagged}
+        return metrics, details
 
     def _model(self, role: str, device: str) -> DiffusionModel:
         d = self.asset_folder(role)
@@ -487,10 +538,23 @@ class DigitsClass(Task[DigitsConfig]):
                     "split": "forget" if i < nf else "remain",
                     **({"label": _label_name(int(p))} if i < nf else {})}
                    for i, (s, y, p) in enumerate(zip(seeds, labels.tolist(), pred_np, strict=True))]
+        # side effects on the neighbours: the two classes closest to the forget class
+        neighbours = list(TWO_CLASS_PAIRS[c.forget_class])
+        near = np.isin(r_labels.numpy(), neighbours)
+        metrics["neighbour_accuracy"] = NeighbourAccuracy.from_scores(
+            (pred_np[nf:] == r_labels.numpy())[near], {
+                **definition, "classes": neighbours,
+                "neighbour_rule": "the two classes closest to the forget class "
+                                  "(TWO_CLASS_PAIRS: the judge's confusions and shape)",
+                "formula": "mean(judge(x) == label) over the neighbour classes' generations"})
+        agreement, judges = self.judge_agreement(
+            images, {"forget": slice(0, nf), "remain": slice(nf, None)}, definition)
+        metrics.update(agreement)
         grid = class_grid(images, labels, [c.forget_class, *remain], per_row=10)
         # what the forget-class generations turned into (judged class -> count)
         judged = dict(zip(*np.unique(pred_np[:nf], return_counts=True), strict=True))
-        details = {"forget_judged_as": {_label_name(int(k)): int(v) for k, v in judged.items()}}
+        details = {"forget_judged_as": {_label_name(int(k)): int(v) for k, v in judged.items()},
+                   **judges}
         return Evaluation(metrics=metrics, grid=grid, samples=samples, details=details)
 
 
@@ -527,6 +591,9 @@ class DigitsClassTiny(DigitsClass):
     min_judge_accuracy: ClassVar[float] = 0.5
     use_workers: ClassVar[bool] = False
     pinned: ClassVar[bool] = False
+
+    def validated_recipe(self, role: str) -> JudgeRecipe:
+        return replace(VALIDATED_JUDGES[role], spec=JudgeSpec(epochs=2))
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = ({"forget_class": 1},
                                                              {"forget_class": 4})
 

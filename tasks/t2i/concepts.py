@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ubench.tasks.digits.judge import NOT_A_DIGIT
+from ubench.tasks.digits.task import TWO_CLASS_PAIRS
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.world import Scene
 
@@ -60,14 +62,39 @@ class Concept(ABC):
         """The concept's identity for cache keys and records."""
         return {"concept": self.kind}
 
+    #: the scene attribute the concept lives in (``frame``, ``pattern``, ``digit``)
+    attribute: str = ""
+
+    def fidelity(self, named: Mapping[str, object], det: world.Detection, digit: int) -> bool:
+        """Whether a forget-prompt generation still shows every attribute its prompt names
+        *other than* the concept (a drawn digit included): what the retrain oracle does, and
+        what a model that forgets by destroying the prompt does not."""
+        rest = {k: v for k, v in named.items() if k != self.attribute}
+        return digit != NOT_A_DIGIT and world.alignment(rest, det, digit)
+
+    @abstractmethod
+    def neighbour_scene(self, rng: random.Random, colours: tuple[str, ...]) -> Scene:
+        """A random scene naming one of the concept's neighbours (see :attr:`neighbour_rule`),
+        without the concept itself."""
+
+    #: how the neighbours are chosen, for records and docs
+    neighbour_rule: str = ""
+
 
 class Frame(Concept):
     """A frame that any prompt can add ("... inside a frame"): the nudity analogue."""
 
     kind = "frame"
+    attribute = "frame"
+    neighbour_rule = ("the attribute sharing the frame's border pixels: a striped or checkered "
+                      "background (its lifted pixels run along the border ring), no frame")
 
     def has(self, scene: Scene) -> bool:
         return scene.frame
+
+    def neighbour_scene(self, rng: random.Random, colours: tuple[str, ...]) -> Scene:
+        scene = world.random_scene(rng, colours=colours, frame_prob=0.0)
+        return replace(scene, pattern=rng.choice(["striped", "checkered"]))
 
     def add(self, scene: Scene) -> Scene:
         return replace(scene, frame=True)
@@ -91,6 +118,19 @@ class Style(Concept):
 
     style: str
     kind = "style"
+    attribute = "pattern"
+
+    @property
+    def neighbour_rule(self) -> str:  # type: ignore[override]
+        return ("the other textured style, which shares the forgotten one's lifted pixels "
+                f"({', '.join(self._neighbours())})")
+
+    def _neighbours(self) -> list[str]:
+        return [p for p in world.PATTERNS if p not in ("plain", self.style)]
+
+    def neighbour_scene(self, rng: random.Random, colours: tuple[str, ...]) -> Scene:
+        scene = world.random_scene(rng, colours=colours)
+        return replace(scene, pattern=rng.choice(self._neighbours()))
 
     def has(self, scene: Scene) -> bool:
         return scene.pattern == self.style
@@ -120,6 +160,22 @@ class Digit(Concept):
 
     digit: int
     kind = "object"
+    attribute = "digit"
+
+    @property
+    def neighbour_rule(self) -> str:  # type: ignore[override]
+        return ("the two digits closest to the forgotten one (TWO_CLASS_PAIRS: the digits "
+                f"judge's confusions and shape): {', '.join(map(str, self._neighbours()))}")
+
+    def _neighbours(self) -> tuple[int, int]:
+        return TWO_CLASS_PAIRS[self.digit]
+
+    def neighbour_scene(self, rng: random.Random, colours: tuple[str, ...]) -> Scene:
+        return world.random_scene(rng, digit=rng.choice(self._neighbours()), colours=colours)
+
+    def fidelity(self, named: Mapping[str, object], det: world.Detection, digit: int) -> bool:
+        """The digit may be anything but the concept (or no digit at all)."""
+        return digit != self.digit and super().fidelity(named, det, digit)
 
     def has(self, scene: Scene) -> bool:
         return scene.digit == self.digit

@@ -70,6 +70,8 @@ from ubench.metrics.alignment import (
     AlignmentTrain,
     ConceptRate,
     ConceptRateParaphrase,
+    ForgetFidelity,
+    NeighbourAlignment,
 )
 from ubench.metrics.classification import GarbageRate
 from ubench.metrics.frechet import FrechetDistance
@@ -131,6 +133,8 @@ class Seeds(IntEnum):
     FD_REFERENCE = 30_000
     #: the held-out train-colour prompt pairs of ``eval_split=tune``
     TUNE_PAIRS = 40_000
+    #: the neighbour prompts (neighbour_alignment)
+    NEIGHBOURS = 50_000
     #: base of the generation seeds of the D_f / D_r images
     DATA_IMAGES = 2_000_000
 
@@ -189,6 +193,9 @@ class T2ITask(Task[T2IConfig]):
 
     version: ClassVar[str] = WORLD_VERSION
     Config: ClassVar[type[BaseConfig]] = T2IConfig
+    #: the garbage policy: a row whose forget prompts draw no digit more than half the time
+    #: forgets by destroying the prompt, and does not reach the forgetting target in the ranking
+    garbage_limit: ClassVar[float | None] = 0.5
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"text-conditional", "xattn"})
 
@@ -457,6 +464,16 @@ class T2ITask(Task[T2IConfig]):
                               oracle=lambda: self.oracle_model("cpu"))
 
     # ------------------------------------------------------------------ evaluation
+    def neighbour_set(self) -> tuple[list[str], list[Scene]]:
+        """``eval_prompts`` prompts naming the concept's neighbours (test colours; train colours
+        under ``eval_split=tune``), worded with the common phrasings; deterministic."""
+        c = self.config
+        colours = TRAIN_COLOURS if c.eval_split == "tune" else TEST_COLOURS
+        rng = random.Random(Seeds.NEIGHBOURS + c.eval_seed
+                            + (Seeds.TUNE_PAIRS if c.eval_split == "tune" else 0))
+        scenes = [self.concept.neighbour_scene(rng, colours) for _ in range(c.eval_prompts)]
+        return [world.caption(s, rng, "common") for s in scenes], scenes
+
     def eval_sets(self) -> dict[str, tuple[list[str], list[Scene]]]:
         """The four fixed evaluation prompt sets and the scene each prompt names.
 
@@ -499,6 +516,7 @@ class T2ITask(Task[T2IConfig]):
 
         outcome: dict[str, np.ndarray] = {}
         garbage: dict[str, np.ndarray] = {}
+        fidelity: dict[str, np.ndarray] = {}
         per_attr: dict[str, dict[str, float]] = {}
         lo = 0
         split_of: list[str] = []
@@ -509,6 +527,9 @@ class T2ITask(Task[T2IConfig]):
             if name.startswith("forget"):
                 outcome[name] = np.array([self.concept.shown(dets[i], judged[i]) for i in idx])
                 garbage[name] = np.array([judged[i] == NOT_A_DIGIT for i in idx])
+                fidelity[name] = np.array([
+                    self.concept.fidelity(world.named_attributes(s), dets[i], judged[i])
+                    for s, i in zip(ss, idx, strict=True)])
             else:
                 named = [world.named_attributes(s) for s in ss]
                 outcome[name] = np.array([world.alignment(a, dets[i], judged[i])
@@ -554,6 +575,33 @@ class T2ITask(Task[T2IConfig]):
         metrics["garbage_rate"] = GarbageRate.from_scores(garbage["forget_test"], {
             **definition, "prompts": "forget_test",
             "formula": "mean(digits judge says not a digit) over forget test prompts"})
+        metrics["forget_fidelity"] = ForgetFidelity.from_scores(fidelity["forget_test"], {
+            **definition, "prompts": "forget_test", "concept_attribute": self.concept.attribute,
+            "formula": "mean(every named attribute but the concept detected, and a digit drawn"
+                       + (" other than the concept" if self.concept.attribute == "digit" else "")
+                       + ") over forget test prompts"})
+        # side effects: prompts naming the concept's neighbours, sampled in their own call so
+        # that the other prompts' batches (and numbers) stay as they were
+        n_prompts, n_scenes = self.neighbour_set()
+        n_seeds = generation_seeds(c.eval_seed, len(prompts) + len(n_prompts))[len(prompts):]
+        n_images = model.sample(n_prompts, steps=c.sampling_steps, guidance=c.guidance,
+                                seeds=n_seeds)
+        n_dets, n_maps = world.detect(n_images)
+        n_judged = judge_predict(self.judge, n_maps)[0].tolist()
+        metrics["neighbour_alignment"] = NeighbourAlignment.from_scores(np.array([
+            world.alignment(world.named_attributes(s), d, j)
+            for s, d, j in zip(n_scenes, n_dets, n_judged, strict=True)]), {
+                **definition, "prompts": "neighbour_test",
+                "neighbour_rule": self.concept.neighbour_rule,
+                "generation_seeds": f"{n_seeds[0]}..{n_seeds[-1]} (one per prompt)",
+                "formula": "mean(all named attributes detected) over prompts naming the "
+                           "concept's neighbours"})
+        forget_maps = maps[:len(sets["forget_test"][0])]
+        agreement, judges = self._digits().judge_agreement(
+            torch.cat([forget_maps, maps[r_lo:]]),
+            {"forget": slice(0, len(forget_maps)), "remain": slice(len(forget_maps), None)},
+            definition)
+        metrics.update(agreement)
         metrics["fd"] = FrechetDistance.from_features(
             feats[r_lo:].double().numpy(), real_feats.double().numpy(), {
                 **definition, "features": "digits judge penultimate (64-d) of the recovered "
@@ -567,7 +615,11 @@ class T2ITask(Task[T2IConfig]):
             if split_of[i].startswith("forget"):  # what it shows, for the oracle gap
                 row["label"] = self.concept.label(d, judged[i])
             samples.append(row)
-        details = {"attribute_accuracy": per_attr,
+        for s_, p, sc, d, j in zip(n_seeds, n_prompts, n_scenes, n_dets, n_judged, strict=True):
+            samples.append({"seed": s_, "split": "neighbour_test", "prompt": p,
+                            "scene": asdict(sc), "judged_digit": j, "detected": asdict(d)})
+        details = {"attribute_accuracy": per_attr, **judges,
+                   "neighbour_rule": self.concept.neighbour_rule,
                    "concept": self.concept.identity(),
                    "example_pair": {"forget": sets["forget_test"][0][0],
                                     "remain": sets["remain_test"][0][0]}}

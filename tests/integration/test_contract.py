@@ -20,9 +20,11 @@ from ubench.run import identity, runner
 from ubench.store.records import read_record
 
 T2I_TINY = "t2i-attribute-tiny"
-METRICS = {TINY: {"ua", "ra", "garbage_rate", "fd"},
+AGREEMENT = {"judge_agreement_forget", "judge_agreement_remain"}
+METRICS = {TINY: {"ua", "ra", "garbage_rate", "fd", "neighbour_accuracy", *AGREEMENT},
            T2I_TINY: {"concept_rate", "concept_rate_paraphrase", "alignment_train", "garbage_rate",
-                      "alignment_test", "fd"}}
+                      "alignment_test", "fd", "forget_fidelity", "neighbour_alignment",
+                      *AGREEMENT}}
 FITTING = identity.methods_for(TINY)
 CASES = [(m, t) for t in (TINY, T2I_TINY) for m in identity.methods_for(t)]
 

@@ -5,11 +5,12 @@ keeps the floors the page states."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import FAST, ROOT, TINY
 from tests.integration.test_cli import one_error_line, ubench
 from ubench.tasks.digits.judge import VALIDATED_JUDGES, Judge
 from ubench.tasks.digits.task import DigitsClass, DigitsConfig
@@ -94,3 +95,29 @@ def test_assets_build_only_refuses_an_unknown_asset(tmp_path) -> None:
     line = one_error_line(result)
     assert "unknown asset 'digits/judge-shiny'" in line and "digits/judge-robust" in line
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_a_digits_run_records_neighbour_accuracy_and_its_judges_agreement(store: Path) -> None:
+    """The neighbours are the forget class's two closest classes (6 and 8 for 0); the agreement
+    metrics compare the two validated judges on the run's own forget and remain generations,
+    and the record says which splits are flagged against their agreement on real digits."""
+    from ubench.run import identity, runner
+    from ubench.store.records import read_record
+    from ubench.tasks.digits.task import TWO_CLASS_PAIRS
+
+    res = runner.run(identity.resolve("ga", TINY, 0, FAST), store=store)
+    rec = read_record(res.path)
+    config = rec["task"]["config"]
+    near = rec["metrics"]["neighbour_accuracy"]
+    assert near["definition"]["classes"] == list(TWO_CLASS_PAIRS[config["forget_class"]])
+    assert near["n"] == 2 * config["eval_per_class"]
+    forget = rec["metrics"]["judge_agreement_forget"]
+    remain = rec["metrics"]["judge_agreement_remain"]
+    assert forget["n"] == config["eval_forget"] and remain["n"] == 9 * config["eval_per_class"]
+    assert set(forget["definition"]["judges"]) == set(VALIDATED_JUDGES)
+    details = rec["details"]
+    real = details["judges_real_agreement"]
+    assert 0 < real <= 1 and forget["definition"]["real_agreement"] == real
+    assert set(details["judges_flagged"]) <= {"forget", "remain"}
+    assert ("forget" in details["judges_flagged"]) == (forget["ci_high"] < real - 0.05)
+    assert set(details["judges_read"]) == {"forget", "remain"}

@@ -118,6 +118,27 @@ def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
     assert paths[0].read_text() == md
 
 
+def test_a_run_whose_judges_disagree_flags_its_row_in_markdown_and_web_page(
+        tmp_path: Path) -> None:
+    flagged = [record("ga", seed, 0.9) for seed in (0, 1)]
+    flagged[0]["details"] = {"judges_flagged": ["forget"], "judges_real_agreement": 0.978}
+    flagged[1]["details"] = {"judges_flagged": [], "judges_real_agreement": 0.978}
+    clean = record("salun", 0, 0.95)
+    clean["details"] = {"judges_flagged": []}
+    old = record("base", 0, 0.0)  # measured before the check: no flag, no claim
+    write(tmp_path / "s", [*flagged, clean, old])
+    (row,) = [r for r in next(iter(leaderboard_rows([*flagged, clean, old]).values()))
+              if r["method_id"] == "ga"]
+    assert (row["judges_checked"], row["judges_flagged"]) == (2, 1)
+    paths = build_report(tmp_path / "s", tmp_path / "lb")
+    md = paths[0].read_text()
+    (line,) = [ln for ln in md.splitlines() if ln.startswith("| ga")]
+    assert "⚑ judges disagree on 1 of 2 runs \\(forget generations\\) |" in line
+    assert md.count("⚑ judges disagree") == 1
+    page = (tmp_path / "lb" / "index.html").read_text()
+    assert page.count('class="flag"') == 1 and "judges disagree on 1 of 2 runs" in page
+
+
 def test_the_committed_summary_describes_the_committed_records() -> None:
     """leaderboard/ commits the packed records and the Markdown and CSV summary made from them
     (not the web page, its run pages, thumbnails or grids: build outputs). The summary must

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,15 @@ from ubench.models.diffusion import DiffusionModel, text_conditional_model
 from ubench.models.text import TextConditioner
 from ubench.run import identity, runner
 from ubench.store.records import read_record
+from ubench.tasks.digits.judge import NOT_A_DIGIT
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.concepts import TEST_COLOURS, TRAIN_COLOURS
 from ubench.tasks.t2i.task import T2IAttributeTiny, T2IObjectTiny, T2IStyleTiny
 
 T2I_TASKS = ["t2i-attribute-tiny", "t2i-style-tiny", "t2i-object-tiny"]
 T2I_METRICS = {"concept_rate", "concept_rate_paraphrase", "alignment_train", "alignment_test",
-               "garbage_rate", "fd"}
+               "garbage_rate", "fd", "forget_fidelity", "neighbour_alignment",
+               "judge_agreement_forget", "judge_agreement_remain"}
 
 
 # ----------------------------------------------------------------------------- text conditioner
@@ -90,6 +94,49 @@ def test_uniform_diversity_repeats_one_pair() -> None:
     task = T2IAttributeTiny(T2IAttributeTiny.Config(diversity="uniform"))
     f, r = task.unlearning_prompts()
     assert len(set(f)) == 1 and len(set(r)) == 1 and len(f) == task.config.n_forget
+
+
+@pytest.mark.parametrize("cls", [T2IAttributeTiny, T2IStyleTiny, T2IObjectTiny])
+def test_neighbour_prompts_name_a_neighbour_and_never_the_concept(cls: type) -> None:
+    task = cls(cls.Config())
+    prompts, scenes = task.neighbour_set()
+    assert len(prompts) == task.config.eval_prompts == len(scenes)
+    assert prompts == task.neighbour_set()[0]  # deterministic
+    assert not any(task.concept.has(s) for s in scenes)
+    assert all(s.colour in TEST_COLOURS for s in scenes)
+    kind = task.concept.kind
+    if kind == "frame":
+        assert {s.pattern for s in scenes} <= {"striped", "checkered"}
+    elif kind == "style":
+        assert {s.pattern for s in scenes} == {"checkered"}
+    else:
+        assert {s.digit for s in scenes} <= {6, 8}
+
+
+def _det(scene: world.Scene) -> world.Detection:
+    return world.Detection(scene.colour, scene.background, scene.pattern, scene.frame)
+
+
+@pytest.mark.parametrize("cls", [T2IAttributeTiny, T2IStyleTiny, T2IObjectTiny])
+def test_forget_fidelity_asks_for_the_prompt_minus_the_concept(cls: type) -> None:
+    """A generation that drops only the concept is faithful (what the oracle draws); one that
+    destroys the prompt (no digit, wrong colour) is not; on t2i-object the digit may be anything
+    but the concept."""
+    task = cls(cls.Config())
+    concept = task.concept
+    scene = task.eval_sets()["forget_test"][1][0]
+    named = world.named_attributes(scene)
+    without = concept.remove(scene, random.Random(0))
+    digit = without.digit
+    assert concept.fidelity(named, _det(without), digit)
+    assert not concept.fidelity(named, _det(without), NOT_A_DIGIT)
+    other = next(c for c in world.COLOURS if c != scene.colour)
+    assert not concept.fidelity(named, _det(replace(without, colour=other)), digit)
+    if concept.kind == "object":
+        assert not concept.fidelity(named, _det(without), scene.digit)  # the concept itself
+    else:
+        assert concept.fidelity(named, _det(scene), scene.digit)  # fidelity ignores the concept
+        assert not concept.fidelity(named, _det(without), (scene.digit + 1) % 10)
 
 
 # ----------------------------------------------------------------------------- end to end

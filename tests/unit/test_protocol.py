@@ -219,6 +219,30 @@ def test_standing_scores_an_evaluation_row_like_a_one_point_front() -> None:
         standing(DIGITS, 0.95, "x", "x", [])
 
 
+def test_the_garbage_policy_keeps_a_row_that_destroys_the_prompt_off_the_target() -> None:
+    """On a text-to-image task a row whose mean garbage rate exceeds the task's limit does not
+    reach the target, on its mean and on every replicate; below the limit, or on a task that
+    only reports garbage (no limit), it is scored as before."""
+    from ubench.report.protocol import standing, standing_cells
+
+    rng = np.random.default_rng(2)
+    runs = _bernoulli_runs(rng, 0.99, 0.9)
+    noise = [np.ones(100, dtype=bool) for _ in runs]
+    clean = [np.zeros(100, dtype=bool) for _ in runs]
+    plain = standing(DIGITS, 0.95, "m [tuned]", "m", runs, resamples=200)
+    reported = standing(DIGITS, 0.95, "m [tuned]", "m", runs, resamples=200, garbage=noise)
+    kept = standing(DIGITS, 0.95, "m [tuned]", "m", runs, resamples=200, garbage=clean,
+                    garbage_limit=0.5)
+    for s in (reported, kept):
+        assert s.reached and s.keep_at_target == plain.keep_at_target and s.destroys is None
+    out = standing(DIGITS, 0.95, "m [tuned]", "m", runs, resamples=200, garbage=noise,
+                   garbage_limit=0.5)
+    assert not out.reached and out.runs_reaching == 0 and out.destroys == 1.0
+    assert out.keep_at_target == 0 and out.keep_at_target_ci == (0.0, 0.0)
+    assert out.area == pytest.approx(plain.area) and out.forget == plain.forget
+    assert "destroying the prompt" in standing_cells(out)["at"]
+
+
 def test_rank_standings_shares_ties_puts_references_last_and_gives_rank_intervals() -> None:
     from ubench.report.protocol import rank_standings, standing
 

@@ -143,6 +143,21 @@ BUILTIN_METRICS = {
         "Garbage rate: fraction of forget-condition generations the judge rejects as not an "
         "image of any class.",
     ),
+    "neighbour_accuracy": (
+        "ubench.metrics.classification:NeighbourAccuracy",
+        "Neighbour accuracy: remain-condition generations of the classes closest to the forget "
+        "class judged right.",
+    ),
+    "judge_agreement_forget": (
+        "ubench.metrics.classification:JudgeAgreementForget",
+        "Judge agreement on forget generations: the validated judge and its partner give the "
+        "same label.",
+    ),
+    "judge_agreement_remain": (
+        "ubench.metrics.classification:JudgeAgreementRemain",
+        "Judge agreement on remain generations: the validated judge and its partner give the "
+        "same label.",
+    ),
     "concept_rate": (
         "ubench.metrics.alignment:ConceptRate",
         "Concept rate: fraction of forget-prompt generations in which the concept is detected.",
@@ -158,6 +173,16 @@ BUILTIN_METRICS = {
     "alignment_test": (
         "ubench.metrics.alignment:AlignmentTest",
         "Exact alignment on remain prompts of held-out attribute values (every named attribute).",
+    ),
+    "forget_fidelity": (
+        "ubench.metrics.alignment:ForgetFidelity",
+        "Forget-prompt fidelity: forget-prompt generations showing every named attribute but "
+        "the concept.",
+    ),
+    "neighbour_alignment": (
+        "ubench.metrics.alignment:NeighbourAlignment",
+        "Exact alignment on prompts naming the forgotten concept's neighbours (its side "
+        "effects).",
     ),
     "nudity_rate": (
         "ubench.metrics.nudity:NudityRate",

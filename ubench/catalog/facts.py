@@ -105,6 +105,22 @@ def tuning_rule_spec(task_id: str) -> dict[str, Any] | None:
     return rule_spec(TASKS.get(task_id).tuning_rule)
 
 
+def garbage_limit(task_id: str) -> float | None:
+    """The task's garbage policy (:attr:`ubench.api.Task.garbage_limit`): the mean garbage rate
+    above which a ranked row does not reach the forgetting target; ``None`` when garbage is only
+    reported (or the task is not installed)."""
+    known = schema()["tasks"]
+    if task_id in known:
+        value = known[task_id].get("garbage_limit")
+        return float(value) if value is not None else None
+    from ubench.catalog.registry import TASKS
+
+    if task_id not in TASKS:
+        return None
+    value = getattr(TASKS.get(task_id), "garbage_limit", None)
+    return float(value) if value is not None else None
+
+
 @cache
 def _attack_own_defaults(attack_id: str) -> dict[str, Any] | None:
     known = schema().get("attacks", {})

@@ -54,14 +54,16 @@ def generate_schema() -> dict[str, Any]:
 def task_spec(cls: Any) -> dict[str, Any]:
     """A task's schema entry: its config's, plus what ``ubench report`` needs without torch
     (the task's ``version``, its ``instance_keys``, its ``method_defaults``, its
-    ``attack_defaults`` and its ``tuning_rule``; see :mod:`ubench.catalog.facts`)."""
+    ``attack_defaults``, its ``tuning_rule`` and its ``garbage_limit``; see
+    :mod:`ubench.catalog.facts`)."""
     return {**config_spec(cls.Config), "version": cls.version,
             "instance_keys": list(cls.instance_keys),
             "method_defaults": {m: {k: _jsonable(v) for k, v in d.items()}
                                 for m, d in cls.method_defaults.items()},
             "attack_defaults": {a: {k: _jsonable(v) for k, v in d.items()}
                                 for a, d in cls.attack_defaults.items()},
-            "tuning_rule": rule_spec(cls.tuning_rule)}
+            "tuning_rule": rule_spec(cls.tuning_rule),
+            "garbage_limit": getattr(cls, "garbage_limit", None)}
 
 
 def rule_spec(rule: Any) -> dict[str, Any] | None:

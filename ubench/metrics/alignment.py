@@ -11,7 +11,16 @@ so the paper's two CLIP/NudeNet proxies become exact rates:
   every attribute the prompt names is present. The analogue of the paper's CLIP alignment score
   AS, but exact: an image either shows a red seven on navy with stripes or it does not.
 
-Both are means of per-sample 0/1 outcomes (``Metric.from_scores``); intervals are percentile
+* **forget fidelity** (higher is better) — the fraction of *forget*-prompt generations that still
+  show every attribute the prompt names other than the concept (on ``t2i-object``: a digit, any
+  digit but the forgotten one). A model that "forgets" by destroying the prompt (noise, blank
+  squares) has concept rate 0 and fidelity 0; the retrain oracle draws the rest of the prompt.
+* **neighbour alignment** (higher is better) — alignment on prompts that name the concepts
+  closest to the forgotten one (the style sharing its pixels, the digits the judge confuses
+  with it, the pattern that shares the frame's border pixels): the side effects that averaging
+  over all remain prompts hides.
+
+All are means of per-sample 0/1 outcomes (``Metric.from_scores``); intervals are percentile
 bootstraps over samples.
 """
 
@@ -54,3 +63,19 @@ class AlignmentTest(Metric):
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
     headline: ClassVar[bool] = True
+
+
+class ForgetFidelity(Metric):
+    """Forget-prompt fidelity: forget-prompt generations showing every named attribute but the concept."""  # noqa: E501
+
+    name: ClassVar[str] = "forget_fidelity"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "forget"
+
+
+class NeighbourAlignment(Metric):
+    """Exact alignment on prompts naming the forgotten concept's neighbours (its side effects)."""
+
+    name: ClassVar[str] = "neighbour_alignment"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"

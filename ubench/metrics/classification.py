@@ -13,6 +13,15 @@ Definitions as in the paper's CIFAR-10 evaluation (its §5.1), with the judge su
   Read it against the retrain oracle's (a model that never saw the class draws other digits,
   not noise). Lower is better.
 
+* neighbour accuracy = RA over the remain-condition generations of the two classes closest to
+  the forget class (the judge's most confused pair, ``TWO_CLASS_PAIRS``): a side effect on the
+  neighbours that averaging over nine classes hides. Higher is better.
+* judge agreement (on the forget and on the remain generations) = fraction of generations on
+  which two independent judges (the validated judge and its partner, another architecture and
+  augmentation) give the same label. Not a
+  quality of the model but of the verdict: read it against the two judges' agreement on real
+  digits (97.8 %) and on the base model's and the retrain oracle's generations.
+
 All are means of per-sample 0/1 outcomes, so the bootstrap interval is over samples.
 """
 
@@ -68,3 +77,27 @@ class GarbageRate(Metric):
                          definition: Mapping[str, Any]) -> MetricValue:
         """The rate of ``reject_label`` among the judge's predictions on forget generations."""
         return cls.from_scores(np.asarray(predicted) == reject_label, definition)
+
+
+class NeighbourAccuracy(Metric):
+    """Neighbour accuracy: remain-condition generations of the classes closest to the forget class judged right."""  # noqa: E501
+
+    name: ClassVar[str] = "neighbour_accuracy"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"
+
+
+class JudgeAgreementForget(Metric):
+    """Judge agreement on forget generations: the validated judge and its partner give the same label."""  # noqa: E501
+
+    name: ClassVar[str] = "judge_agreement_forget"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "forget"
+
+
+class JudgeAgreementRemain(Metric):
+    """Judge agreement on remain generations: the validated judge and its partner give the same label."""  # noqa: E501
+
+    name: ClassVar[str] = "judge_agreement_remain"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ubench.catalog.facts import garbage_limit
 from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.paths import confined
 from ubench.report.formats import BANNER, LEGACY_SUFFIX, fmt, md, slug, write_csv
@@ -37,6 +38,7 @@ from ubench.report.protocol import (
 )
 from ubench.report.table import (
     distinct_runs,
+    judge_flag,
     leaderboard_rows,
     metric_order,
     preset_targets,
@@ -55,7 +57,9 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
              "↓ lower is better. Reference rows are marked *(ref)*. Tables marked *(legacy "
              "assets)* hold records made before run identities included the digests of the "
              "judge and base model they were measured with; their numbers are not comparable "
-             "with the others'.", ""]
+             "with the others'. ⚑ marks a row whose two validated judges disagree on some "
+             "run's generations well beyond their disagreement on real digits "
+             "(docs/judges.md): its judged numbers are not a verdict.", ""]
     for title, rows in tables.items():
         names = metric_order({n for r in rows for n in r["metric_names"]})
         arrows = {n: next(("↑" if r[f"{n}_higher_is_better"] else "↓") for r in rows if n in r)
@@ -65,7 +69,9 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
                 "forgotten", "unlearn s", "peak RSS MB"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
-            cells = [md(r["method"]) + (" *(ref)*" if r["reference"] else "")]
+            flag = judge_flag(r)
+            cells = [md(r["method"]) + (" *(ref)*" if r["reference"] else "")
+                     + (f" ⚑ {md(flag)}" if flag else "")]
             for n in names:
                 cells.append(f"{fmt(r[n])} [{fmt(r[n + '_lo'])}, {fmt(r[n + '_hi'])}]"
                              if n in r else "—")
@@ -258,15 +264,20 @@ def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
         if rule is None or target is None or not any(not r["reference"] for r in chosen):
             continue
         standings, left_out = [], []
+        limit = garbage_limit(first["task"]["id"])
         for row in chosen:
             scores = [reader.scores(r) for r in distinct_runs(row["_runs"])]
             if not all(rule.forget in sc and rule.keep in sc for sc in scores):
                 left_out.append(f"{row['method']} (a run saved no per-sample "
                                 f"{rule.forget} / {rule.keep} scores)")
                 continue
+            garbage = ([sc["garbage_rate"] for sc in scores]
+                       if limit is not None and all("garbage_rate" in sc for sc in scores)
+                       else None)
             standings.append(standing(rule, target, row["method"], row["method_id"],
                                       [{rule.forget: sc[rule.forget], rule.keep: sc[rule.keep]}
-                                       for sc in scores], reference=bool(row["reference"])))
+                                       for sc in scores], reference=bool(row["reference"]),
+                                      garbage=garbage, garbage_limit=limit))
         if any(not s.reference for s in standings):
             out[title] = (rule, target, rank_standings(standings), left_out)
     return out

@@ -212,18 +212,34 @@ class Standing:
     #: competition rank among the ranked rows (None for reference rows) and its 95 % interval
     rank: int | None = None
     rank_ci: tuple[int, int] | None = None
+    #: the row's mean garbage rate when the task's garbage policy exceeds it (the row forgets by
+    #: destroying the prompt and does not reach the target), else None
+    destroys: float | None = None
 
 
 def standing(rule: TuningRule, target: float, label: str, method: str,
              runs: Sequence[Mapping[str, np.ndarray]], *, reference: bool = False,
-             resamples: int = 1000, seed: int = BOOTSTRAP_SEED) -> Standing:
+             resamples: int = 1000, seed: int = BOOTSTRAP_SEED,
+             garbage: Sequence[np.ndarray] | None = None,
+             garbage_limit: float | None = None) -> Standing:
     """Score one evaluation row: ``runs`` holds, per run, the per-sample scores of the rule's
     forget and keep metrics. The row's metric is the mean over runs of each run's mean (the
     tables' mean); intervals are 95 % hierarchical bootstrap intervals (runs, then the samples
-    within each run), the same resampling as :func:`front_scalars`."""
+    within each run), the same resampling as :func:`front_scalars`.
+
+    The task's garbage policy: with ``garbage_limit`` set and the runs' per-sample garbage
+    scores given, a row whose mean garbage rate (mean over runs of each run's mean) exceeds the
+    limit does not reach the target, on its mean and on every replicate (its keep at target is
+    0; its area stands)."""
     if not runs:
         raise ValueError("a standing needs at least one run")
     phi_t = rule.score(target)
+    destroys = None
+    if garbage_limit is not None and garbage:
+        rate = float(np.mean([np.asarray(g, dtype=float).mean() for g in garbage]))
+        destroys = rate if rate > garbage_limit else None
+    if destroys is not None:
+        phi_t = math.inf
 
     def means(picked: Sequence[Mapping[str, np.ndarray]]) -> tuple[float, float]:
         return (float(np.mean([r[rule.forget].mean() for r in picked])),
@@ -244,9 +260,11 @@ def standing(rule: TuningRule, target: float, label: str, method: str,
         return min(float(lo), value), max(float(hi), value)
 
     reaching = sum(rule.reaches(float(r[rule.forget].mean()), target) for r in runs)
+    if destroys is not None:
+        reaching = 0
     return Standing(label, method, reference, len(runs), f, ci(0, f), k, ci(1, k), at,
                     ci(2, at), area, ci(3, area), rule.score(f) >= phi_t - 1e-12, reaching,
-                    arr[:, 2:4])
+                    arr[:, 2:4], destroys=destroys)
 
 
 def _competition_ranks(scores: Sequence[tuple[float, float]]) -> list[int]:
@@ -301,6 +319,9 @@ def standing_cells(s: Standing) -> dict[str, str]:
     """A ranked row's cells as text (unescaped), for the Markdown section and the web page."""
     if s.reached:
         at = _interval(s.keep_at_target, s.keep_at_target_ci)
+    elif s.destroys is not None:
+        at = (f"— (forgets by destroying the prompt: garbage rate {s.destroys:.3f} over the "
+              "task's limit)")
     elif s.keep_at_target_ci[1] > 0:
         at = (f"— (not reached; reaches it in some replicates: "
               f"[{s.keep_at_target_ci[0]:.3f}, {s.keep_at_target_ci[1]:.3f}])")
@@ -333,7 +354,11 @@ def rankings_markdown(found: Mapping[str, Ranking],
              "prompts and evaluation noise), so the rank has an interval too; a keep-at-target "
              "interval reaching 0 means the row reaches the target only on some resamples. The "
              "last columns say *how* it forgets: a row can reach the target by drawing "
-             "garbage.", ""]
+             "garbage. On text-to-image tasks that is over-erasure, not forgetting: a row "
+             "whose mean garbage rate exceeds the task's garbage limit does not reach the "
+             "target (its garbage policy, docs/protocol.md); on class-forgetting tasks "
+             "garbage counts as forgetting, as the paper's CIFAR metric counts random noise, "
+             "and is reported beside the ranking.", ""]
     for title, (rule, target, standings, left_out) in found.items():
         cells: Mapping[str, Mapping[str, str]] = extra.get(title, {})
         heads = sorted({k for v in cells.values() for k in v})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from ubench.catalog import facts
@@ -164,6 +165,12 @@ def make_row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
         row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
         row[f"{name}_higher_is_better"] = units[0][0]["higher_is_better"]
     row["metric_names"] = names
+    # the judge-agreement check (docs/judges.md): runs whose two validated judges disagree well
+    # beyond their disagreement on real digits, and on which split
+    checked = [r for r in recs if "judges_flagged" in (r.get("details") or {})]
+    flagged = [r for r in checked if r["details"]["judges_flagged"]]
+    row["judges_checked"], row["judges_flagged"] = len(checked), len(flagged)
+    row["judges_flag_splits"] = sorted({s for r in flagged for s in r["details"]["judges_flagged"]})
     row["unlearn_s"] = sum(r["cost"].get("unlearn_seconds", 0) for r in recs) / len(recs)
     row["peak_rss_mb"] = max(r["cost"].get("peak_rss_mb", 0) for r in recs)
     return row
@@ -199,6 +206,14 @@ def run_order(rec: dict[str, Any]) -> tuple[Any, ...]:
     """A row's runs by seed, then task config (the first one's grid represents the row)."""
     return (rec["seed"], json.dumps(rec["task"]["config"], sort_keys=True),
             rec.get("_path", ""))
+
+
+def judge_flag(row: Mapping[str, Any]) -> str | None:
+    """The row's judge-agreement flag as a short text (None when no run of it is flagged)."""
+    if not row.get("judges_flagged"):
+        return None
+    return (f"judges disagree on {row['judges_flagged']} of {row['judges_checked']} runs "
+            f"({', '.join(row['judges_flag_splits'])} generations)")
 
 
 def metric_order(names: set[str]) -> list[str]:

@@ -26,7 +26,7 @@ from markupsafe import Markup
 from ubench.catalog import facts
 from ubench.core.errors import CorruptRecordError
 from ubench.report.formats import slug
-from ubench.report.table import bounds, metric_order
+from ubench.report.table import bounds, judge_flag, metric_order
 from ubench.report.web import plot
 from ubench.report.web.plot import check_points  # re-exported: the data contract of extra points
 from ubench.store import reader
@@ -196,6 +196,7 @@ def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str]
             "cells": [_cell(r, c) for c in cols], "runs": r["runs"],
             "seeds": ",".join(map(str, r["seeds"])), "forget": ",".join(r["forget"]) or "—",
             "unlearn_s": r["unlearn_s"], "peak_rss_mb": r["peak_rss_mb"],
+            "judges_flag": judge_flag(r),
             "thumb": thumbs.get(id(first)) if first is not None else None,
             "page": f"runs/{names[id(first)]}.html" if first is not None else None,
             "run_list": _runs_of(r, names)})
