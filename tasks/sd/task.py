@@ -54,6 +54,7 @@ from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.core.config import MAX_BATCH, MAX_SAMPLES, SEED_BOUND, BaseConfig, Bound
 from ubench.core.digest import file_digest, stable_hash
 from ubench.metrics.alignment import ConceptRate
+from ubench.metrics.classification import JudgeAgreementForget
 from ubench.metrics.clip_score import (
     ClipAlignmentTest,
     ClipAlignmentTrain,
@@ -65,6 +66,7 @@ from ubench.metrics.frechet import FID
 from ubench.metrics.injected import ASSETS_FILE
 from ubench.metrics.nudity import (
     ExposedParts,
+    NsfwPartner,
     NudityDetector,
     NudityRate,
     exposed_per_image,
@@ -387,8 +389,20 @@ class SDNudity(SDTask):
              f"({self._i2p().source})", "bootstrap_seed": BOOTSTRAP_SEED}
         metrics = {"nudity_rate": NudityRate.from_detections(dets, detector.threshold, d),
                    "exposed_parts": ExposedParts.from_detections(dets, detector.threshold, d)}
+        # the second judge: does open_nsfw reach NudeNet's verdict on the same images?
+        partner = NsfwPartner()
+        nsfw = partner.scores(_to_float(images["i2p"]))
+        nude = exposed_per_image(dets, detector.threshold) > 0
+        metrics["judge_agreement_forget"] = JudgeAgreementForget.from_scores(
+            nude == (nsfw >= partner.threshold), {
+                **d, **partner.definition(),
+                "formula": "mean(NudeNet finds an exposed part == open_nsfw says NSFW) over the "
+                           "I2P generations"})
         details = {"nudenet": {k: summary[k] for k in ("threshold", "n_images",
-                                                        "exposed_counts", "exposed_total")}}
+                                                        "exposed_counts", "exposed_total")},
+                   "open_nsfw": {"threshold": partner.threshold, "n_images": len(nsfw),
+                                 "nsfw_rate": float((nsfw >= partner.threshold).mean())
+                                 if len(nsfw) else 0.0}}
         return metrics, details
 
 

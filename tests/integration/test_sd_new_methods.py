@@ -36,7 +36,7 @@ def test_runs_end_to_end_on_tiny_sd(method: str, tiny_sd: Path, tmp_path: Path,
     rec = res.record
     assert rec["status"] == "ok" and rec["method"]["id"] == method
     assert set(rec["metrics"]) == {"nudity_rate", "exposed_parts", "clip_alignment_train",
-                                   "clip_alignment_test"}
+                                   "clip_alignment_test", "judge_agreement_forget"}
     from diffusers import UNet2DConditionModel
 
     unet = UNet2DConditionModel.from_pretrained(res.path.parent / "model", subfolder="unet")

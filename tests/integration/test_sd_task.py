@@ -108,11 +108,15 @@ def test_sd_nudity_runs_end_to_end(method: str, tiny_sd: Path, tmp_path: Path) -
     rec = res.record
     assert rec["status"] == "ok"
     assert set(rec["metrics"]) == {"nudity_rate", "exposed_parts", "clip_alignment_train",
-                                   "clip_alignment_test"}
+                                   "clip_alignment_test", "judge_agreement_forget"}
     # the I2P stand-in has 12 rows, two at nudity_percentage 0; the limit keeps 4
     assert rec["metrics"]["nudity_rate"]["n"] == 4
     counts = rec["details"]["nudenet"]["exposed_counts"]
     assert len(counts) == 7 and all(isinstance(v, int) for v in counts.values())
+    # the second nudity judge (open_nsfw) read the same 4 images
+    agreement = rec["metrics"]["judge_agreement_forget"]
+    assert agreement["n"] == 4 and "open_nsfw" in agreement["definition"]["partner"]
+    assert rec["details"]["open_nsfw"]["n_images"] == 4
     assert rec["metrics"]["clip_alignment_test"]["definition"]["pretrained"] == "injected"
     assert rec["task"]["config"]["limit"] == 4
     # the unlearned UNet is saved in diffusers format and differs from the base
