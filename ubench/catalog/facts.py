@@ -19,6 +19,7 @@ torch and diffusers (seconds and ~1 GB), which a report of JSON records has no u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -88,36 +89,35 @@ def task_facts(task_id: str) -> TaskFacts | None:
         return None
 
 
+def _task_entry(task_id: str, key: str, from_class: Callable[[Any], Any]) -> Any:
+    """``key`` of the task's config-schema entry, or for a plugin ``from_class(its class)``
+    (the class is imported); ``None`` for a task that is not installed."""
+    known = schema()["tasks"]
+    if task_id in known:
+        return known[task_id].get(key)
+    from ubench.catalog.registry import TASKS
+
+    if task_id not in TASKS:
+        return None
+    return from_class(TASKS.get(task_id))
+
+
 @cache
 def tuning_rule_spec(task_id: str) -> dict[str, Any] | None:
     """The task's tuning rule as declared now, as the dict ``TuningRule.from_dict`` takes (what
     the config schema holds); ``None`` for a task without one or not installed. A plugin's
     class is imported (and an error importing it raised)."""
-    known = schema()["tasks"]
-    if task_id in known:
-        entry = known[task_id].get("tuning_rule")
-        return dict(entry) if entry is not None else None
     from ubench.catalog.fastcheck import rule_spec
-    from ubench.catalog.registry import TASKS
 
-    if task_id not in TASKS:
-        return None
-    return rule_spec(TASKS.get(task_id).tuning_rule)
+    entry = _task_entry(task_id, "tuning_rule", lambda cls: rule_spec(cls.tuning_rule))
+    return dict(entry) if entry is not None else None
 
 
 def garbage_limit(task_id: str) -> float | None:
     """The task's garbage policy (:attr:`ubench.api.Task.garbage_limit`): the mean garbage rate
     above which a ranked row does not reach the forgetting target; ``None`` when garbage is only
     reported (or the task is not installed)."""
-    known = schema()["tasks"]
-    if task_id in known:
-        value = known[task_id].get("garbage_limit")
-        return float(value) if value is not None else None
-    from ubench.catalog.registry import TASKS
-
-    if task_id not in TASKS:
-        return None
-    value = getattr(TASKS.get(task_id), "garbage_limit", None)
+    value = _task_entry(task_id, "garbage_limit", lambda cls: getattr(cls, "garbage_limit", None))
     return float(value) if value is not None else None
 
 
