@@ -233,8 +233,9 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     return [out / f for f in files]
 
 
-#: the columns the ranking adds beside its scalar: how a row forgets
-HOW_IT_FORGETS = ("garbage_rate", "oracle_tv")
+#: the columns the ranking adds beside its scalar: how a row forgets (each where its records have
+#: it: the fidelity and the judges' agreement are in records made since issue 31)
+HOW_IT_FORGETS = ("garbage_rate", "forget_fidelity", "judge_agreement_forget", "oracle_tv")
 
 
 def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
