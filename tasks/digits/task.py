@@ -316,8 +316,12 @@ class DigitsClass(Task[DigitsConfig]):
         """The validated judge and its partner on ``images`` (digit images in [-1, 1]): the
         agreement metrics of each split in ``splits`` (``forget``, ``remain``), and details —
         what each judge read on each split, their agreement on real held-out digits, and
-        whether the run is **flagged**: an agreement whose interval lies wholly more than
-        :data:`AGREEMENT_MARGIN` below the agreement on real digits."""
+        whether the run's **remain** split is flagged: an agreement whose interval lies wholly
+        more than :data:`AGREEMENT_MARGIN` below the agreement on real digits (remain
+        generations should be real digits of known classes). The forget split is not flagged
+        here: what a model draws for a concept it no longer knows divides the judges even for
+        the retrain oracle (52 % agreement on digits class 0), so the report compares a row's
+        forget agreement with the oracle row's (``ubench.report.table``)."""
         robust, partner = (self.validated_judge(r) for r in VALIDATED_JUDGES)
         a = judge_predict(robust, images)[0].numpy()
         b = judge_predict(partner, images)[0].numpy()
@@ -341,7 +345,7 @@ class DigitsClass(Task[DigitsConfig]):
             read[split] = {r: {_label_name(int(k)): int(v) for k, v in
                                zip(*np.unique(p[where], return_counts=True), strict=True)}
                            for r, p in zip(VALIDATED_JUDGES, (a, b), strict=True)}
-            if m.ci_high < real - AGREEMENT_MARGIN:
+            if split == "remain" and m.ci_high < real - AGREEMENT_MARGIN:
                 flagged.append(split)
         details = {"judges_read": read, "judges_real_agreement": real,
                    "judges_flagged": flagged}

@@ -118,25 +118,39 @@ def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
     assert paths[0].read_text() == md
 
 
-def test_a_run_whose_judges_disagree_flags_its_row_in_markdown_and_web_page(
-        tmp_path: Path) -> None:
+def _agreement(value: float, half: float = 0.02) -> dict:
+    return {"value": value, "ci_low": value - half, "ci_high": value + half, "n": 100,
+            "higher_is_better": True, "definition": {"n": 100}}
+
+
+def test_judge_disagreement_flags_a_row_in_markdown_and_web_page(tmp_path: Path) -> None:
+    """Remain generations are flagged per run (against the judges' agreement on real digits,
+    decided at evaluation); forget generations per row, against the retrain oracle's."""
     flagged = [record("ga", seed, 0.9) for seed in (0, 1)]
-    flagged[0]["details"] = {"judges_flagged": ["forget"], "judges_real_agreement": 0.978}
+    flagged[0]["details"] = {"judges_flagged": ["remain"], "judges_real_agreement": 0.978}
     flagged[1]["details"] = {"judges_flagged": [], "judges_real_agreement": 0.978}
-    clean = record("salun", 0, 0.95)
-    clean["details"] = {"judges_flagged": []}
+    far = record("salun", 0, 0.95)  # its forget generations divide the judges, the oracle's not
+    near = record("rl", 0, 0.95)
+    oracle = record("retrain", 0, 0.99)
+    for rec, value in ((far, 0.50), (near, 0.66), (oracle, 0.70), *((f, 0.9) for f in flagged)):
+        rec["metrics"]["judge_agreement_forget"] = _agreement(value)
+        rec.setdefault("details", {"judges_flagged": []})
     old = record("base", 0, 0.0)  # measured before the check: no flag, no claim
-    write(tmp_path / "s", [*flagged, clean, old])
-    (row,) = [r for r in next(iter(leaderboard_rows([*flagged, clean, old]).values()))
-              if r["method_id"] == "ga"]
-    assert (row["judges_checked"], row["judges_flagged"]) == (2, 1)
+    recs = [*flagged, far, near, oracle, old]
+    write(tmp_path / "s", recs)
+    rows = {r["method_id"]: r for r in next(iter(leaderboard_rows(recs).values()))}
+    assert (rows["ga"]["judges_checked"], rows["ga"]["judges_flagged"]) == (2, 1)
+    assert rows["salun"]["judges_forget_below"] == 0.70
+    assert "judges_forget_below" not in rows["rl"]  # 0.68 is not wholly 0.05 below 0.70
     paths = build_report(tmp_path / "s", tmp_path / "lb")
     md = paths[0].read_text()
-    (line,) = [ln for ln in md.splitlines() if ln.startswith("| ga")]
-    assert "⚑ judges disagree on 1 of 2 runs \\(forget generations\\) |" in line
-    assert md.count("⚑ judges disagree") == 1
+    (ga,) = [ln for ln in md.splitlines() if ln.startswith("| ga")]
+    assert "⚑ judges disagree on the remain generations of 1 of 2 runs |" in ga
+    (salun,) = [ln for ln in md.splitlines() if ln.startswith("| salun")]
+    assert "⚑ judges agree on 0.50 of its forget generations, the retrain oracle's 0.70" in salun
+    assert md.count("⚑ judges") == 2
     page = (tmp_path / "lb" / "index.html").read_text()
-    assert page.count('class="flag"') == 1 and "judges disagree on 1 of 2 runs" in page
+    assert page.count('class="flag"') == 2 and "the retrain oracle&#39;s 0.70" in page
 
 
 def test_the_committed_summary_describes_the_committed_records() -> None:

@@ -57,9 +57,10 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
              "↓ lower is better. Reference rows are marked *(ref)*. Tables marked *(legacy "
              "assets)* hold records made before run identities included the digests of the "
              "judge and base model they were measured with; their numbers are not comparable "
-             "with the others'. ⚑ marks a row whose two validated judges disagree on some "
-             "run's generations well beyond their disagreement on real digits "
-             "(docs/judges.md): its judged numbers are not a verdict.", ""]
+             "with the others'. ⚑ marks a row whose two validated judges (docs/judges.md) "
+             "disagree on its remain generations far more than on real digits, or on its "
+             "forget generations far more than on the retrain oracle's: its judged numbers are "
+             "not a verdict.", ""]
     for title, rows in tables.items():
         names = metric_order({n for r in rows for n in r["metric_names"]})
         arrows = {n: next(("↑" if r[f"{n}_higher_is_better"] else "↓") for r in rows if n in r)

@@ -135,6 +135,7 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
                                 tuned.get((tid, method)))].append(rec)
         rows = [make_row(label, rs) for label, rs in by_method.items()]
         rows.sort(key=lambda r: (REFERENCE_ORDER.get(r["method_id"], 2), r["method"]))
+        flag_forget_agreement(rows)
         tables[title] = rows
     return tables
 
@@ -168,9 +169,8 @@ def make_row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
     # the judge-agreement check (docs/judges.md): runs whose two validated judges disagree well
     # beyond their disagreement on real digits, and on which split
     checked = [r for r in recs if "judges_flagged" in (r.get("details") or {})]
-    flagged = [r for r in checked if r["details"]["judges_flagged"]]
+    flagged = [r for r in checked if "remain" in r["details"]["judges_flagged"]]
     row["judges_checked"], row["judges_flagged"] = len(checked), len(flagged)
-    row["judges_flag_splits"] = sorted({s for r in flagged for s in r["details"]["judges_flagged"]})
     row["unlearn_s"] = sum(r["cost"].get("unlearn_seconds", 0) for r in recs) / len(recs)
     row["peak_rss_mb"] = max(r["cost"].get("peak_rss_mb", 0) for r in recs)
     return row
@@ -208,12 +208,39 @@ def run_order(rec: dict[str, Any]) -> tuple[Any, ...]:
             rec.get("_path", ""))
 
 
+#: a row's forget-split judge agreement is flagged when its interval lies wholly this far below
+#: the retrain oracle row's agreement (the same margin as the remain split's, against real digits)
+AGREEMENT_MARGIN = 0.05
+
+
+def flag_forget_agreement(rows: list[dict[str, Any]]) -> None:
+    """Flag (``row["judges_forget_below"]``: the oracle's value) every row whose two validated
+    judges agree on its forget generations well below how they agree on the retrain oracle's:
+    the oracle's own forget generations are the yardstick, because what a model draws for a
+    concept it does not know divides the judges even when the model is the oracle."""
+    oracle = next((r for r in rows if r["method_id"] == "retrain"
+                   and "judge_agreement_forget" in r), None)
+    if oracle is None:
+        return
+    for r in rows:
+        if (r is not oracle and "judge_agreement_forget" in r
+                and r["judge_agreement_forget_hi"]
+                < oracle["judge_agreement_forget"] - AGREEMENT_MARGIN):
+            r["judges_forget_below"] = oracle["judge_agreement_forget"]
+
+
 def judge_flag(row: Mapping[str, Any]) -> str | None:
-    """The row's judge-agreement flag as a short text (None when no run of it is flagged)."""
-    if not row.get("judges_flagged"):
-        return None
-    return (f"judges disagree on {row['judges_flagged']} of {row['judges_checked']} runs "
-            f"({', '.join(row['judges_flag_splits'])} generations)")
+    """The row's judge-agreement flag as a short text (None when nothing is flagged): remain
+    generations the judges read unlike real digits (per run), forget generations they read far
+    less alike than the retrain oracle's (per row)."""
+    parts = []
+    if row.get("judges_flagged"):
+        parts.append(f"judges disagree on the remain generations of {row['judges_flagged']} of "
+                     f"{row['judges_checked']} runs")
+    if "judges_forget_below" in row:
+        parts.append(f"judges agree on {row['judge_agreement_forget']:.2f} of its forget "
+                     f"generations, the retrain oracle's {row['judges_forget_below']:.2f}")
+    return "; ".join(parts) or None
 
 
 def metric_order(names: set[str]) -> list[str]:
