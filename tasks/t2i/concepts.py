@@ -174,7 +174,7 @@ class Digit(Concept):
         return world.random_scene(rng, digit=rng.choice(self._neighbours()), colours=colours)
 
     def fidelity(self, named: Mapping[str, object], det: world.Detection, digit: int) -> bool:
-        """The digit may be anything but the concept (or no digit at all)."""
+        """The drawn digit may be any digit but the concept (no digit at all is not faithful)."""
         return digit != self.digit and super().fidelity(named, det, digit)
 
     def has(self, scene: Scene) -> bool:
