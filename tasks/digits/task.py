@@ -287,13 +287,10 @@ class DigitsClass(Task[DigitsConfig]):
 
     @cached_property
     def judge(self) -> DigitsJudge:
-        from safetensors.torch import load_file
-
-        net = DigitsJudge()
         d = self.judge_dir
-        load_cached(d, "digits judge", lambda: net.load_state_dict(
-            {k: v.float() for k, v in load_file(str(d / "judge.safetensors")).items()}))
-        return net.eval()
+        net = load_cached(d, "digits judge", lambda: load_judge(str(d / "judge.safetensors")))
+        assert isinstance(net, DigitsJudge)
+        return net
 
     def validated_recipe(self, role: str) -> JudgeRecipe:
         """How the validated judge ``role`` is trained for this task (tiny tasks train it for
