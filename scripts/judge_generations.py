@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     task_cls = TASKS.get(args.task)
     task = task_cls(task_cls.Config())
     digits = DigitsClass(DigitsConfig())
-    judges = {"judge": digits.judge, **{r: digits.validated_judge(r) for r in VALIDATED_JUDGES}}
+    judges = {"judge": digits.original_judge,
+              **{r: digits.validated_judge(r) for r in VALIDATED_JUDGES}}
     sets = task.eval_sets()
     prompts = sets["forget_test"][0]
     c = task.config

@@ -313,6 +313,12 @@ VALIDATED_JUDGES: dict[str, JudgeRecipe] = {
 }
 
 
+#: the judge behind the headline metrics (UA, RA, concept rate, garbage rate, FD features) of the
+#: digits and t2i tasks: the validated one (docs/judges.md). Records made before issue 31 used
+#: the original ``digits/judge``; their asset digest says so, and the report keeps them apart.
+HEADLINE_JUDGE = "judge-robust"
+
+
 def load_judge(path: str, arch: str = "cnn-maxpool") -> Judge:
     """A judge from its ``judge.safetensors`` (float32, eval mode)."""
     from safetensors.torch import load_file

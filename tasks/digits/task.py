@@ -67,6 +67,7 @@ from ubench.store.pinned import (
 )
 from ubench.tasks.digits.data import data_digest, load_digits_splits
 from ubench.tasks.digits.judge import (
+    HEADLINE_JUDGE,
     NOT_A_DIGIT,
     VALIDATED_JUDGES,
     DigitsJudge,
@@ -203,7 +204,7 @@ class DigitsClass(Task[DigitsConfig]):
         time: deterministic whatever the machine's core count, and about twice as fast on two
         cores.
         """
-        self.build_missing(["judge", "base"], say, progress)
+        self.build_missing([HEADLINE_JUDGE, "base"], say, progress)
         self._check_judge()
 
     def build_missing(self, roles: list[str], say: Say | None = None,
@@ -239,8 +240,8 @@ class DigitsClass(Task[DigitsConfig]):
 
     @property
     def judge_quality(self) -> dict[str, float]:
-        """The judge's quality measured when it was built (``quality.json``)."""
-        d = self.asset_folder("judge")
+        """The headline judge's quality measured when it was built (``quality.json``)."""
+        d = self.judge_dir
         return load_cached(d, "digits judge's quality", lambda: _read_quality(d))
 
     @property
@@ -253,7 +254,7 @@ class DigitsClass(Task[DigitsConfig]):
         if acc < self.min_judge_accuracy:
             raise UbenchError(f"the digits judge reached only {acc:.3f} held-out accuracy "
                               f"(< {self.min_judge_accuracy}); delete "
-                              f"{self.asset_folder('judge')} and retry")
+                              f"{self.judge_dir} and retry")
 
     def build_asset(self, role: str, directory: Path,
                     report: Callable[[int, int, float], None] | None = None) -> str:
@@ -283,11 +284,19 @@ class DigitsClass(Task[DigitsConfig]):
     # ------------------------------------------------------------------ assets
     @property
     def judge_dir(self) -> Path:
-        return self.asset_folder("judge")
+        """The folder of the headline judge (:data:`HEADLINE_JUDGE`)."""
+        return self.asset_folder(HEADLINE_JUDGE)
 
     @cached_property
-    def judge(self) -> DigitsJudge:
-        d = self.judge_dir
+    def judge(self) -> Judge:
+        """The headline judge: what UA, RA, concept and garbage rates and FD features read."""
+        return self.validated_judge(HEADLINE_JUDGE)
+
+    @cached_property
+    def original_judge(self) -> DigitsJudge:
+        """The judge of the records made before issue 31 (``digits/judge``): kept pinned so that
+        ``ubench assets judges`` shows what it misread, never behind a metric."""
+        d = self.asset_folder("judge")
         net = load_cached(d, "digits judge", lambda: load_judge(str(d / "judge.safetensors")))
         assert isinstance(net, DigitsJudge)
         return net
@@ -362,11 +371,12 @@ class DigitsClass(Task[DigitsConfig]):
         """Digests of the judge, the base model, the data and (when used) this class's oracle:
         the pinned assets' manifest digests, or for unpinned (tiny) tasks the digests of the
         recipes that build them. Known before anything is loaded or trained."""
-        roles = ["judge", "base", *(["oracle"] if uses_oracle else [])]
+        roles = {"judge": HEADLINE_JUDGE, "base": "base",
+                 **({"oracle": "oracle"} if uses_oracle else {})}
         keys = self._keys()
         out = {"data": data_digest()}
-        for role in roles:
-            out[role] = (pinned_digest(self.asset_name(role), keys[role], self.name)
+        for name, role in roles.items():
+            out[name] = (pinned_digest(self.asset_name(role), keys[role], self.name)
                          if self.pinned else "recipe:" + stable_hash(keys[role], 16))
         return out
 

@@ -86,7 +86,7 @@ from ubench.store.pinned import (
     write_entry,
 )
 from ubench.tasks.digits.data import data_digest, load_digits_splits
-from ubench.tasks.digits.judge import NOT_A_DIGIT, DigitsJudge, judge_predict
+from ubench.tasks.digits.judge import HEADLINE_JUDGE, NOT_A_DIGIT, Judge, judge_predict
 from ubench.tasks.digits.task import DigitsClass, DigitsClassTiny, DigitsConfig
 from ubench.tasks.t2i import world
 from ubench.tasks.t2i.concepts import (
@@ -262,7 +262,7 @@ class T2ITask(Task[T2IConfig]):
         lazily, only when a run asks for it (the ``retrain`` row)."""
         self._say, self._progress = say, progress
         dtask = self._digits()
-        dtask.build_missing(["judge"], say)
+        dtask.build_missing([HEADLINE_JUDGE], say)
         dtask._check_judge()
         self._ensure("base")
         self._data()
@@ -312,7 +312,8 @@ class T2ITask(Task[T2IConfig]):
         return load_cached(d, f"t2i {role} model", lambda: DiffusionModel.load(d, device))
 
     @cached_property
-    def judge(self) -> DigitsJudge:
+    def judge(self) -> Judge:
+        """The digits task's headline judge: reads the digit of every generation."""
         return self._digits().judge
 
     def assets(self, uses_oracle: bool = False) -> dict[str, str]:

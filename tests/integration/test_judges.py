@@ -23,7 +23,7 @@ ROW = re.compile(r"^\| `?([\w -]+?)`? \|(.+)\|$")
 
 def _judges() -> dict[str, Judge]:
     task = DigitsClass(DigitsConfig())
-    return {"judge": task.judge, **{r: task.validated_judge(r) for r in VALIDATED_JUDGES}}
+    return {"judge": task.original_judge, **{r: task.validated_judge(r) for r in VALIDATED_JUDGES}}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,10 @@ from typing import Any
 
 from ubench.catalog.fastcheck import schema
 
+#: pinned judges that measured the headline metrics of earlier records and have been replaced,
+#: with their successor: the report keeps such records in tables of their own (docs/judges.md)
+SUPERSEDED_JUDGES: dict[str, str] = {"digits/judge": "digits/judge-robust"}
+
 
 @dataclass(frozen=True)
 class TaskFacts:

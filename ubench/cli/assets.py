@@ -125,7 +125,8 @@ def assets_judges(
 
     torch.set_num_threads(threads)
     task = DigitsClass(DigitsConfig())
-    judges = {"judge": task.judge, **{r: task.validated_judge(r) for r in VALIDATED_JUDGES}}
+    judges = {"judge": task.original_judge,
+              **{r: task.validated_judge(r) for r in VALIDATED_JUDGES}}
     table = judge_table(judges)
     accuracy = table["accuracy"]
     assert isinstance(accuracy, dict)

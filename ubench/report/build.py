@@ -23,7 +23,7 @@ from typing import Any
 from ubench.catalog.facts import garbage_limit
 from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.paths import confined
-from ubench.report.formats import BANNER, LEGACY_SUFFIX, fmt, md, slug, write_csv
+from ubench.report.formats import BANNER, fmt, md, set_apart, slug, write_csv
 from ubench.report.protocol import (
     Ranking,
     derive_oracle_gaps,
@@ -57,7 +57,10 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
              "↓ lower is better. Reference rows are marked *(ref)*. Tables marked *(legacy "
              "assets)* hold records made before run identities included the digests of the "
              "judge and base model they were measured with; their numbers are not comparable "
-             "with the others'. ⚑ marks a row whose two validated judges (docs/judges.md) "
+             "with the others'. Tables marked *(superseded judge)* hold records whose UA, RA, "
+             "concept and garbage rates and FD were read by the original digits judge, which "
+             "misreads narrow and thin zeros (docs/judges.md); they are not ranked. ⚑ marks a "
+             "row whose two validated judges (docs/judges.md) "
              "disagree on its remain generations far more than on real digits, or on its "
              "forget generations far more than on the retrain oracle's: its judged numbers are "
              "not a verdict.", ""]
@@ -252,7 +255,7 @@ def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
     """
     out: dict[str, Ranking] = {}
     for title, rows in tables.items():
-        if title.endswith(LEGACY_SUFFIX) or not rows:
+        if set_apart(title) or not rows:
             continue
         first = rows[0]["_runs"][0]
         rule = task_rule(first["task"]["id"])
@@ -354,7 +357,7 @@ def _front_points(tables: Mapping[str, Any], found: Mapping[str, Any]
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for task, (rule, _target, summaries) in found.items():
         title = next((t for t in tables if t.startswith(f"{task} — ")
-                      and not t.endswith(LEGACY_SUFFIX)), None)
+                      and not set_apart(t)), None)
         if title is None:
             continue
         points = out.setdefault(title, {}).setdefault("points", [])

@@ -18,10 +18,11 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from ubench.catalog import facts
-from ubench.report.formats import LEGACY_SUFFIX
+from ubench.report.formats import LEGACY_SUFFIX, SUPERSEDED_SUFFIX
 from ubench.report.protocol import is_tuning
 
 #: reference rows first, in this order
@@ -85,6 +86,28 @@ def is_legacy(rec: dict[str, Any]) -> bool:
     return int(rec.get("identity_version", 1)) < 2
 
 
+@cache
+def superseded_judge_digests() -> frozenset[str]:
+    """The digests of the pinned judges that no longer measure the headline metrics, read from
+    the pinned-asset manifest (JSON: no torch)."""
+    from ubench.store.pinned import read_manifest
+
+    assets = read_manifest().get("assets", {})
+    return frozenset(str(assets[n]["digest"]) for n in facts.SUPERSEDED_JUDGES if n in assets)
+
+
+def set_apart_suffix(rec: dict[str, Any]) -> str:
+    """The title suffix of the tables a record goes to when it cannot sit beside current
+    records: a legacy record (no asset digests in its id), or one whose headline metrics were
+    read by a superseded judge (issue 31: the original digits judge misread narrow and thin
+    zeros). ``""`` for a current record."""
+    if is_legacy(rec):
+        return LEGACY_SUFFIX
+    if (rec["task"].get("assets") or {}).get("judge") in superseded_judge_digests():
+        return SUPERSEDED_SUFFIX
+    return ""
+
+
 def tuned_choices(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """``{(task, method): values}`` of the committed tuned preset, for every task of
     ``records``: the task's own section, or the section of the task it was tuned on (read from
@@ -112,7 +135,7 @@ def tuned_choices(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[s
 def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{table title: rows}, one table per (task, setting)."""
     tuned = tuned_choices(records)
-    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         if rec["status"] != "ok" or is_tuning(rec):  # tuning runs feed the fronts
             continue
@@ -121,13 +144,11 @@ def leaderboard_rows(records: list[dict[str, Any]]) -> dict[str, list[dict[str, 
         if task is not None and task.version != rec["task"]["version"]:
             continue  # an older task version: not comparable with current records
         setting = facts.setting_of(tid, rec["task"]["config"])
-        groups[(tid, json.dumps(setting, sort_keys=True), is_legacy(rec))].append(rec)
+        groups[(tid, json.dumps(setting, sort_keys=True), set_apart_suffix(rec))].append(rec)
     tables: dict[str, list[dict[str, Any]]] = {}
-    for (tid, setting_json, legacy), recs in sorted(groups.items()):
+    for (tid, setting_json, apart), recs in sorted(groups.items()):
         setting = json.loads(setting_json)
-        title = f"{tid} — " + ", ".join(f"{k}={v}" for k, v in sorted(setting.items()))
-        if legacy:
-            title += LEGACY_SUFFIX
+        title = f"{tid} — " + ", ".join(f"{k}={v}" for k, v in sorted(setting.items())) + apart
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in recs:
             method = rec["method"]["id"]
