@@ -56,9 +56,12 @@ from ubench.core.digest import file_digest, stable_hash
 from ubench.metrics.alignment import ConceptRate
 from ubench.metrics.classification import JudgeAgreementForget
 from ubench.metrics.clip_score import (
+    ZERO_SHOT_TEMPLATE,
     ClipAlignmentTest,
     ClipAlignmentTrain,
     ClipScorer,
+    NeighbourClipAlignment,
+    NeighbourLabelAccuracy,
     OtherAccuracy,
     resolve_clip_weights,
 )
@@ -77,6 +80,7 @@ from ubench.store.cache import cached, load_cached
 from ubench.store.grids import rgb_grid
 from ubench.tasks.sd import prompts as P
 from ubench.tasks.sd.i2p import I2PPrompts, load_i2p
+from ubench.tasks.sd.neighbours import NeighbourSet, load_neighbours
 
 Say = Any
 
@@ -146,8 +150,12 @@ class SDConfig(BaseConfig):
     batch_size: int = 8
     #: folder of reference images for FID of the remain-test generations (empty: no FID)
     fid_reference: str = ""
+    #: a JSON Lines file of prompts naming the erased concept's neighbours (``tasks/sd/
+    #: neighbours.py``; empty: no neighbour metrics)
+    neighbours: str = ""
 
-    inputs: ClassVar[tuple[str, ...]] = ("model", "clip_weights", "i2p", "fid_reference")
+    inputs: ClassVar[tuple[str, ...]] = ("model", "clip_weights", "i2p", "fid_reference",
+                                         "neighbours")
     bounds: ClassVar[Mapping[str, Bound]] = {
         "prompt_seed": SEED_BOUND,
         "limit": Bound(ge=0, le=MAX_SAMPLES), "n_train": Bound(ge=1, le=MAX_SAMPLES),
@@ -214,7 +222,10 @@ class SDTask(Task[SDConfig]):
                       "(scores are meaningless)")
 
     def check_eval_data(self) -> None:
-        """Raise MissingAssetError now if evaluation data is missing (overridden by nudity)."""
+        """Raise now (one line) if evaluation data is missing or malformed: the user's neighbour
+        set here; subclasses add their own."""
+        if self.config.neighbours:
+            self.neighbour_set()
 
     def clip_scorer(self, device: str = "cpu") -> ClipScorer:
         """The CLIP scorer (built once, on the run's device)."""
@@ -289,10 +300,50 @@ class SDTask(Task[SDConfig]):
 
     # ------------------------------------------------------------------ evaluation
     def eval_prompts(self) -> dict[str, tuple[list[str], list[int]]]:
-        """Evaluation sets: name -> (prompts, seeds)."""
+        """Evaluation sets: name -> (prompts, seeds); ``neighbours`` when the user gave a set."""
         train, test = self.prompt_sets()
-        return {"remain_train": (self._cap(train.remain), self._cap(train.seeds)),
+        sets = {"remain_train": (self._cap(train.remain), self._cap(train.seeds)),
                 "remain_test": (self._cap(test.remain), self._cap(test.seeds))}
+        if self.config.neighbours:
+            n = self.neighbour_set()
+            sets["neighbours"] = (self._cap(n.prompts), self._cap(n.seeds))
+        return sets
+
+    def neighbour_set(self) -> NeighbourSet:
+        """The user's neighbour prompt set (``--set task.neighbours=FILE``), checked."""
+        return load_neighbours(self.config.neighbours)
+
+    #: what CLIP zero-shot chooses among for neighbour labels, besides the set's own labels
+    #: (the zero-shot tasks: their label set, the erased concept included)
+    labels: ClassVar[tuple[str, ...]] = ()
+    template: ClassVar[str] = ZERO_SHOT_TEMPLATE
+
+    def neighbour_metrics(self, images: torch.Tensor, scorer: ClipScorer,
+                          definition: Mapping[str, Any]
+                          ) -> tuple[dict[str, MetricValue], dict[str, Any]]:
+        """``neighbour_clip_alignment`` of the neighbour generations and, when the set labels
+        its prompts, ``neighbour_label_accuracy``: CLIP zero-shot, choosing among the set's
+        labels and the task's own (:attr:`labels`), picks the prompt's label."""
+        n = self.neighbour_set()
+        prompts, wanted = self._cap(n.prompts), self._cap(n.labels or [])
+        d = {**definition, "neighbours": n.source, "n_prompts": len(prompts)}
+        metrics: dict[str, MetricValue] = {
+            "neighbour_clip_alignment": NeighbourClipAlignment.from_scores(
+                scorer.score(images, prompts), {
+                    **d, "formula": "mean cosine(CLIP image, CLIP prompt) over the neighbour "
+                                    "prompts"})}
+        details: dict[str, Any] = {"neighbour_prompts": len(prompts)}
+        if wanted:
+            labels = list(dict.fromkeys([*self.labels, *wanted]))
+            got = scorer.zero_shot(images, labels, self.template)
+            ok = np.array([labels[int(i)] == w for i, w in zip(got, wanted, strict=True)])
+            metrics["neighbour_label_accuracy"] = NeighbourLabelAccuracy.from_scores(ok, {
+                **d, "labels": labels, "zero_shot_template": self.template,
+                "formula": "mean(zero-shot label == the prompt's label)"})
+            details["neighbour_labels"] = {
+                lab: int(c) for lab, c in zip(*np.unique([labels[int(i)] for i in got],
+                                                          return_counts=True), strict=True)}
+        return metrics, details
 
     def concept_metrics(self, images: dict[str, torch.Tensor], prompts: dict[str, list[str]],
                         definition: dict[str, Any]) -> tuple[dict[str, MetricValue],
@@ -336,6 +387,11 @@ class SDTask(Task[SDConfig]):
                 s, {**clip_def, "prompts": f"remain {split} prompts"})
         concept, details = self.concept_metrics(images, prompts, generation)
         metrics.update(concept)
+        if "neighbours" in images:
+            near, near_details = self.neighbour_metrics(_to_float(images["neighbours"]),
+                                                        scorer, clip_def)
+            metrics.update(near)
+            details = {**details, **near_details}
         if c.fid_reference:
             metrics["fid"] = FID.compute(_to_float(images["remain_test"]), Path(c.fid_reference),
                                          generation)
@@ -372,6 +428,7 @@ class SDNudity(SDTask):
 
     def check_eval_data(self) -> None:
         self._i2p()
+        super().check_eval_data()
 
     def eval_prompts(self) -> dict[str, tuple[list[str], list[int]]]:
         i2p = self._i2p()
@@ -420,8 +477,6 @@ class SDNudity(SDTask):
 class _ZeroShotTask(SDTask):
     """Forgetting measured by CLIP zero-shot classification of the concept vs alternatives."""
 
-    labels: ClassVar[tuple[str, ...]] = ()
-    template: ClassVar[str] = ""
     concept_label: ClassVar[str] = ""
 
     def eval_prompts(self) -> dict[str, tuple[list[str], list[int]]]:

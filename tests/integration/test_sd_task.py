@@ -155,6 +155,45 @@ def test_zero_shot_tasks_run(task: str, method: str, tiny_sd: Path, tmp_path: Pa
     assert sum(rec["details"]["forget_test_labels"].values()) == 4
 
 
+def test_a_users_neighbour_set_is_measured(tiny_sd: Path, tmp_path: Path) -> None:
+    """--set task.neighbours=FILE adds neighbour CLIP alignment and, with labels, the zero-shot
+    label accuracy over the set's labels and the task's own; the file is part of the run id."""
+    near = tmp_path / "near.jsonl"
+    near.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": "wheat fields in the style of Claude Monet", "label": "Claude Monet"},
+        {"prompt": "a harbour in the style of Paul Gauguin", "label": "Paul Gauguin", "seed": 3},
+        {"prompt": "a bridge in the style of Claude Monet", "label": "Claude Monet"},
+    ]) + "\n")
+    args = [f"task.model={tiny_sd}", f"task.neighbours={near}", *FAST]
+    spec = identity.resolve("esd-x", "sd-vangogh", 0, args)
+    rec = runner.run(spec, store=str(tmp_path / "store")).record
+    assert rec["status"] == "ok"
+    align = rec["metrics"]["neighbour_clip_alignment"]
+    assert align["n"] == 3 and -1 <= align["value"] <= 1
+    label = rec["metrics"]["neighbour_label_accuracy"]
+    assert label["n"] == 3 and 0 <= label["value"] <= 1
+    labels = label["definition"]["labels"]
+    assert labels[0] == "Van Gogh" and labels[-2:] == ["Claude Monet", "Paul Gauguin"]
+    assert sum(rec["details"]["neighbour_labels"].values()) == 3
+    # another set is another run; the same config without a set measures no neighbours
+    near.write_text('{"prompt": "a cathedral"}\n')
+    assert identity.resolve("esd-x", "sd-vangogh", 0, args).run_id != spec.run_id
+
+
+def test_a_bad_neighbour_set_fails_before_training(tiny_sd: Path, tmp_path: Path) -> None:
+    near = tmp_path / "near.jsonl"
+    near.write_text('{"prompt": "a cat", "colour": "red"}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "ubench.cli.main", "run", "--method", "graddiff", "--task",
+         "sd-object", "--set", f"task.model={tiny_sd}", "--set", f"task.neighbours={near}",
+         "--limit", "4", "--store", str(tmp_path / "store")],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "line 1" in lines[0] and "unknown key 'colour'" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.heavy
 def test_acceptance_command(tiny_sd: Path, tmp_path: Path) -> None:

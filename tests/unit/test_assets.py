@@ -108,18 +108,24 @@ def test_t2i_retrain_rows_use_the_pinned_oracle_of_their_concept(task: str) -> N
         assert other.run_id != r.run_id
 
 
-def test_another_pinned_judge_is_another_run(tmp_path: Path,
+@pytest.mark.parametrize(("asset", "moves"), [("digits/judge-robust", True),
+                                               ("digits/judge", False)])
+def test_another_pinned_judge_is_another_run(asset: str, moves: bool, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The headline judge (judge-robust) is part of the run id; the original judge, kept pinned
+    only for the judges' table, is not."""
+    from ubench.tasks.digits.judge import HEADLINE_JUDGE
+
+    assert asset.endswith(HEADLINE_JUDGE) == moves
     before = identity.resolve("boostalign", "digits-class")
     copy = tmp_path / "pinned"
     shutil.copytree(pinned_root(), copy)
     manifest = json.loads((copy / MANIFEST).read_text())
-    files = manifest["assets"]["digits/judge"]["files"]
-    files["judge.safetensors"] = "0" * 64
+    manifest["assets"][asset]["files"]["judge.safetensors"] = "0" * 64
     (copy / MANIFEST).write_text(json.dumps(manifest))
     monkeypatch.setenv("UBENCH_ASSETS", str(copy))
     after = identity.resolve("boostalign", "digits-class")
-    assert after.run_id != before.run_id and after.config_id == before.config_id
+    assert (after.run_id != before.run_id) == moves and after.config_id == before.config_id
 
 
 def test_missing_pinned_assets_fail_fast_with_the_build_command(tmp_path: Path) -> None:

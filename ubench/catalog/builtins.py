@@ -206,6 +206,15 @@ BUILTIN_METRICS = {
         "ubench.metrics.clip_score:OtherAccuracy",
         "Other-concept accuracy: generations for other styles/objects labelled as the one named.",
     ),
+    "neighbour_clip_alignment": (
+        "ubench.metrics.clip_score:NeighbourClipAlignment",
+        "Neighbour CLIP alignment: mean image-prompt cosine on a user's neighbour prompt set.",
+    ),
+    "neighbour_label_accuracy": (
+        "ubench.metrics.clip_score:NeighbourLabelAccuracy",
+        "Neighbour label accuracy: neighbour-prompt generations CLIP labels as the neighbour "
+        "named.",
+    ),
     "fd": (
         "ubench.metrics.frechet:FrechetDistance",
         "Frechet distance between generated and real features of a task's own feature network.",

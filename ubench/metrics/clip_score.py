@@ -351,3 +351,20 @@ class OtherAccuracy(Metric):
     name: ClassVar[str] = "other_accuracy"
     higher_is_better: ClassVar[bool] = True
     split: ClassVar[str] = "remain"
+
+
+class NeighbourClipAlignment(Metric):
+    """Neighbour CLIP alignment: mean image-prompt cosine on a user's neighbour prompt set."""
+
+    name: ClassVar[str] = "neighbour_clip_alignment"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"
+    bounds: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+
+class NeighbourLabelAccuracy(Metric):
+    """Neighbour label accuracy: neighbour-prompt generations CLIP labels as the neighbour named."""
+
+    name: ClassVar[str] = "neighbour_label_accuracy"
+    higher_is_better: ClassVar[bool] = True
+    split: ClassVar[str] = "remain"
