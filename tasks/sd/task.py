@@ -54,7 +54,7 @@ from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.core.config import MAX_BATCH, MAX_SAMPLES, SEED_BOUND, BaseConfig, Bound
 from ubench.core.digest import file_digest, stable_hash
 from ubench.metrics.alignment import ConceptRate
-from ubench.metrics.classification import JudgeAgreementForget
+from ubench.metrics.classification import JudgeAgreementForget, JudgeAgreementRemain
 from ubench.metrics.clip_score import (
     ZERO_SHOT_TEMPLATE,
     ClipAlignmentTest,
@@ -150,12 +150,17 @@ class SDConfig(BaseConfig):
     batch_size: int = 8
     #: folder of reference images for FID of the remain-test generations (empty: no FID)
     fid_reference: str = ""
+    #: (sd-vangogh, sd-object) a second CLIP judge: an open_clip architecture and its local
+    #: weights file (empty: no second judge); its zero-shot labels are compared with the
+    #: headline CLIP's on the same generations (``judge_agreement_forget`` / ``_remain``)
+    clip_partner_model: str = "ViT-B-16"
+    clip_partner_weights: str = ""
     #: a JSON Lines file of prompts naming the erased concept's neighbours (``tasks/sd/
     #: neighbours.py``; empty: no neighbour metrics)
     neighbours: str = ""
 
     inputs: ClassVar[tuple[str, ...]] = ("model", "clip_weights", "i2p", "fid_reference",
-                                         "neighbours")
+                                         "neighbours", "clip_partner_weights")
     bounds: ClassVar[Mapping[str, Bound]] = {
         "prompt_seed": SEED_BOUND,
         "limit": Bound(ge=0, le=MAX_SAMPLES), "n_train": Bound(ge=1, le=MAX_SAMPLES),
@@ -213,6 +218,9 @@ class SDTask(Task[SDConfig]):
         self.folder  # noqa: B018 - raises MissingAssetError with the download line
         if self.folder_assets().get("clip") != "tiny-random":
             resolve_clip_weights(weights=self.config.clip_weights or None)
+        if self.config.clip_partner_weights:
+            resolve_clip_weights(self.config.clip_partner_model, "",
+                                 self.config.clip_partner_weights, "task.clip_partner_weights")
         self.check_eval_data()
         if self.config.fid_reference:
             FID.check_reference(Path(self.config.fid_reference))
@@ -237,6 +245,17 @@ class SDTask(Task[SDConfig]):
             else:
                 self._clip = ClipScorer(weights=self.config.clip_weights or None, device=device)
         return self._clip
+
+    def clip_partner(self, device: str = "cpu") -> ClipScorer | None:
+        """The second CLIP judge (``task.clip_partner_model`` from ``task.clip_partner_weights``),
+        or ``None`` when no weights were given. Built once, like :meth:`clip_scorer`."""
+        c = self.config
+        if not c.clip_partner_weights:
+            return None
+        if not hasattr(self, "_clip_partner"):
+            self._clip_partner = ClipScorer(model_name=c.clip_partner_model, pretrained="",
+                                            weights=c.clip_partner_weights, device=device)
+        return self._clip_partner
 
     def assets(self, uses_oracle: bool = False) -> dict[str, str]:
         """The base UNet's digest (a user's folder is also in the identity via ``task.model``;
@@ -526,7 +545,25 @@ class _ZeroShotTask(SDTask):
             **d, "prompts": "the held-out scenes naming another label",
             "formula": "mean(zero-shot label == the label the prompt names)"})
         counts = {lab: int((forget == i).sum()) for i, lab in enumerate(labels)}
-        return metrics, {"forget_test_labels": counts}
+        details: dict[str, Any] = {"forget_test_labels": counts}
+        partner = self.clip_partner()
+        if partner is not None:
+            pd = {**d, "partner": partner.definition(),
+                  "real_agreement": None,  # no reference images ship: no flag (docs/judges.md)
+                  "formula": "mean(headline CLIP zero-shot label == partner CLIP zero-shot "
+                             "label) over {split} generations"}
+            p_forget = partner.zero_shot(_to_float(images["forget_test"]), labels, self.template)
+            p_other = partner.zero_shot(
+                _to_float(images.get("other_test", images["remain_test"])), labels,
+                self.template)
+            for split, cls, a, b in (("forget", JudgeAgreementForget, forget, p_forget),
+                                     ("remain", JudgeAgreementRemain, other, p_other)):
+                metrics[cls.name] = cls.from_scores(
+                    np.asarray(a) == np.asarray(b),
+                    {**pd, "formula": str(pd["formula"]).format(split=split)})
+            details["clip_partner_forget_labels"] = {
+                lab: int((p_forget == i).sum()) for i, lab in enumerate(labels)}
+        return metrics, details
 
 
 class SDVanGogh(_ZeroShotTask):

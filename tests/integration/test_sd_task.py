@@ -180,6 +180,47 @@ def test_a_users_neighbour_set_is_measured(tiny_sd: Path, tmp_path: Path) -> Non
     assert identity.resolve("esd-x", "sd-vangogh", 0, args).run_id != spec.run_id
 
 
+def _tiny_open_clip_weights(tmp_path: Path) -> tuple[str, Path]:
+    """A tiny architecture registered with open_clip and a random checkpoint of it: the partner
+    CLIP then loads through open_clip's own name + weights-file path, as real weights do."""
+    import open_clip
+
+    name = "ubench-tiny-partner"
+    cfg = {"embed_dim": 32,
+           "vision_cfg": {"width": 48, "layers": 2, "head_width": 8, "patch_size": 8,
+                          "image_size": 32},
+           "text_cfg": {"width": 32, "heads": 4, "layers": 1, "context_length": 77,
+                        "vocab_size": 49408}}
+    (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / f"{name}.json")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = open_clip.create_model(name)
+    weights = tmp_path / "partner.bin"
+    torch.save(model.state_dict(), weights)
+    return name, weights
+
+
+def test_a_second_clip_judge_gives_agreement(tiny_sd: Path, tmp_path: Path) -> None:
+    name, weights = _tiny_open_clip_weights(tmp_path)
+    spec = identity.resolve("boostalign", "sd-object", 0, [
+        f"task.model={tiny_sd}", f"task.clip_partner_model={name}",
+        f"task.clip_partner_weights={weights}", *FAST])
+    rec = runner.run(spec, store=str(tmp_path / "store")).record
+    assert rec["status"] == "ok"
+    for split in ("forget", "remain"):
+        m = rec["metrics"][f"judge_agreement_{split}"]
+        assert m["n"] == 4 and 0 <= m["value"] <= 1
+        assert m["definition"]["partner"]["model"] == name
+        assert m["definition"]["partner"]["weights_sha256"] not in ("", "injected")
+    assert sum(rec["details"]["clip_partner_forget_labels"].values()) == 4
+    # a missing partner file is one line naming the partner's option, before anything runs
+    bad = identity.resolve("boostalign", "sd-object", 0, [
+        f"task.model={tiny_sd}", f"task.clip_partner_weights={tmp_path / 'nope.bin'}", *FAST])
+    with pytest.raises(MissingAssetError, match=r"task\.clip_partner_weights"):
+        runner.run(bad, store=str(tmp_path / "store"))
+
+
 def test_a_bad_neighbour_set_fails_before_training(tiny_sd: Path, tmp_path: Path) -> None:
     near = tmp_path / "near.jsonl"
     near.write_text('{"prompt": "a cat", "colour": "red"}\n')

@@ -130,17 +130,18 @@ def _hub_repo(model_name: str, pretrained: str) -> tuple[str | None, str | None]
 
 
 def _missing_hint(model_name: str, pretrained: str, repo: str | None = None,
-                  url: str | None = None) -> str:
+                  url: str | None = None, option: str = "task.clip_weights") -> str:
     """The one-line instruction of what to download and which option to pass."""
     repo = repo or _KNOWN_HUB_REPOS.get((model_name, pretrained))
     where = f"https://huggingface.co/{repo}" if repo else (url or f"open_clip tag {pretrained!r}")
     return (f"download open_clip_pytorch_model.bin from {where} and pass "
-            "--set task.clip_weights=/path/to/open_clip_pytorch_model.bin "
+            f"--set {option}=/path/to/open_clip_pytorch_model.bin "
             f"(or put it in the Hugging Face cache {hf_hub_cache()}); nothing is downloaded")
 
 
 def resolve_clip_weights(model_name: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED,
-                         weights: str | Path | None = None) -> Path:
+                         weights: str | Path | None = None,
+                         option: str = "task.clip_weights") -> Path:
     """The local CLIP checkpoint to load, or :class:`MissingAssetError` at once; never downloads.
 
     Order: ``weights`` (must exist); ``pretrained`` if it is a file path; the Hugging Face cache
@@ -153,7 +154,7 @@ def resolve_clip_weights(model_name: str = DEFAULT_MODEL, pretrained: str = DEFA
         if path.is_file():
             return path
         raise MissingAssetError(f"CLIP weights file {str(path)!r} does not exist: "
-                                + _missing_hint(model_name, pretrained))
+                                + _missing_hint(model_name, pretrained, option=option))
     if pretrained and Path(pretrained).expanduser().is_file():
         return Path(pretrained).expanduser()
     repo, url = _hub_repo(model_name, pretrained)
