@@ -271,3 +271,47 @@ def test_runs_of_one_model_count_once_in_the_interval() -> None:
     ga = [record("ga", 0, 0.9), record("ga", 1, 0.9), record("ga", 2, 0.8)]
     row = next(iter(leaderboard_rows(ga).values()))[0]
     assert row["distinct_runs"] == 2 and row["ua"] == pytest.approx(0.85)
+
+
+def test_records_of_a_superseded_judge_get_tables_of_their_own() -> None:
+    """A record whose headline judge has been replaced (the original digits judge) never shares a
+    row with one read by the validated judge: its table is titled *(superseded judge)*, and the
+    evaluation ranking skips it."""
+    from ubench.report.build import evaluation_rankings
+    from ubench.store.pinned import read_manifest
+
+    digests = read_manifest()["assets"]
+    old, new = [], []
+    for seed in (0, 1):
+        for judge, out in (("digits/judge", old), ("digits/judge-robust", new)):
+            rec = record("graddiff", seed, 0.9 if judge == "digits/judge" else 0.5)
+            rec["run_id"] += judge[-6:]
+            rec["identity_version"] = 2
+            rec["task"]["assets"] = {"judge": digests[judge]["digest"], "base": "b", "data": "d"}
+            out.append(rec)
+    tables = leaderboard_rows(old + new)
+    titles = sorted(tables)
+    assert len(titles) == 2 and titles[1].endswith(" (superseded judge)")
+    assert not titles[0].endswith(")")  # the current table comes first, unmarked
+    assert [r["ua"] for r in tables[titles[0]]] == [0.5]
+    assert [r["ua"] for r in tables[titles[1]]] == [0.9]
+    assert titles[1] not in evaluation_rankings(tables, {})
+
+
+def test_the_ranking_says_what_the_oracle_yardstick_draws() -> None:
+    """The retrain oracle's own garbage rate, per forget instance, is printed under a ranking
+    that reads oracle TV against it (issue 31: an oracle that draws garbage favours rows that
+    do too)."""
+    from ubench.report.build import oracle_yardsticks
+
+    recs = []
+    for cls, garbage in ((0, 0.0), (7, 0.54)):
+        for seed in (0, 1):
+            rec = record("retrain", seed, 0.99, forget_class=cls)
+            rec["metrics"]["garbage_rate"] = {**rec["metrics"]["ua"], "value": garbage}
+            recs.append(rec)
+    tables = leaderboard_rows(recs)
+    title = next(iter(tables))
+    note = oracle_yardsticks(tables, {title: None})[title]  # type: ignore[dict-item]
+    assert "forget_class 0: 0.000; forget_class 7: 0.540" in note
+    assert oracle_yardsticks(tables, {}) == {}

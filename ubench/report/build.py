@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ubench.catalog import facts
 from ubench.catalog.facts import garbage_limit
 from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.paths import confined
@@ -301,6 +302,33 @@ def _how_it_forgets(tables: Mapping[str, list[dict[str, Any]]],
     return out
 
 
+def oracle_yardsticks(tables: Mapping[str, list[dict[str, Any]]],
+                      found: Mapping[str, Ranking]) -> dict[str, str]:
+    """``{title: sentence}``: what the retrain oracle of each ranked table draws for the forget
+    prompts, per forget instance — its garbage rate, the same number the methods' rows show —
+    so that a yardstick that itself draws garbage (issue 31: the digits class-7 oracle draws
+    *not a digit* for 54 % of its class-7 samples) is said where the oracle TV is read."""
+    out: dict[str, str] = {}
+    for title in found:
+        oracle = next((r for r in tables[title] if r["method_id"] == "retrain"), None)
+        if oracle is None:
+            continue
+        per: dict[str, list[float]] = {}
+        for rec in oracle["_runs"]:
+            value = (rec["metrics"].get("garbage_rate") or {}).get("value")
+            if value is not None:
+                inst = facts.instance_of(rec["task"]["id"], rec["task"]["config"])
+                key = ", ".join(f"{k} {v}" for k, v in sorted(inst.items())) or "its instance"
+                per.setdefault(key, []).append(float(value))
+        if per:
+            cells = "; ".join(f"{k}: {fmt(sum(v) / len(v))}" for k, v in sorted(per.items()))
+            out[title] = (f"Yardstick: the retrain oracle's own forget generations are garbage "
+                          f"at {cells} (mean over its runs). Oracle TV and the oracle gaps "
+                          "compare each row with that model, garbage included: a row that "
+                          "draws garbage looks closer to an oracle that draws it too.")
+    return out
+
+
 def _write_markdown(tables: dict[str, list[dict[str, Any]]], staging: Path,
                     say: Callable[[str], None] | None, found: Mapping[str, Any],
                     ranked: Mapping[str, Ranking]) -> list[str]:
@@ -309,7 +337,8 @@ def _write_markdown(tables: dict[str, list[dict[str, Any]]], staging: Path,
     if found:
         text += "\n".join(fronts_markdown(found, md)) + "\n"
     if ranked:
-        text += "\n".join(rankings_markdown(ranked, _how_it_forgets(tables, ranked), md)) + "\n"
+        text += "\n".join(rankings_markdown(ranked, _how_it_forgets(tables, ranked), md,
+                                             oracle_yardsticks(tables, ranked))) + "\n"
     (staging / "README.md").write_text(text)
     (staging / "grids").mkdir()
     for title, rows in tables.items():

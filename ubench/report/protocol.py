@@ -336,10 +336,11 @@ def standing_cells(s: Standing) -> dict[str, str]:
 
 def rankings_markdown(found: Mapping[str, Ranking],
                       extra: Mapping[str, Mapping[str, Mapping[str, str]]],
-                      md: Any) -> list[str]:
+                      md: Any, notes: Mapping[str, str] | None = None) -> list[str]:
     """Markdown section: per evaluation table, its protocol rows ranked by the fronts' scalar.
     ``extra[title][label]`` holds preformatted *how it forgets* cells (garbage rate, oracle TV);
-    ``md`` escapes."""
+    ``notes[title]`` a sentence printed under the table (the oracle yardstick); ``md``
+    escapes."""
     if not found:
         return []
     lines = ["## Ranking on the evaluation split", "",
@@ -374,6 +375,8 @@ def rankings_markdown(found: Mapping[str, Ranking],
             lines.append("| " + " | ".join(row) + " |")
         if left_out:
             lines += ["", "Not ranked: " + "; ".join(md(x) for x in left_out) + "."]
+        if notes and title in notes:
+            lines += ["", md(notes[title])]
         lines.append("")
     return lines
 
