@@ -132,25 +132,33 @@ def test_judge_disagreement_flags_a_row_in_markdown_and_web_page(tmp_path: Path)
     far = record("salun", 0, 0.95)  # its forget generations divide the judges, the oracle's not
     near = record("rl", 0, 0.95)
     oracle = record("retrain", 0, 0.99)
-    for rec, value in ((far, 0.50), (near, 0.66), (oracle, 0.70), *((f, 0.9) for f in flagged)):
+    # one seed of three whose judges split (graddiff on t2i-object): the row's mean is fine,
+    # that run is not
+    split = [record("esd-u", seed, 0.9) for seed in (0, 1, 2)]
+    for rec, value in ((far, 0.50), (near, 0.66), (oracle, 0.70), *((f, 0.9) for f in flagged),
+                       *zip(split, (0.50, 0.92, 0.95), strict=True)):
         rec["metrics"]["judge_agreement_forget"] = _agreement(value)
         rec.setdefault("details", {"judges_flagged": []})
     old = record("base", 0, 0.0)  # measured before the check: no flag, no claim
-    recs = [*flagged, far, near, oracle, old]
+    recs = [*flagged, far, near, oracle, old, *split]
     write(tmp_path / "s", recs)
     rows = {r["method_id"]: r for r in next(iter(leaderboard_rows(recs).values()))}
     assert (rows["ga"]["judges_checked"], rows["ga"]["judges_flagged"]) == (2, 1)
     assert rows["salun"]["judges_forget_below"] == 0.70
     assert "judges_forget_below" not in rows["rl"]  # 0.68 is not wholly 0.05 below 0.70
+    assert rows["esd-u"]["judge_agreement_forget_hi"] > 0.65  # the row's interval: no flag...
+    assert rows["esd-u"]["judges_forget_runs"] == 1  # ...but its first run's is
     paths = build_report(tmp_path / "s", tmp_path / "lb")
     md = paths[0].read_text()
     (ga,) = [ln for ln in md.splitlines() if ln.startswith("| ga")]
     assert "⚑ judges disagree on the remain generations of 1 of 2 runs |" in ga
     (salun,) = [ln for ln in md.splitlines() if ln.startswith("| salun")]
     assert "⚑ judges agree on 0.50 of its forget generations, the retrain oracle's 0.70" in salun
-    assert md.count("⚑ judges") == 2
+    (esd,) = [ln for ln in md.splitlines() if ln.startswith("| esd-u")]
+    assert "the retrain oracle's 0.70 \\(far below it in 1 of 3 runs\\)" in esd
+    assert md.count("⚑ judges") == 3
     page = (tmp_path / "lb" / "index.html").read_text()
-    assert page.count('class="flag"') == 2 and "the retrain oracle&#39;s 0.70" in page
+    assert page.count('class="flag"') == 3 and "the retrain oracle&#39;s 0.70" in page
 
 
 def test_the_committed_summary_describes_the_committed_records() -> None:

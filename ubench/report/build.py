@@ -299,6 +299,9 @@ def _how_it_forgets(tables: Mapping[str, list[dict[str, Any]]],
                 if m in row:
                     out.setdefault(title, {}).setdefault(row["method"], {})[m] = (
                         f"{fmt(row[m])} [{fmt(row[f'{m}_lo'])}, {fmt(row[f'{m}_hi'])}]")
+            flag = judge_flag(row)
+            if flag and "judge_agreement_forget" in row:  # the flag follows the row here too
+                out[title][row["method"]]["judge_agreement_forget"] += f" ⚑ {flag}"
     return out
 
 

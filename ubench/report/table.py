@@ -235,32 +235,43 @@ AGREEMENT_MARGIN = 0.05
 
 
 def flag_forget_agreement(rows: list[dict[str, Any]]) -> None:
-    """Flag (``row["judges_forget_below"]``: the oracle's value) every row whose two validated
-    judges agree on its forget generations well below how they agree on the retrain oracle's:
-    the oracle's own forget generations are the yardstick, because what a model draws for a
-    concept it does not know divides the judges even when the model is the oracle."""
+    """Flag every row whose two validated judges agree on its forget generations well below how
+    they agree on the retrain oracle's — the row's interval over runs, or any one run's own
+    bootstrap interval, lying wholly :data:`AGREEMENT_MARGIN` below the oracle's agreement
+    (``row["judges_forget_below"]``: the oracle's value; ``row["judges_forget_runs"]``: how many
+    runs). The oracle's own forget generations are the yardstick, because what a model draws for
+    a concept it does not know divides the judges even when the model is the oracle. Per run,
+    as the remain check is: one seed that draws the concept in a shape the judges split is
+    enough to doubt the row's concept rate, however well the other seeds agree."""
     oracle = next((r for r in rows if r["method_id"] == "retrain"
                    and "judge_agreement_forget" in r), None)
     if oracle is None:
         return
+    bar = oracle["judge_agreement_forget"] - AGREEMENT_MARGIN
     for r in rows:
-        if (r is not oracle and "judge_agreement_forget" in r
-                and r["judge_agreement_forget_hi"]
-                < oracle["judge_agreement_forget"] - AGREEMENT_MARGIN):
+        if r is oracle or "judge_agreement_forget" not in r:
+            continue
+        runs = [rec for rec in r["_runs"]
+                if rec["metrics"].get("judge_agreement_forget", {}).get("ci_high", 1.0) < bar]
+        if runs or r["judge_agreement_forget_hi"] < bar:
             r["judges_forget_below"] = oracle["judge_agreement_forget"]
+            r["judges_forget_runs"] = len(runs)
 
 
 def judge_flag(row: Mapping[str, Any]) -> str | None:
     """The row's judge-agreement flag as a short text (None when nothing is flagged): remain
-    generations the judges read unlike real digits (per run), forget generations they read far
-    less alike than the retrain oracle's (per row)."""
+    generations the judges read unlike real digits, forget generations they read far less alike
+    than the retrain oracle's (per run, or over the row's runs)."""
     parts = []
     if row.get("judges_flagged"):
         parts.append(f"judges disagree on the remain generations of {row['judges_flagged']} of "
                      f"{row['judges_checked']} runs")
     if "judges_forget_below" in row:
+        runs = row.get("judges_forget_runs", 0)
+        where = (f" (far below it in {runs} of {row['runs']} runs)" if runs else "")
         parts.append(f"judges agree on {row['judge_agreement_forget']:.2f} of its forget "
-                     f"generations, the retrain oracle's {row['judges_forget_below']:.2f}")
+                     f"generations, the retrain oracle's {row['judges_forget_below']:.2f}"
+                     + where)
     return "; ".join(parts) or None
 
 
