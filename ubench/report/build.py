@@ -24,7 +24,7 @@ from ubench.catalog import facts
 from ubench.catalog.facts import garbage_limit
 from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.paths import confined
-from ubench.report.formats import BANNER, fmt, md, set_apart, slug, write_csv
+from ubench.report.formats import BANNER, LEGACY_SUFFIX, fmt, md, set_apart, slug, write_csv
 from ubench.report.protocol import (
     Ranking,
     derive_oracle_gaps,
@@ -60,7 +60,8 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
              "judge and base model they were measured with; their numbers are not comparable "
              "with the others'. Tables marked *(superseded judge)* hold records whose UA, RA, "
              "concept and garbage rates and FD were read by the original digits judge, which "
-             "misreads narrow and thin zeros (docs/judges.md); they are not ranked. ⚑ marks a "
+             "misreads narrow and thin zeros (docs/judges.md); they are ranked only among "
+             "themselves. ⚑ marks a "
              "row whose two validated judges (docs/judges.md) "
              "disagree on its remain generations far more than on real digits, or on its "
              "forget generations far more than on the retrain oracle's: its judged numbers are "
@@ -256,7 +257,9 @@ def evaluation_rankings(tables: Mapping[str, list[dict[str, Any]]],
     """
     out: dict[str, Ranking] = {}
     for title, rows in tables.items():
-        if set_apart(title) or not rows:
+        # legacy rows are not the protocol's; a superseded judge's rows are ranked among
+        # themselves, under their own title, so that before and after can be read side by side
+        if set_apart(title) == LEGACY_SUFFIX or not rows:
             continue
         first = rows[0]["_runs"][0]
         rule = task_rule(first["task"]["id"])

@@ -35,7 +35,14 @@ from typing import Any
 
 from ubench.catalog import facts
 from ubench.report.formats import BANNER, fmt, md, write_csv
-from ubench.report.table import REFERENCE_ORDER, aggregate, bounds, row_label, tuned_choices
+from ubench.report.table import (
+    REFERENCE_ORDER,
+    aggregate,
+    bounds,
+    row_label,
+    set_apart_suffix,
+    tuned_choices,
+)
 
 
 # ---------------------------------------------------------------------- robustness tables
@@ -65,7 +72,7 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
 
     by_run = {r["run_id"]: r for r in runs if r.get("status") == "ok"}
     tuned = tuned_choices(list(by_run.values()))
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for a in attacks:
         task = a["run"]["task"]
         if a["status"] != "ok":
@@ -74,12 +81,16 @@ def robustness_rows(runs: list[dict[str, Any]], attacks: list[dict[str, Any]]
         if known is not None and known.version != task["version"]:
             continue  # an older task version: not comparable with current records
         setting = facts.setting_of(task["id"], task["config"])
-        groups[(task["id"], json.dumps(setting, sort_keys=True), _attack_label(a))].append(a)
+        # an attack on a run read by a superseded judge (or a legacy run) is set apart like it
+        attacked = by_run.get(a["run"]["run_id"])
+        apart = set_apart_suffix(attacked) if attacked is not None else ""
+        groups[(task["id"], json.dumps(setting, sort_keys=True), _attack_label(a),
+                apart)].append(a)
     tables: dict[str, dict[str, Any]] = {}
-    for (tid, setting_json, attack), recs in sorted(groups.items()):
+    for (tid, setting_json, attack, apart), recs in sorted(groups.items()):
         setting = json.loads(setting_json)
         title = (f"{tid} — " + ", ".join(f"{k}={v}" for k, v in sorted(setting.items()))
-                 + f" — {attack}")
+                 + f" — {attack}" + apart)
         forget = str(recs[0].get("details", {}).get("forget_metric", ""))
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for a in recs:
