@@ -382,7 +382,10 @@ def test_concurrent_runs_share_one_store_and_one_empty_cache(tmp_path: Path) -> 
     assert sum("finished already" in err for _, err in outs) == 1
     builds = sum(err.count("judge: held-out accuracy") for _, err in outs)
     assert builds == 1, [err for _, err in outs]
-    for kind in ("judge", "base"):
+    # the headline judge (judge-robust) and the base model, once each; the original judge is
+    # no longer behind any metric, so nothing builds it
+    for kind in ("judge-robust", "base"):
         assert len(list((tmp_path / "home" / "digits" / kind).glob("*/key.json"))) == 1
+    assert not list((tmp_path / "home" / "digits" / "judge").glob("*/key.json"))
     # no run here uses the retrain oracle, so none builds it (Task.assets(uses_oracle))
     assert not list((tmp_path / "home" / "digits" / "oracle").glob("*/key.json"))
