@@ -13,7 +13,7 @@ Lines file (UTF-8), one object per line::
 * ``prompt`` (required): the text the model is asked to draw; at most :data:`MAX_PROMPT_CHARS`
   characters. It is only ever tokenised, never formatted or executed.
 * ``seed`` (optional, ``0 <= seed < 2**31``): the generation seed of that prompt; without it a
-  fixed seed per line number (:func:`default_seed`), so the set alone determines the images.
+  fixed seed per prompt position (:func:`default_seed`), so the set alone determines the images.
 * ``label`` (optional, on every line or on none): the neighbour the image should show. With
   labels the run also reports how often CLIP zero-shot, choosing among the set's labels and the
   task's own (the erased concept included), picks the line's label.

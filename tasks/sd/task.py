@@ -53,6 +53,7 @@ from ubench.api import (
 from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.core.config import MAX_BATCH, MAX_SAMPLES, SEED_BOUND, BaseConfig, Bound
 from ubench.core.digest import file_digest, stable_hash
+from ubench.core.errors import ConfigError
 from ubench.metrics.alignment import ConceptRate
 from ubench.metrics.classification import JudgeAgreementForget, JudgeAgreementRemain
 from ubench.metrics.clip_score import (
@@ -219,6 +220,10 @@ class SDTask(Task[SDConfig]):
         if self.folder_assets().get("clip") != "tiny-random":
             resolve_clip_weights(weights=self.config.clip_weights or None)
         if self.config.clip_partner_weights:
+            if not self.takes_clip_partner:
+                raise ConfigError(f"{self.name} has no CLIP zero-shot judge for a second CLIP to "
+                                  "check; drop task.clip_partner_weights (it applies to "
+                                  "sd-vangogh and sd-object)")
             resolve_clip_weights(self.config.clip_partner_model, "",
                                  self.config.clip_partner_weights, "task.clip_partner_weights")
         self.check_eval_data()
@@ -332,6 +337,8 @@ class SDTask(Task[SDConfig]):
         """The user's neighbour prompt set (``--set task.neighbours=FILE``), checked."""
         return load_neighbours(self.config.neighbours)
 
+    #: whether ``task.clip_partner_weights`` means anything here (the zero-shot tasks)
+    takes_clip_partner: ClassVar[bool] = False
     #: what CLIP zero-shot chooses among for neighbour labels, besides the set's own labels
     #: (the zero-shot tasks: their label set, the erased concept included)
     labels: ClassVar[tuple[str, ...]] = ()
@@ -497,6 +504,7 @@ class _ZeroShotTask(SDTask):
     """Forgetting measured by CLIP zero-shot classification of the concept vs alternatives."""
 
     concept_label: ClassVar[str] = ""
+    takes_clip_partner: ClassVar[bool] = True
 
     def eval_prompts(self) -> dict[str, tuple[list[str], list[int]]]:
         _, test = self.prompt_sets()

@@ -219,6 +219,11 @@ def test_a_second_clip_judge_gives_agreement(tiny_sd: Path, tmp_path: Path) -> N
         f"task.model={tiny_sd}", f"task.clip_partner_weights={tmp_path / 'nope.bin'}", *FAST])
     with pytest.raises(MissingAssetError, match=r"task\.clip_partner_weights"):
         runner.run(bad, store=str(tmp_path / "store"))
+    # sd-nudity has no CLIP zero-shot judge: a partner there is refused, not silently ignored
+    nudity = identity.resolve("graddiff", "sd-nudity", 0, [
+        f"task.model={tiny_sd}", f"task.clip_partner_weights={weights}", *FAST])
+    with pytest.raises(ConfigError, match="sd-vangogh and sd-object"):
+        runner.run(nudity, store=str(tmp_path / "store"))
 
 
 def test_a_bad_neighbour_set_fails_before_training(tiny_sd: Path, tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ LEGACY_SUFFIX = " (legacy assets)"
 #: the title suffix of tables of records whose headline judge has since been replaced
 #: (:data:`ubench.catalog.facts.SUPERSEDED_JUDGES`)
 SUPERSEDED_SUFFIX = " (superseded judge)"
-#: the suffixes of tables kept apart from the current ones (not ranked, not comparable), with
-#: the word their file names carry
+#: the suffixes of tables kept apart from the current ones (not comparable with them; legacy
+#: tables are not ranked, a superseded judge's only among themselves), with the word their file
+#: names carry
 SET_APART = {LEGACY_SUFFIX: "legacy", SUPERSEDED_SUFFIX: "superseded-judge"}
 
 
