@@ -97,7 +97,16 @@ class JudgeSpec:
 
 
 def garbage_images(n: int, gen: torch.Generator, digits: torch.Tensor) -> torch.Tensor:
-    """``n`` synthetic non-digit 8x8 images in [-1, 1], an equal mix of :data:`GARBAGE_KINDS`.
+    """``n`` synthetic non-digit 8x8 images in [-1, 1], an equal mix of :data:`GARBAGE_KINDS`
+    (:func:`garbage_by_kind` draws them; one kind is picked per image)."""
+    kind, options = garbage_by_kind(n, gen, digits)
+    return options[kind, torch.arange(n)]
+
+
+def garbage_by_kind(n: int, gen: torch.Generator, digits: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images of every one of :data:`GARBAGE_KINDS` (``options``, shape (kinds, n, 1, 8,
+    8), in [-1, 1]) and a random kind per image (``kind``, what :func:`garbage_images` picks).
 
     * uniform noise in [-1, 1]; Gaussian noise (sd 0.6, clipped);
     * blank: one grey level anywhere in [-1, 1] plus faint noise (sd 0.05) — white, black and
@@ -121,7 +130,7 @@ def garbage_images(n: int, gen: torch.Generator, digits: torch.Tensor) -> torch.
     perm = torch.argsort(torch.rand((n, 64), generator=gen), dim=1)
     scrambled = torch.gather(src, 1, perm).reshape(shape)
     options = torch.stack([uniform, gauss, blank, saturated, scrambled])  # (kinds, n, 1, 8, 8)
-    return options[kind, torch.arange(n)]
+    return kind, options
 
 
 def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

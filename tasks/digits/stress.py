@@ -18,6 +18,10 @@ the set is the same on every machine:
 * ``rotated`` — rotation by ±(12–25)°;
 * ``erased`` — a 2x2 block of the most inked region removed.
 
+Two probes go beyond it, for what unlearned models were seen to draw that no judge trains on:
+:func:`speckles` (garbage: a few isolated specks) and :func:`narrow_filled` (narrow glyphs with no
+hole, whose digit a person cannot name reliably, so only how the judges read them is reported).
+
 The stress set is *outside* the old judge's training distribution; the validated judges train on
 augmentations of the same families but on the train split and at random strengths
 (:mod:`ubench.tasks.digits.judge`), so for them the stress set checks that the augmentation
@@ -189,6 +193,32 @@ def stress_sets(images: torch.Tensor, labels: torch.Tensor,
         reps = images.repeat(variants, 1, 1, 1)
         out.append(StressSet(name, fn(reps, gen), labels.repeat(variants)))
     return out
+
+
+#: seed of the probes beyond the stress set (:func:`speckles`, :func:`narrow_filled`)
+PROBE_SEED: int = 31_033
+#: speckle images measured
+SPECKLES: int = 1000
+
+
+def speckles(n: int, gen: torch.Generator, lo: int = 3, hi: int = 10) -> torch.Tensor:
+    """``n`` images of ``lo``-``hi`` (3-10) isolated specks of ink 0.5-1 at random places on an
+    empty square: garbage of a kind no judge trains on, drawn the way boostalign's forget
+    generations look on the t2i tasks (a blank square with a few coloured specks; issue 31).
+    Ground truth: not a digit."""
+    k = torch.randint(lo, hi + 1, (n, 1), generator=gen)
+    rank = torch.rand((n, 64), generator=gen).argsort(dim=1).argsort(dim=1)
+    level = 0.5 + 0.5 * torch.rand((n, 64), generator=gen)
+    return _to_image(torch.where(rank < k, level, 0.0).reshape(n, 1, 8, 8))
+
+
+def narrow_filled(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Squeezed to 0.4-0.55 of its width, then fully dilated (3x3 cross): a narrow, filled
+    glyph, like graddiff's forget generations on t2i-object (narrow ovals with no hole). No
+    ground truth: a person reads a narrow filled zero as 0, 1 or nothing, so the table reports
+    how the judges read it, not an accuracy."""
+    ink = _to_ink(squeeze(x, gen, lo=0.4, hi=0.55))
+    return _to_image(_renormalise(_cross_pool(ink, largest=True)))
 
 
 def accuracy_table(predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,

@@ -59,6 +59,26 @@ def test_erase_removes_ink_and_shift_moves_it_sideways() -> None:
     assert ((centre - before).abs() > 0.8).all()
 
 
+def test_speckles_are_a_few_isolated_specks_on_an_empty_square() -> None:
+    a = stress.speckles(200, torch.Generator().manual_seed(3))
+    assert a.shape == (200, 1, 8, 8)
+    assert torch.equal(a, stress.speckles(200, torch.Generator().manual_seed(3)))
+    inked = (_ink(a) > 0).sum(dim=(1, 2, 3))
+    assert int(inked.min()) == 3 and int(inked.max()) == 10
+    assert float(_ink(a)[_ink(a) > 0].min()) >= 0.5 - 1e-6
+
+
+def test_narrow_filled_zeros_are_narrower_and_have_no_hole() -> None:
+    x = _zeros()
+    a = stress.narrow_filled(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and float(a.min()) >= -1 and float(a.max()) <= 1
+    cols = (_ink(x).sum(dim=(1, 2)) > 0.5).sum(1).float().mean()
+    narrow = (_ink(a).sum(dim=(1, 2)) > 0.5).sum(1).float().mean()
+    assert narrow < cols - 0.5, (float(cols), float(narrow))  # squeezed, then dilated by 2
+    # the zero's hole (the centre columns of the middle rows) is filled
+    assert float(_ink(a)[:, 0, 3:5, 3:5].mean()) > float(_ink(x)[:, 0, 3:5, 3:5].mean()) + 0.3
+
+
 def test_accuracy_table_counts_hits_per_transform_and_class() -> None:
     _, held = load_digits_splits()
     images, labels = held.images[:50], held.labels[:50]

@@ -110,7 +110,9 @@ def assets_judges(
 ) -> None:
     """Validate the digits judges: accuracy on real held-out digits and on the stress set
     (squeezed, stretched, thinned, thickened, shifted, rotated, partly erased), read directly
-    and through a t2i scene, overall and on zeros; and how often each pair agrees.
+    and through a t2i scene, overall and on zeros; how often each pair agrees; how much of each
+    kind of garbage each rejects (speckles included, which none trains on); and how each reads
+    narrow filled zeros.
     docs/judges.md explains the table.
 
     Example: ubench assets judges --json judges.json
@@ -145,6 +147,20 @@ def assets_judges(
         cells = ", ".join(f"{t} {by_reading['digits'][t]:.3f}/{by_reading['t2i'][t]:.3f}"
                           for t in by_reading["digits"])
         print(f"  {pair}: {cells}")
+    garbage = table["garbage"]
+    assert isinstance(garbage, dict)
+    print("garbage judged not a digit, read as digits / t2i (speckles: a kind no judge trains on):")
+    for name, by_reading in garbage.items():
+        cells = ", ".join(f"{k} {by_reading['digits'][k]:.3f}/{by_reading['t2i'][k]:.3f}"
+                          for k in by_reading["digits"])
+        print(f"  {name}: {cells}")
+    narrow = table["narrow_filled"]
+    assert isinstance(narrow, dict)
+    print(f"narrow filled zeros ({narrow['n']}), share read as each label, digits / t2i:")
+    for name, by_reading in narrow["shares"].items():
+        cells = ", ".join(f"{k} {by_reading['digits'][k]:.3f}/{by_reading['t2i'][k]:.3f}"
+                          for k in by_reading["digits"])
+        print(f"  {name}: {cells}")
     if json_out:
         from ubench.store.io import write_text_atomic
 
