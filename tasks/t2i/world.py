@@ -307,6 +307,25 @@ def detect(images: torch.Tensor) -> tuple[list[Detection], torch.Tensor]:
     return detections, digit_maps.to(device)
 
 
+def pattern_strength(images: torch.Tensor, pattern: str) -> torch.Tensor:
+    """How strongly ``pattern`` is drawn on each image's background, graded: the least-squares
+    amplitude of its mask on ring 1 (the pure-background pixels :func:`detect` reads), per
+    channel, averaged, in units of ``LIFT``. 1 is the pattern as rendered, 0 none of it.
+
+    :func:`detect` decides the pattern categorically (the best fit at full amplitude), so a
+    background drawn with the pattern at a third of its contrast reads "plain" there; this is the
+    check of how much of the pattern is left (used by ``scripts/judge_generations.py``)."""
+    if pattern not in PATTERNS or pattern == "plain":
+        raise ValueError(f"pattern must be one of {[q for q in PATTERNS if q != 'plain']}, "
+                         f"got {pattern!r}")
+    p = ((images.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+    ring = p[:, :, _RING1]                                       # (N, 3, 40)
+    mask = _MASKS[PATTERNS.index(pattern)][_RING1]               # (40,)
+    centred = mask - mask.mean()
+    amp = ((ring - ring.mean(dim=-1, keepdim=True)) * centred).sum(-1) / centred.pow(2).sum()
+    return amp.mean(dim=1) / LIFT
+
+
 def alignment(named: Mapping[str, object], det: Detection, judged_digit: int) -> bool:
     """Whether an image shows every attribute its prompt names.
 

@@ -28,6 +28,7 @@ from ubench.tasks.t2i.world import (
     caption,
     detect,
     named_attributes,
+    pattern_strength,
     random_scene,
     render,
 )
@@ -103,6 +104,26 @@ def test_round_trip_is_exact_on_held_out_digits() -> None:
     assert maps.shape == digits.shape == (len(scenes), 1, 8, 8)
     # every intensity, partial coverage under stripes and checks included
     assert (maps - digits).abs().max().item() < 1e-4
+
+
+def test_pattern_strength_is_graded_where_detect_is_categorical() -> None:
+    """Rendered patterns measure 1, other patterns 0; a background drawn at a third of the
+    stripes' contrast reads "plain" to :func:`detect` and about 0.33 here (what a person sees as
+    faint stripes)."""
+    scenes, digits, images = _held_out_world()
+    strength = {q: pattern_strength(images, q) for q in ("striped", "checkered")}
+    for q, got in strength.items():
+        own = torch.tensor([s.pattern == q for s in scenes])
+        assert torch.allclose(got[own], torch.ones(int(own.sum())), atol=1e-4), q
+        assert got[~own].abs().max().item() < 1e-4, q
+    striped = [s for s in scenes if s.pattern == "striped"][:20]
+    plain = render([Scene(s.digit, s.colour, s.background, "plain", s.frame) for s in striped],
+                   digits[:20])
+    faint = plain + (render(striped, digits[:20]) - plain) / 3
+    assert {d.pattern for d in detect(faint)[0]} == {"plain"}
+    assert torch.allclose(pattern_strength(faint, "striped"), torch.full((20,), 1 / 3), atol=0.02)
+    with pytest.raises(ValueError, match="striped"):
+        pattern_strength(images, "plain")
 
 
 def test_round_trip_covers_every_combination() -> None:
