@@ -178,3 +178,48 @@ def test_judge_generations_measures_the_stripes_of_the_pinned_base_and_oracle(tm
     bad = subprocess.run([sys.executable, script, "--task", "t2i-style", str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert bad.returncode == 1 and "has no model/ folder" in one_error_line(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+def test_forget_trace_reads_the_pinned_base_and_refuses_other_folders(tmp_path) -> None:
+    """The script behind docs/results.md's EraseDiff figures: the pinned base model draws the
+    class (every judge reads it, and its mean image is the class); a folder that is not a
+    digits-class run is one error line."""
+    import json
+    import subprocess
+    import sys
+
+    script = str(ROOT / "scripts" / "forget_trace.py")
+    out = tmp_path / "trace.json"
+    done = subprocess.run([sys.executable, script, "--base", "0", "--json", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    base = json.loads(out.read_text())["base"]
+    for judge in ("judge", *VALIDATED_JUDGES):
+        assert base[judge]["concept"] >= 0.95, judge
+    assert base["trace"]["forget_class"] > 0.9 > base["trace"]["best_other_class"]
+    bad = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=600)
+    assert bad.returncode == 1 and "has no model/ folder" in one_error_line(bad)
+
+
+def test_the_trace_is_the_class_for_real_digits_and_nothing_for_noise() -> None:
+    """``forget_trace.trace`` on real held-out digits of a class finds that class; on uniform
+    noise it finds no class better than another by much."""
+    import importlib.util
+
+    from ubench.tasks.digits.data import load_digits_splits
+
+    spec = importlib.util.spec_from_file_location("forget_trace",
+                                                  ROOT / "scripts" / "forget_trace.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _, held = load_digits_splits()
+    for cls in (0, 2, 5):
+        own, other = mod.trace(held.images[held.labels == cls], held.images, held.labels, cls)
+        assert own > 0.99 and other < own - 0.2
+    noise = torch.rand((500, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    own, other = mod.trace(noise, held.images, held.labels, 0)
+    assert abs(own) < 0.5 and abs(other) < 0.5
