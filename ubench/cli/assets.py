@@ -141,26 +141,20 @@ def assets_judges(
                             for c in by_reading[reading].values())
             print(f"  {name:<14}{cells}")
     agreement = table["agreement"]
-    assert isinstance(agreement, dict)
-    print("agreement (same label), read as digits / t2i:")
-    for pair, by_reading in agreement.items():
-        cells = ", ".join(f"{t} {by_reading['digits'][t]:.3f}/{by_reading['t2i'][t]:.3f}"
-                          for t in by_reading["digits"])
-        print(f"  {pair}: {cells}")
     garbage = table["garbage"]
-    assert isinstance(garbage, dict)
-    print("garbage judged not a digit, read as digits / t2i (speckles: a kind no judge trains on):")
-    for name, by_reading in garbage.items():
-        cells = ", ".join(f"{k} {by_reading['digits'][k]:.3f}/{by_reading['t2i'][k]:.3f}"
-                          for k in by_reading["digits"])
-        print(f"  {name}: {cells}")
     narrow = table["narrow_filled"]
-    assert isinstance(narrow, dict)
-    print(f"narrow filled zeros ({narrow['n']}), share read as each label, digits / t2i:")
-    for name, by_reading in narrow["shares"].items():
-        cells = ", ".join(f"{k} {by_reading['digits'][k]:.3f}/{by_reading['t2i'][k]:.3f}"
-                          for k in by_reading["digits"])
-        print(f"  {name}: {cells}")
+    assert isinstance(agreement, dict) and isinstance(garbage, dict) and isinstance(narrow, dict)
+    for title, rows in (
+            ("agreement (same label), read as digits / t2i:", agreement),
+            ("garbage judged not a digit, read as digits / t2i (speckles: a kind no judge "
+             "trains on):", garbage),
+            (f"narrow filled zeros ({narrow['n']}), share read as each label, digits / t2i:",
+             narrow["shares"])):
+        print(title)
+        for name, by_reading in rows.items():
+            cells = ", ".join(f"{k} {by_reading['digits'][k]:.3f}/{by_reading['t2i'][k]:.3f}"
+                              for k in by_reading["digits"])
+            print(f"  {name}: {cells}")
     if json_out:
         from ubench.store.io import write_text_atomic
 
