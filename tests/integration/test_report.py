@@ -118,6 +118,29 @@ def test_build_report_writes_files_and_refuses_corrupt(tmp_path: Path) -> None:
     assert paths[0].read_text() == md
 
 
+def test_an_interrupt_right_after_the_staging_folder_is_made_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM handled just after the staging folder exists (a busy machine paused `ubench
+    report` there, and `.ci/run`'s signal test found the folder left behind): the folder goes,
+    the interrupt still propagates, and the previous report stays."""
+    write(tmp_path / "s", [record("ga", 0, 0.9), record("base", 0, 0.0)])
+    lb = tmp_path / "lb"
+    first = build_report(tmp_path / "s", lb, formats=("md",))[0].read_text()
+    made = Path.mkdir
+
+    def mkdir_then_interrupt(self: Path, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        if ".report-" in self.name:
+            raise KeyboardInterrupt  # what the SIGTERM handler raises (Terminated)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(tmp_path / "s", lb, formats=("md",))
+    monkeypatch.undo()
+    assert not list(tmp_path.glob(".lb.report-*"))
+    assert (lb / "README.md").read_text() == first
+
+
 def _agreement(value: float, half: float = 0.02) -> dict:
     return {"value": value, "ci_low": value - half, "ci_high": value + half, "n": 100,
             "higher_is_better": True, "definition": {"n": 100}}

@@ -16,6 +16,8 @@ import io
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -208,12 +210,14 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
     _remove_dead_staging(out)
     staging = out.parent / f".{out.name}.report-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    # the folder is made inside the try: a SIGTERM handled right after mkdir (a busy machine
+    # can pause the process exactly there) must still remove it
     try:
-        staging.mkdir(parents=True)
-    except (FileNotFoundError, NotADirectoryError, FileExistsError) as e:  # /proc/x, a/file/x
-        raise StoreError(f"cannot create the report folder {out} ({e.strerror}); pass --out "
-                         "<a folder you can write>") from None
-    try:
+        try:
+            staging.mkdir(parents=True)
+        except (FileNotFoundError, NotADirectoryError, FileExistsError) as e:  # /proc/x, a/file/x
+            raise StoreError(f"cannot create the report folder {out} ({e.strerror}); pass "
+                             "--out <a folder you can write>") from None
         files: list[str] = []
         if "md" in formats:
             files += _write_markdown(tables, staging, say, found, ranked)
@@ -235,8 +239,22 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
             files += write_html(tables, records, staging, merged, say, ranked)
         _install(staging, out, files, formats)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_uninterrupted(staging)
     return [out / f for f in files]
+
+
+def _remove_uninterrupted(folder: Path) -> None:
+    """Delete ``folder`` with SIGINT and SIGTERM held back until it is gone (a second signal
+    during the deletion would leave half of it); they are delivered right after."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 #: the columns the ranking adds beside its scalar: how a row forgets (each where its records have
