@@ -246,15 +246,14 @@ def build_report(root: Path, out: str | Path, say: Callable[[str], None] | None 
 def _remove_uninterrupted(folder: Path) -> None:
     """Delete ``folder`` with SIGINT and SIGTERM held back until it is gone (a second signal
     during the deletion would leave half of it); they are delivered right after."""
-    held = {signal.SIGINT, signal.SIGTERM}
     main = threading.current_thread() is threading.main_thread()
-    if main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    before = (signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+              if main else None)
     try:
         shutil.rmtree(folder, ignore_errors=True)
     finally:
-        if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        if before is not None:  # the caller's mask, as it was
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 #: the columns the ranking adds beside its scalar: how a row forgets (each where its records have
