@@ -105,8 +105,9 @@ def test_report_facts_agree_with_the_classes() -> None:
 @pytest.mark.heavy
 def test_the_report_of_the_committed_store_stays_light(tmp_path: Path) -> None:
     """docs/usage.md quotes the report's cost on the committed store (``bench/report.py``):
-    about 7–9 s and 330 MB on a 2-core machine, no model stack. The bounds here are loose
-    (a busy CI machine) but fail on what the issue measured before: 20–50 s and 1.1 GB."""
+    about 5–8 s and 530 MB on a 2-core machine for its 907 records, no model stack. The bounds
+    here are loose (a busy CI machine; memory grows with the store) but fail on what the issue
+    measured before: 20–50 s and 1.1 GB."""
     import time
 
     out = tmp_path / "out"
@@ -126,5 +127,5 @@ def test_the_report_of_the_committed_store_stays_light(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     *_, modules, peak_kb = proc.stdout.strip().splitlines()
     assert modules == "[]"
-    assert int(peak_kb) / 1024 < 450, f"peak {int(peak_kb) / 1024:.0f} MB"
+    assert int(peak_kb) / 1024 < 700, f"peak {int(peak_kb) / 1024:.0f} MB"
     assert seconds < 30, f"{seconds:.1f} s"
