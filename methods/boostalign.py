@@ -175,8 +175,9 @@ class BoostAlign(GradientMethod):
     #: the fair protocol's tuning space (8 points per family; docs/protocol.md)
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-4, 3e-4], "remain_weight": [1.0, 5.0],
-                              "clip_alpha": [0.1, 1.0]},
-        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "remain_weight": [1.6, 5.0]},
+                              "truncation": ["clip", "clip-x0"], "clip_alpha": [0.1]},
+        "text-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "threshold_m": [3.0, 9.0],
+                             "threshold_unit": ["base-loss"]},
     }
     paper: ClassVar[str | None] = "https://arxiv.org/abs/2412.07808"
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})

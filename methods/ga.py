@@ -50,7 +50,8 @@ class GradientAscent(GradientMethod):
     #: the fair protocol's tuning space (8 points per family; docs/protocol.md)
     search_space: ClassVar[Mapping[str, Mapping[str, Sequence[Any]]]] = {
         "class-conditional": {"lr": [1e-5, 3e-5, 1e-4, 3e-4], "clip_alpha": [0.1, 1.0]},
-        "text-conditional": {"lr": [3e-6, 1e-5, 3e-5, 1e-4], "threshold_m": [1.1, 1.5]},
+        "text-conditional": {"lr": [3e-6, 1e-5, 3e-5, 1e-4], "threshold_m": [3.0, 9.0],
+                             "threshold_unit": ["base-loss"]},
     }
     requires: ClassVar[frozenset[str]] = frozenset({"forget_data"})
     uses_remain: ClassVar[bool] = False

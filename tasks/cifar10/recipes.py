@@ -79,11 +79,12 @@ EVAL_PRESETS: dict[str, int] = {"budget": 5_000, "paper": 50_000}
 
 # ----------------------------------------------------------------------------- unlearning recipes
 #: the paper's CIFAR-10 recipe (official code, §4.1 of the digest): Adam 1e-5, 64 forget images
-#: per step, 782 steps (50 kimg), lambda 5, per-element truncation at alpha 0.1, the full remain
+#: per step, 782 steps (50 kimg), lambda 5, per-element truncation at alpha 0.1 of the denoised-
+#: image error (``clip-x0``, as the code caps x0 errors before the EDM weight), the full remain
 #: gradient over the 450-image D_r (RGD); graddiff keeps ``full`` so that the projection is the
 #: only difference (its docstring)
 _GRADIENT: dict[str, Any] = {"steps": 782, "lr": 1e-5, "batch_size": 64, "remain_weight": 5.0,
-                             "truncation": "clip", "clip_alpha": 0.1, "remain_gradient": "full"}
+                             "truncation": "clip-x0", "clip_alpha": 0.1, "remain_gradient": "full"}
 #: SalUn's CIFAR-10 DDPM settings (its repository's config and README): Adam 1e-4, 500
 #: iterations, batch 128, alpha 1e-3, gradient clipping 1.0, pseudo label (c + 1) mod 10
 _SALUN: dict[str, Any] = {"steps": 500, "lr": 1e-4, "batch_size": 128, "remain_weight": 1e-3,

@@ -160,7 +160,7 @@ class DigitsClass(Task[DigitsConfig]):
     #: planned: the whole protocol must fit the CPU budget (docs/protocol.md); class 4 separated
     #: the points more than class 1 on the first points tried
     tuning_cells: ClassVar[tuple[Mapping[str, Any], ...]] = (
-        {"forget_class": 4, "eval_forget": 200, "eval_per_class": 40},)
+        {"forget_class": 4, "eval_forget": 200, "eval_per_class": 40, "eval_seed": 100},)
     tuning_rule: ClassVar[TuningRule | None] = TuningRule(
         forget="ua", keep="ra", target=0.95, tie_margin=0.005,
         tie_break="fd")

@@ -93,14 +93,16 @@ OBJECT_TEMPLATE = "a photo of a {label}"
 #: the paper's SD unlearning recipe (§4.2), applied before the user's ``--set method.*``:
 #: Adam 1e-5, batch 8 forget + 8 remain, 100 steps, remain weight 1.6, threshold m 1.1
 _GRADIENT = {"steps": 100, "lr": 1e-5, "batch_size": 8, "remain_weight": 1.6,
-             "truncation": "threshold", "threshold_m": 1.1, "remain_gradient": "minibatch"}
+             "truncation": "threshold", "threshold_m": 1.1, "remain_gradient": "minibatch",
+             "batching": "paired"}
 #: SalUn's / ESD's SD settings where ours would differ (lr 1e-5, batch 8; ESD 1,000 iterations
 #: is the paper's ESD recipe — 200 here, as SalUn's nudity comparison runs it, see the docs page)
 _SALUN = {"steps": 100, "lr": 1e-5, "batch_size": 8, "remain_weight": 0.1}
 _ESD = {"steps": 200, "lr": 1e-5, "batch_size": 1, "start_guidance": 3.0, "ddim_steps": 50}
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "boostalign": _GRADIENT, "graddiff": _GRADIENT,
-    "ga": {k: v for k, v in _GRADIENT.items() if k not in ("remain_weight", "remain_gradient")},
+    "ga": {k: v for k, v in _GRADIENT.items()
+           if k not in ("remain_weight", "remain_gradient", "batching")},
     "finetune": {"steps": 100, "lr": 1e-5, "batch_size": 8},
     "rl": _SALUN, "salun": _SALUN, "esd-u": _ESD, "esd-x": _ESD, "esd-full": _ESD,
     # CA (CompVis): base rate 2e-6 x batch 4 x 2 GPUs, 2 + 2 images per GPU, regulariser 0.2
@@ -174,7 +176,9 @@ class SDTask(Task[SDConfig]):
 
     version: ClassVar[str] = "1"
     Config: ClassVar[type[BaseConfig]] = SDConfig
-    provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data"})
+    #: ``paired_data``: D_r[i] is D_f[i]'s prompt without the concept word (the paper's pairs)
+    provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data",
+                                                    "paired_data"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"text-conditional", "xattn"})
     method_defaults: ClassVar[dict[str, dict[str, Any]]] = METHOD_DEFAULTS
     attack_defaults: ClassVar[dict[str, dict[str, Any]]] = ATTACK_DEFAULTS

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-_GRADIENT: dict[str, Any] = {"lr": 1e-5, "truncation": "threshold", "threshold_m": 1.1,
-                             "remain_weight": 1.6, "remain_gradient": "minibatch",
+_GRADIENT: dict[str, Any] = {"lr": 1e-5, "truncation": "threshold", "threshold_m": 3.0,
+                             "threshold_unit": "base-loss", "remain_weight": 1.6,
+                             "remain_gradient": "minibatch", "batching": "paired",
                              "batch_size": 32}
 
 T2I_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "boostalign": _GRADIENT, "graddiff": _GRADIENT,
-    "ga": {k: v for k, v in _GRADIENT.items() if k not in ("remain_weight", "remain_gradient")},
+    "ga": {k: v for k, v in _GRADIENT.items()
+           if k not in ("remain_weight", "remain_gradient", "batching")},
     "finetune": {"batch_size": 32},
     "rl": {"batch_size": 32}, "salun": {"batch_size": 32},
     "esd-u": {"ddim_steps": 25, "lr": 3e-5}, "esd-x": {"ddim_steps": 25, "lr": 1e-3},

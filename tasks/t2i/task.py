@@ -196,7 +196,9 @@ class T2ITask(Task[T2IConfig]):
     #: the garbage policy: a row whose forget prompts draw no digit more than half the time
     #: forgets by destroying the prompt, and does not reach the forgetting target in the ranking
     garbage_limit: ClassVar[float | None] = 0.5
-    provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})
+    #: ``paired_data``: D_r[i] is D_f[i]'s prompt without the concept (the paper's pairs)
+    provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle",
+                                                    "paired_data"})
     model_capabilities: ClassVar[frozenset[str]] = frozenset({"text-conditional", "xattn"})
 
     method_defaults: ClassVar[dict[str, dict[str, Any]]] = T2I_METHOD_DEFAULTS
@@ -677,7 +679,6 @@ class T2IStyle(T2ITask):
     name: ClassVar[str] = "t2i-style"
     Config: ClassVar[type[BaseConfig]] = StyleConfig
     instance_keys: ClassVar[tuple[str, ...]] = ("forget_style",)
-    tuning_task: ClassVar[str | None] = "t2i-attribute"
 
     def make_concept(self) -> Concept:
         assert isinstance(self.config, StyleConfig)
@@ -690,7 +691,6 @@ class T2IObject(T2ITask):
     name: ClassVar[str] = "t2i-object"
     Config: ClassVar[type[BaseConfig]] = ObjectConfig
     instance_keys: ClassVar[tuple[str, ...]] = ("forget_digit",)
-    tuning_task: ClassVar[str | None] = "t2i-attribute"
 
     def make_concept(self) -> Concept:
         assert isinstance(self.config, ObjectConfig)

@@ -139,3 +139,93 @@ def test_boostalign_leaves_the_restricted_gradient_in_grad(tmp_path: Path) -> No
         want = fa + 2.5 * fr
     got = torch.cat([g.flatten() for g in _step_gradient(BoostAlign, tmp_path, cfg)]).double()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- protocol v2's knobs
+def test_clip_x0_caps_the_denoised_image_error(tmp_path: Path) -> None:
+    """``clip-x0`` is ``min(eps_err^2, alpha * SNR(t))``: the cap binds at high noise (small SNR)
+    and not at low noise, the opposite of ``clip``; its loss is the eps-MSE where nothing binds."""
+    model = tiny()
+    x0, y = REQ.forget.images, REQ.forget.conditions
+    err, snr = model.denoising_error_snr(x0, model.encode(y), torch.Generator().manual_seed(3))
+    assert torch.equal(err, model.denoising_error(x0, model.encode(y),
+                                                  torch.Generator().manual_seed(3)))
+    abar = model.noise_scheduler.alphas_cumprod
+    assert snr.shape == (len(x0), 1, 1, 1)
+    assert float(snr.min()) >= float(abar[-1] / (1 - abar[-1])) - 1e-9
+    # the denoised image's error equals the eps error divided by the SNR, exactly
+    x_t_err = err / snr
+    assert torch.allclose(x_t_err * snr, err)
+    alpha = 0.1
+    capped = torch.minimum(err, alpha * snr)
+    high = (snr < 1e-2).flatten()
+    low = (snr > 1e2).flatten()
+    if high.any():  # at high noise the cap binds on (nearly) every element
+        assert float((capped[high] < err[high]).float().mean()) > 0.9
+    if low.any():  # at low noise it never binds
+        assert torch.equal(capped[low], err[low])
+
+
+def test_clip_x0_with_a_tiny_cap_moves_nothing(tmp_path: Path) -> None:
+    model, _ = run(GradientAscent, tmp_path, truncation="clip-x0", clip_alpha=1e-30)
+    assert torch.equal(params(model), params(tiny()))
+
+
+def test_relative_threshold_is_a_multiple_of_the_measured_base_loss(tmp_path: Path) -> None:
+    """``threshold_unit=base-loss``: m is measured on the base model before the first step and
+    recorded; the measurement is deterministic and leaves the run's random streams alone."""
+    from ubench.methods._gradient import base_forget_loss
+
+    base = base_forget_loss(tiny(), REQ.forget, 4)
+    # the batch size only regroups the same draws
+    assert base == pytest.approx(base_forget_loss(tiny(), REQ.forget, 5), rel=1e-5)
+    _, log = run(GradientAscent, tmp_path / "a", truncation="threshold", threshold_m=3.0,
+                 threshold_unit="base-loss")
+    assert log["base_forget_loss"] == pytest.approx(base, rel=1e-6)
+    assert log["threshold"] == pytest.approx(3 * base, rel=1e-6)
+    _, absolute = run(GradientAscent, tmp_path / "b", truncation="threshold", threshold_m=3.0)
+    assert absolute["threshold"] == 3.0 and "base_forget_loss" not in absolute
+    # m below the base loss: every step is switched off, as with an absolute m that small
+    model, low = run(GradientAscent, tmp_path / "c", truncation="threshold", threshold_m=0.5,
+                     threshold_unit="base-loss")
+    assert low["forget_off"] == 3
+    assert torch.equal(params(model), params(tiny()))
+
+
+def test_paired_batches_take_the_forget_batch_indices() -> None:
+    """``batching=paired``: remain batch i holds the pairs of forget batch i (the SD code's two
+    index-aligned loaders), not a draw of its own."""
+    f = ConditionedSet(torch.arange(10.).view(10, 1, 1, 1), [f"f{i}" for i in range(10)])
+    r = ConditionedSet(-torch.arange(10.).view(10, 1, 1, 1), [f"r{i}" for i in range(10)])
+    fb = Batches(f, 4, torch.Generator().manual_seed(0))
+    rb = Batches(r, 4, torch.Generator().manual_seed(1))
+    for _ in range(5):
+        xf, cf = fb.next()
+        xr, cr = rb.take(fb.last)
+        assert torch.equal(xr, -xf)
+        assert [c[1:] for c in cr] == [c[1:] for c in cf]
+
+
+def test_paired_batching_needs_minibatch_remain_gradients_and_paired_data(
+        tmp_path: Path) -> None:
+    from ubench.core.errors import ConfigError, IncompatibleError
+    from ubench.run.identity import resolve
+
+    with pytest.raises(ConfigError, match="remain_gradient=minibatch"):
+        build_config(GradientConfig, {"batching": "paired", "remain_gradient": "full"}, "t")
+    with pytest.raises(ConfigError, match="batching=independent"):
+        run(GradDiff, tmp_path, batching="paired", remain_gradient="minibatch")  # 12 vs 10
+    with pytest.raises(IncompatibleError, match="not index-aligned pairs"):
+        resolve("graddiff", "digits-class-tiny", overrides=[
+            "method.batching=paired", "method.remain_gradient=minibatch"])
+    spec = resolve("boostalign", "t2i-attribute-tiny")
+    assert spec.method_config.batching == "paired"  # the t2i recipe: the paper's pairs
+
+
+def test_paired_graddiff_runs_on_paired_data(tmp_path: Path) -> None:
+    req = UnlearnRequest(forget=data(0, 8, 0), remain=data(3, 8, 1))
+    cfg = build_config(GradientConfig, {"steps": 3, "batch_size": 4, "batching": "paired",
+                                        "remain_gradient": "minibatch"}, "test")
+    out = GradDiff().unlearn(tiny(), req, cfg, RunContext(seed=0, device="cpu",
+                                                          run_dir=tmp_path, checkpoint_every=0))
+    assert out.train_log["steps"] == 3

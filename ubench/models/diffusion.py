@@ -148,8 +148,19 @@ class DiffusionModel:
     def denoising_error(self, x0: torch.Tensor, cond: torch.Tensor,
                         generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-element squared error (eps_theta - eps)^2, shape of ``x0`` (for truncation)."""
+        return self.denoising_error_snr(x0, cond, generator)[0]
+
+    def denoising_error_snr(self, x0: torch.Tensor, cond: torch.Tensor,
+                            generator: torch.Generator | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-element (eps_theta - eps)^2, the signal-to-noise ratio abar_t / (1 - abar_t) of
+        each item's timestep, shaped to broadcast against it). The denoised-image error is the
+        first divided by the second, so a cap on it is a cap of ``alpha * SNR`` here."""
         x_t, t, noise = self.noised(x0, generator)
-        return (self.predict_noise(x_t, t, cond) - noise).pow(2)
+        err = (self.predict_noise(x_t, t, cond) - noise).pow(2)
+        abar = self.noise_scheduler.alphas_cumprod.to(err.device)[t].float()
+        snr = (abar / (1 - abar)).view(-1, *([1] * (err.dim() - 1)))
+        return err, snr
 
     def denoising_loss(self, x0: torch.Tensor, cond: torch.Tensor,
                        generator: torch.Generator | None = None) -> torch.Tensor:

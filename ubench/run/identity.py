@@ -170,10 +170,24 @@ def model_needs(method_cls: type[Method[Any]], config: Any) -> set[str]:
     return needs
 
 
+def data_needs(method_cls: type[Method[Any]], config: Any) -> set[str]:
+    """Request fields a method needs under ``config``: its ``requires``, and ``paired_data``
+    when it draws forget and remain batches as pairs (``batching=paired``: remain item i is
+    the forget item i without the concept, as the boostalign SD code zips its loaders)."""
+    needs = set(method_cls.requires)
+    if getattr(config, "batching", "independent") == "paired":
+        needs.add("paired_data")
+    return needs
+
+
 def check_compatible(spec: RunSpec) -> None:
     """Refuse a method/task pair before any weight is loaded, saying why and what fits."""
     m, t = spec.method_cls, spec.task_cls
-    missing = set(m.requires) - set(t.provides)
+    missing = data_needs(m, spec.method_config) - set(t.provides)
+    if missing == {"paired_data"}:
+        raise IncompatibleError(
+            f"method {m.name!r} with method.batching=paired cannot run on task {t.name!r}: its "
+            "D_f and D_r are not index-aligned pairs; set method.batching=independent")
     missing_model = model_needs(m, spec.method_config) - set(t.model_capabilities)
     if not (missing or missing_model):
         return
@@ -190,7 +204,7 @@ def check_compatible(spec: RunSpec) -> None:
 
 
 def _fits(method_cls: type[Method[Any]], config: Any, task_cls: type[Task[Any]]) -> bool:
-    return set(method_cls.requires) <= set(task_cls.provides) and model_needs(
+    return data_needs(method_cls, config) <= set(task_cls.provides) and model_needs(
         method_cls, config) <= set(task_cls.model_capabilities)
 
 

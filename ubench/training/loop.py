@@ -73,6 +73,12 @@ class Batches:
         self.last = idx
         return self.data.images[idx], take_conditions(self.conditions, idx)
 
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The (images, conditions) at ``idx`` (paired batches: the items another stream drew),
+        without moving this stream."""
+        self.last = idx
+        return self.data.images[idx], take_conditions(self.conditions, idx)
+
     def chunks(self, size: int) -> list[tuple[torch.Tensor, Any]]:
         """The whole set in order, cut into chunks of ``size`` (the last may be smaller)."""
         return [(self.data.images[i:i + size], take_conditions(self.conditions, slice(i, i + size)))
