@@ -250,21 +250,29 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
                                                  "scores.safetensors"))
     build_report(tmp_path / "s", tmp_path / "lb", formats=("md", "csv", "html"))
     text = (tmp_path / "lb" / "README.md").read_text()
-    section = text[text.index("## Ranking on the evaluation split"):]
+    # the ranking opens the task's section, before its table of every row
+    section = text[text.index("## digits-class"):]
+    assert section.index("### Ranking (") < section.index("### Every row")
+    section = section[:section.index("### Every row")]
     lines = [ln for ln in section.splitlines() if (ln.startswith("| ") and "[tuned" in ln)
              or ln.startswith("| ref")]
-    order = [ln.split("|")[2].strip() for ln in lines]
+    order = [ln.split("|")[3].strip() for ln in lines]
     assert order == ["salun \\[tuned\\]", "graddiff \\[tuned\\]", "finetune \\[tuned\\]",
                      "retrain", "base"]
-    assert lines[0].startswith("| 1 [1, 1] |") and lines[2].startswith("| 3 [3, 3] |")
+    assert lines[0].startswith("| 1 [1, 1] | 1 |") and lines[2].startswith("| 3 [3, 3] | 3 |")
     assert "— (not reached)" in lines[2] and "0 of 2" in lines[2]
-    assert "maximise ra subject to ua &gt;= 0.95" in section
+    assert "### Ranking (3 tiers)" in section
+    assert "**3 tiers** over 3 ranked rows; first tier: salun \\[tuned\\]" in text
+    # the ranking's own rule, not the tuning rule's tie margin
+    assert "ranked by keep at target: the row's mean ra if its mean ua &gt;= 0.95" in section
+    assert "ties within" not in section
     assert "Not ranked: ga \\[tuned\\] \\(a run saved no per-sample ua / ra scores\\)" in section
     assert "rl (lr=0.123)" not in section
     csv = pd.read_csv(tmp_path / "lb" / "ranking.csv")
     assert list(csv["method"]) == ["salun [tuned]", "graddiff [tuned]", "finetune [tuned]",
                                    "retrain", "base"]
     assert csv["rank"].iloc[:3].tolist() == [1, 2, 3] and csv["rank"].iloc[3:].isna().all()
+    assert csv["tier"].iloc[:3].tolist() == [1, 2, 3] and csv["tier"].iloc[3:].isna().all()
     ok = csv[csv["reached"]]
     assert (ok["keep_at_target_lo"] <= ok["keep_at_target"]).all()
     assert (ok["keep_at_target"] <= ok["keep_at_target_hi"]).all()
@@ -273,7 +281,9 @@ def test_evaluation_ranking_ranks_the_tuned_rows_by_the_fronts_scalar(tmp_path: 
     ranking = ranking[:ranking.index("</table>")]
     assert ranking.index("salun [tuned]") < ranking.index("graddiff [tuned]") \
         < ranking.index("finetune [tuned]") < ranking.index("retrain")
-    assert "<td>1 [1, 1]</td><td>salun [tuned]</td>" in ranking
+    assert "<td>1 [1, 1]</td><td>1</td><td>salun [tuned]</td>" in ranking
+    assert page.index('<details class="ranking"') < page.index('<table class="board">')
+    assert "evaluation split: 3 tiers</summary>" in page
     assert "Not ranked: ga [tuned] (a run saved no per-sample ua / ra scores)." in page
 
 

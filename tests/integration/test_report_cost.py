@@ -73,7 +73,7 @@ def test_report_never_imports_the_model_stack(store: Path, tmp_path: Path) -> No
     for name in ("README.md", "fronts.csv", "ranking.csv", "robustness.md", "index.html"):
         assert (out / name).is_file(), name
     readme = (out / "README.md").read_text()
-    assert "## Trade-off fronts" in readme and "## Ranking on the evaluation split" in readme
+    assert "## Trade-off fronts" in readme and "### Ranking (" in readme
     head = (out / "leaderboard.csv").read_text().splitlines()[0].split(",")
     assert "oracle_tv" in head and "oracle_gap_ua" in head  # the oracle gaps were derived
     assert "graddiff" in (out / "robustness.md").read_text()

@@ -261,3 +261,29 @@ def test_rank_standings_shares_ties_puts_references_last_and_gives_rank_interval
     assert ranked[0].rank_ci == (1, 1) and ranked[3].rank_ci == (4, 4)
     assert ranked[1].rank_ci == ranked[2].rank_ci == (2, 2)  # tied in every replicate
     assert ranked[-1].reference and ranked[-1].rank_ci is None
+    # clear and the tie are told apart in every replicate: three tiers; the reference has none
+    assert [s.tier for s in ranked] == [1, 2, 2, 3, None]
+
+
+def _at(label: str, rank: int, ci: tuple[int, int]) -> Any:
+    from ubench.report.protocol import Standing
+
+    s = Standing(label, label, False, 3, 1.0, (1.0, 1.0), 1.0, (1.0, 1.0), 1.0, (1.0, 1.0),
+                 1.0, (1.0, 1.0), True, 3)
+    s.rank, s.rank_ci = rank, ci
+    return s
+
+
+def test_tiers_are_anchored_on_their_best_row_not_chained() -> None:
+    """A row joins the tier when its rank interval overlaps the tier's best row's; a chain of
+    neighbours that overlap one another does not merge a board whose ends are apart."""
+    from ubench.report.protocol import assign_tiers
+
+    rows = [_at("a", 1, (1, 2)), _at("b", 2, (1, 3)), _at("c", 3, (3, 4)), _at("d", 4, (3, 5)),
+            _at("e", 5, (4, 5))]
+    assert assign_tiers(rows) == 2
+    assert [s.tier for s in rows] == [1, 1, 2, 2, 2]  # c overlaps b, not a: a new tier
+    one = [_at("a", 1, (1, 3)), _at("b", 2, (1, 3)), _at("c", 3, (1, 3))]
+    assert assign_tiers(one) == 1  # a board that does not separate its rows says so
+    apart = [_at("a", 1, (1, 1)), _at("b", 2, (2, 2))]
+    assert assign_tiers(apart) == 2 and assign_tiers([]) == 0

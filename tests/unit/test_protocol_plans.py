@@ -53,9 +53,7 @@ def _tuning_cells() -> set[tuple[str, tuple[tuple[str, object], ...], int]]:
     cells = set()
     for task in {c[0] for c in _evaluated_cells()}:
         cls = TASKS.get(task)
-        if cls.tuning_task:  # tuned through another evaluated task (t2i-attribute)
-            assert cls.tuning_task in {c[0] for c in _evaluated_cells()}
-            continue
+        assert not cls.tuning_task, f"{task} must be tuned on cells of its own (protocol v2)"
         defaults = cls.Config().to_dict()
         keys = [k for k in INSTANCE if k in defaults]
         for cell in cls.tuning_cells:
@@ -68,10 +66,23 @@ def test_tuning_cells_are_disjoint_from_the_evaluated_cells() -> None:
     evaluated, tuning = _evaluated_cells(), _tuning_cells()
     assert tuning and evaluated
     assert not tuning & evaluated
-    # stronger: no tuning cell shares its forget instance *and* prompt split with an evaluated
-    # one (the seed alone would make them differ), and no tuning seed is an evaluated seed
+    # stronger: no tuning cell shares its forget instance *and* prompt split and evaluation
+    # noise with an evaluated one (the seed alone would make them differ), and no tuning seed
+    # is an evaluated seed
     assert not {(t, i) for t, i, _ in tuning} & {(t, i) for t, i, _ in evaluated}
     assert not {s for *_, s in tuning} & {s for *_, s in evaluated}
+    # every task tunes on its own cells: t2i on held-out prompts of the train colours, which no
+    # evaluated cell uses; digits, which evaluates all ten classes (so its tuning class is also
+    # evaluated), on another run seed *and* other evaluation noise (eval_seed)
+    for task, inst, _ in tuning:
+        values = dict(inst)
+        if "eval_split" in values:
+            assert values["eval_split"] == "tune"
+            assert all(dict(i).get("eval_split") == "test" for t, i, _ in evaluated if t == task)
+        else:
+            assert values["eval_seed"] not in {dict(i)["eval_seed"] for t, i, _ in evaluated
+                                               if t == task}
+    assert {t for t, _, _ in tuning} == {t for t, _, _ in evaluated}
 
 
 def test_committed_tuning_runs_never_ran_an_evaluated_cell() -> None:
@@ -88,9 +99,9 @@ def test_committed_tuning_runs_never_ran_an_evaluated_cell() -> None:
         key = (rec["task"]["id"], tuple((k, cfg[k]) for k in INSTANCE if k in cfg), rec["seed"])
         role = (rec.get("protocol") or {}).get("role")
         (tuning if role == "tuning" else evaluation)[rec["run_id"]] = key
-        if role == "tuning":
-            cells = TASKS.get(rec["task"]["id"]).tuning_cells
-            assert any(all(cfg.get(k) == v for k, v in c.items()) for c in cells), path
+        if role == "tuning":  # it ran the cell it records (the cells of its protocol version)
+            cell = rec["protocol"]["cell"]
+            assert all(cfg.get(k) == v for k, v in cell.items()), path
             assert rec["seed"] == TASKS.get(rec["task"]["id"]).tuning_seed, path
             assert rec["protocol"]["budget"] == TUNING_BUDGET
     assert len(tuning) > 100 and len(evaluation) > 100  # (the committed protocol's records)
@@ -148,11 +159,12 @@ def test_the_robustness_plans_attack_the_protocols_runs(name: str) -> None:
     def runs(plan: str) -> set[tuple[object, ...]]:
         out = set()
         for block in load_plan(ROOT / "plans" / f"{plan}.toml").blocks:
-            grid = sorted((k, tuple(v)) for k, v in block.task.items())
-            for method, task, seed in itertools.product(block.methods or (), block.tasks,
-                                                        block.seeds):
-                out.add((method, task, seed, tuple(grid), tuple(sorted(block.method.items())),
-                         block.preset))
+            keys = sorted(block.task)
+            for method, task, seed, values in itertools.product(
+                    block.methods or (), block.tasks, block.seeds,
+                    itertools.product(*(block.task[k] for k in keys))):
+                out.add((method, task, seed, tuple(zip(keys, values, strict=True)),
+                         tuple(sorted(block.method.items())), block.preset))
         return out
 
     attacked = runs(f"robustness-{name}")

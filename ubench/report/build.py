@@ -28,16 +28,18 @@ from ubench.core.errors import CorruptRecordError, StoreError
 from ubench.core.paths import confined
 from ubench.report.formats import BANNER, LEGACY_SUFFIX, fmt, md, set_apart, slug, write_csv
 from ubench.report.protocol import (
+    RANKING_INTRO,
     Ranking,
     derive_oracle_gaps,
     fronts,
     fronts_markdown,
     fronts_table,
     rank_standings,
-    rankings_markdown,
+    ranking_block,
     rankings_table,
     standing,
     task_rule,
+    tiers_summary,
 )
 from ubench.report.table import (
     distinct_runs,
@@ -51,7 +53,14 @@ from ubench.store.io import move, write_text_atomic
 from ubench.store.reader import load_attack_records, load_records
 
 
-def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
+def to_markdown(tables: dict[str, list[dict[str, Any]]],
+                ranked: Mapping[str, Ranking] | None = None,
+                how: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
+                notes: Mapping[str, str] | None = None) -> str:
+    """The leaderboard's Markdown: a tier count per ranking, then per table its ranking (when
+    it has one: :func:`evaluation_rankings`) and every row. ``how[title][label]``: the
+    ranking's *how it forgets* cells; ``notes[title]``: the sentence under its ranking."""
+    ranked, how, notes = ranked or {}, how or {}, notes or {}
     lines = [BANNER, "", "# ubench leaderboard", "",
              "Each cell: mean over runs [95 % interval]. One run: its bootstrap interval over "
              "samples; several runs: Student-t interval over runs, where runs of one model "
@@ -68,11 +77,17 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
              "disagree on its remain generations far more than on real digits, or on its "
              "forget generations far more than on the retrain oracle's: its judged numbers are "
              "not a verdict.", ""]
+    if ranked:
+        lines += [RANKING_INTRO, "", *tiers_summary(ranked, md)]
     for title, rows in tables.items():
         names = metric_order({n for r in rows for n in r["metric_names"]})
         arrows = {n: next(("↑" if r[f"{n}_higher_is_better"] else "↓") for r in rows if n in r)
                   for n in names}
         lines += [f"## {md(title)}", ""]
+        if title in ranked:
+            lines += ranking_block(title, ranked[title], how.get(title, {}), md,
+                                   notes.get(title))
+            lines += ["### Every row", ""]
         head = ["method", *[f"{md(n.upper())} {arrows[n]}" for n in names], "runs", "seeds",
                 "forgotten", "unlearn s", "peak RSS MB"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -356,12 +371,10 @@ def _write_markdown(tables: dict[str, list[dict[str, Any]]], staging: Path,
                     say: Callable[[str], None] | None, found: Mapping[str, Any],
                     ranked: Mapping[str, Ranking]) -> list[str]:
     files = ["README.md"]
-    text = to_markdown(tables)
+    text = to_markdown(tables, ranked, _how_it_forgets(tables, ranked),
+                       oracle_yardsticks(tables, ranked))
     if found:
         text += "\n".join(fronts_markdown(found, md)) + "\n"
-    if ranked:
-        text += "\n".join(rankings_markdown(ranked, _how_it_forgets(tables, ranked), md,
-                                             oracle_yardsticks(tables, ranked))) + "\n"
     (staging / "README.md").write_text(text)
     (staging / "grids").mkdir()
     for title, rows in tables.items():

@@ -215,6 +215,8 @@ class Standing:
     #: the row's mean garbage rate when the task's garbage policy exceeds it (the row forgets by
     #: destroying the prompt and does not reach the target), else None
     destroys: float | None = None
+    #: the row's tier (:func:`assign_tiers`; None for reference rows)
+    tier: int | None = None
 
 
 def standing(rule: TuningRule, target: float, label: str, method: str,
@@ -303,8 +305,44 @@ def rank_standings(standings: Sequence[Standing]) -> list[Standing]:
             s.rank_ci = (min(int(lo), s.rank or 1), max(int(hi), s.rank or 1))
     elif ranked:
         ranked[0].rank_ci = (1, 1)
-    return sorted(standings, key=lambda s: (s.reference, s.rank or 0, -s.keep_at_target,
-                                            -s.area, s.label))
+    out = sorted(standings, key=lambda s: (s.reference, s.rank or 0, -s.keep_at_target,
+                                           -s.area, s.label))
+    assign_tiers(out)
+    return out
+
+
+def assign_tiers(standings: Sequence[Standing]) -> int:
+    """Group the ranked rows (in rank order) into tiers; return how many there are.
+
+    A tier opens with the best row not yet placed (its *leader*) and takes every following row
+    whose rank interval overlaps the leader's (the row's best plausible rank is no worse than
+    the leader's worst). Rows of one tier cannot be told apart from its leader on this
+    evaluation; rows of different tiers can. Leader-anchored rather than chained: with chaining,
+    overlapping neighbours would merge a long board into one tier even when its first and last
+    rows are far apart. A board whose rows all overlap the first is one tier: it does not
+    separate its rows, and says so.
+    """
+    ranked = [s for s in standings if not s.reference and s.rank is not None]
+    tier, leader_hi = 0, -1
+    for s in ranked:
+        lo, hi = s.rank_ci or (s.rank or 1, s.rank or 1)
+        if tier == 0 or lo > leader_hi:
+            tier, leader_hi = tier + 1, hi
+        s.tier = tier
+    for s in standings:
+        if s.reference:
+            s.tier = None
+    return tier
+
+
+def ranking_rule(rule: TuningRule, target: float) -> str:
+    """The ranking's own rule, in words (not the tuning rule: no tie margin, no FD tie-break)."""
+    op = ">=" if rule.forget_higher_is_better else "<="
+    return (f"ranked by keep at target: the row's mean {rule.keep} if its mean {rule.forget} "
+            f"{op} {target:g} (the tuned preset's target), else 0; then the larger area "
+            f"(forgetting score x {rule.keep}); exact ties share a rank, with no tie margin: "
+            "the rank intervals and tiers say which differences the evaluation can resolve "
+            "(a tier: its best row and every row whose rank interval overlaps that row's)")
 
 
 #: (rule, target, standings in rank order, rows left out and why) per evaluation table
@@ -329,56 +367,76 @@ def standing_cells(s: Standing) -> dict[str, str]:
         at = "— (not reached)"
     rank = ("ref" if s.reference or s.rank is None else
             f"{s.rank}" + (f" [{s.rank_ci[0]}, {s.rank_ci[1]}]" if s.rank_ci else ""))
-    return {"rank": rank, "forget": _interval(s.forget, s.forget_ci),
+    return {"rank": rank, "tier": "—" if s.tier is None else str(s.tier),
+            "forget": _interval(s.forget, s.forget_ci),
             "keep": _interval(s.keep, s.keep_ci), "at": at,
             "area": _interval(s.area, s.area_ci), "reaching": f"{s.runs_reaching} of {s.runs}"}
 
 
-def rankings_markdown(found: Mapping[str, Ranking],
-                      extra: Mapping[str, Mapping[str, Mapping[str, str]]],
-                      md: Any, notes: Mapping[str, str] | None = None) -> list[str]:
-    """Markdown section: per evaluation table, its protocol rows ranked by the fronts' scalar.
-    ``extra[title][label]`` holds preformatted *how it forgets* cells (garbage rate, oracle TV);
-    ``notes[title]`` a sentence printed under the table (the oracle yardstick); ``md``
-    escapes."""
+RANKING_INTRO = (
+    "Each task's section opens with its ranking: the rows at the tuned preset (the fair "
+    "protocol's rows), scored on the evaluation split by the fronts' scalar — *keep at target* "
+    "is the row's keep-metric if its mean forgetting reaches the task's target (the tuned "
+    "preset's), else 0; ties go to the larger *area* (forgetting score x keep: the area under "
+    "a one-point front); equal scores share a rank. Reference rows are yardsticks, not ranked. "
+    "Intervals: 95 % bootstrap over the row's runs (forget instances x seeds; runs of one "
+    "model, as the tables count them, once) and the samples within them, every row resampled "
+    "with the same indices (the rows share instances, seeds, prompts and evaluation noise), "
+    "so the rank has an interval too; a keep-at-target interval reaching 0 means the row "
+    "reaches the target only on some resamples. *Tiers* group what the evaluation cannot tell "
+    "apart: a tier is its best row and every row whose rank interval overlaps that row's. The "
+    "last columns say *how* it forgets: a row can reach the target by drawing garbage. On "
+    "text-to-image tasks that is over-erasure, not forgetting: a row whose mean garbage rate "
+    "exceeds the task's garbage limit does not reach the target (its garbage policy, "
+    "docs/protocol.md); on class-forgetting tasks garbage counts as forgetting, as the "
+    "paper's CIFAR metric counts random noise, and is reported beside the ranking.")
+
+
+def tier_count(ranking: Ranking) -> int:
+    """How many tiers a ranking has (0 when it ranks no row)."""
+    return max((s.tier or 0 for s in ranking[2]), default=0)
+
+
+def tiers_summary(found: Mapping[str, Ranking], md: Any) -> list[str]:
+    """One bullet per ranking: how many tiers over how many ranked rows, and the first tier."""
     if not found:
         return []
-    lines = ["## Ranking on the evaluation split", "",
-             "The tables' rows at the tuned preset (the fair protocol's rows), ranked by the "
-             "fronts' scalar on the evaluation split: *keep at target* is the row's keep-metric "
-             "if its mean forgetting reaches the task's target (the tuned preset's), else 0; "
-             "ties go to the larger *area* (forgetting score x keep: the area under a one-point "
-             "front); equal scores share a rank. Reference rows are yardsticks, not ranked. "
-             "Intervals: 95 % bootstrap over the row's runs (forget instances x seeds; runs "
-             "of one model, as the tables count them, once) and the samples within them, "
-             "every row resampled with the same indices (the rows share instances, seeds, "
-             "prompts and evaluation noise), so the rank has an interval too; a keep-at-target "
-             "interval reaching 0 means the row reaches the target only on some resamples. The "
-             "last columns say *how* it forgets: a row can reach the target by drawing "
-             "garbage. On text-to-image tasks that is over-erasure, not forgetting: a row "
-             "whose mean garbage rate exceeds the task's garbage limit does not reach the "
-             "target (its garbage policy, docs/protocol.md); on class-forgetting tasks "
-             "garbage counts as forgetting, as the paper's CIFAR metric counts random noise, "
-             "and is reported beside the ranking.", ""]
-    for title, (rule, target, standings, left_out) in found.items():
-        cells: Mapping[str, Mapping[str, str]] = extra.get(title, {})
-        heads = sorted({k for v in cells.values() for k in v})
-        head = ["rank", "method", "runs", md(rule.forget), md(rule.keep), "keep at target ↑",
-                "area ↑", "runs reaching", *(md(h) for h in heads)]
-        lines += [f"### {md(title)}", "", f"Rule: {md(rule.describe(target))}.", "",
-                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for s in standings:
-            c = standing_cells(s)
-            row = [c["rank"], md(s.label), str(s.runs), c["forget"], c["keep"], c["at"],
-                   c["area"], c["reaching"],
-                   *(md(cells.get(s.label, {}).get(h, "—")) for h in heads)]
-            lines.append("| " + " | ".join(row) + " |")
-        if left_out:
-            lines += ["", "Not ranked: " + "; ".join(md(x) for x in left_out) + "."]
-        if notes and title in notes:
-            lines += ["", md(notes[title])]
-        lines.append("")
-    return lines
+    lines = ["**How many tiers each ranking has** (rows whose rank intervals overlap the "
+             "tier's best row's share a tier; one tier means the board does not separate "
+             "its rows):", ""]
+    for title, ranking in found.items():
+        ranked = [s for s in ranking[2] if not s.reference]
+        first = [md(s.label) for s in ranked if s.tier == 1]
+        n = tier_count(ranking)
+        lines.append(f"* {md(title)}: **{n} tier{'s' if n != 1 else ''}** over {len(ranked)} "
+                     f"ranked rows; first tier: {', '.join(first)}")
+    return [*lines, ""]
+
+
+def ranking_block(title: str, ranking: Ranking, cells: Mapping[str, Mapping[str, str]],
+                  md: Any, note: str | None = None, heading: str = "###") -> list[str]:
+    """One table's ranking as Markdown: a heading, the tier count, the ranking's rule, the rows.
+    ``cells[label]`` holds preformatted *how it forgets* cells (garbage rate, oracle TV);
+    ``note`` a sentence printed under the table (the oracle yardstick); ``md`` escapes."""
+    rule, target, standings, left_out = ranking
+    heads = sorted({k for v in cells.values() for k in v})
+    head = ["rank", "tier", "method", "runs", md(rule.forget), md(rule.keep),
+            "keep at target ↑", "area ↑", "runs reaching", *(md(h) for h in heads)]
+    n = tier_count(ranking)
+    lines = [f"{heading} Ranking ({n} tier{'s' if n != 1 else ''})", "",
+             f"Rule: {md(ranking_rule(rule, target))}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in standings:
+        c = standing_cells(s)
+        row = [c["rank"], c["tier"], md(s.label), str(s.runs), c["forget"], c["keep"],
+               c["at"], c["area"], c["reaching"],
+               *(md(cells.get(s.label, {}).get(h, "—")) for h in heads)]
+        lines.append("| " + " | ".join(row) + " |")
+    if left_out:
+        lines += ["", "Not ranked: " + "; ".join(md(x) for x in left_out) + "."]
+    if note:
+        lines += ["", md(note)]
+    return [*lines, ""]
 
 
 def rankings_table(found: Mapping[str, Ranking]) -> list[dict[str, Any]]:
@@ -386,7 +444,7 @@ def rankings_table(found: Mapping[str, Ranking]) -> list[dict[str, Any]]:
     rows = []
     for title, (rule, target, standings, _left) in found.items():
         for s in standings:
-            rows.append({"table": title, "rank": s.rank,
+            rows.append({"table": title, "rank": s.rank, "tier": s.tier,
                          "rank_lo": s.rank_ci[0] if s.rank_ci else None,
                          "rank_hi": s.rank_ci[1] if s.rank_ci else None,
                          "method": s.label, "reference": s.reference, "runs": s.runs,

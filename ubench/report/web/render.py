@@ -174,13 +174,13 @@ def _ranking(found: Any) -> dict[str, Any] | None:
     every value preformatted, every string escaped by the template."""
     if found is None:
         return None
-    from ubench.report.protocol import standing_cells
+    from ubench.report.protocol import ranking_rule, standing_cells, tier_count
 
     rule, target, standings, left_out = found
     rows = [{"label": s.label, "reference": s.reference, "runs": s.runs, **standing_cells(s)}
             for s in standings]
-    return {"rule": rule.describe(target), "forget": rule.forget, "keep": rule.keep,
-            "rows": rows, "left_out": list(left_out)}
+    return {"rule": ranking_rule(rule, target), "forget": rule.forget, "keep": rule.keep,
+            "rows": rows, "left_out": list(left_out), "tiers": tier_count(found)}
 
 
 def _table(i: int, title: str, rows: list[dict[str, Any]], names: dict[int, str],
