@@ -344,6 +344,21 @@ def test_tune_dry_run_piped_prints_whole_lines(tmp_path: Path) -> None:
     assert max(len(ln) for ln in proc.stdout.splitlines()) > 80
 
 
+@pytest.mark.slow
+@pytest.mark.faults
+def test_tune_takes_a_list_of_methods_and_names_an_unknown_one(tmp_path: Path) -> None:
+    """`--method a,b` tunes the methods a protocol plan evaluates (not every method that fits);
+    a misspelt id is one line with the nearest ones, before anything runs."""
+    proc = cli("tune", "--method", "boostalign,graddiff", "--task", "digits-class",
+               "--dry-run", "--store", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    assert "16 tuning runs of 2 methods" in proc.stderr
+    bad = cli("tune", "--method", "boostalign,graddif", "--task", "digits-class",
+              "--dry-run", "--store", str(tmp_path / "s"))
+    assert bad.returncode != 0 and "Did you mean 'graddiff'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
 # ----------------------------------------------------------------------------- compare over runs
 def test_an_interval_over_few_runs_is_a_t_interval() -> None:
     """Two runs with deltas 0.1 and 0.3: the percentile bootstrap gave their range

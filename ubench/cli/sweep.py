@@ -148,7 +148,8 @@ def sweep(
 @app.command()
 def tune(
     method: Annotated[str, typer.Option(
-        help="Method id, or 'all' for every method with a tuning space that fits the task.")],
+        help="Method id, several joined by commas, or 'all' for every method with a tuning "
+             "space that fits the task.")],
     task: Annotated[str, typer.Option(help="Task id (one with tuning cells and a rule).")],
     workers: Annotated[int | None, typer.Option(
         min=1, max=MAX_THREADS,
@@ -169,6 +170,7 @@ def tune(
     Examples:
       ubench tune --method boostalign --task digits-class --workers 2
       ubench tune --method all --task t2i-attribute --store leaderboard/records --workers 2
+      ubench tune --method boostalign,graddiff --task t2i-style --workers 2
     """
     from rich.console import Console
 
@@ -181,7 +183,9 @@ def tune(
     from ubench.sweep.view import SweepView, plan_table, summary
 
     methods = ([m for m in methods_for(task) if METHODS.get(m).search_space]
-               if method == "all" else [method])
+               if method == "all" else [m.strip() for m in method.split(",") if m.strip()])
+    for m in methods:
+        METHODS.get(m)  # an unknown id: one line naming the nearest ones
     root = store_root(store)
     console = Console(stderr=True, soft_wrap=True)
     if dry_run:
