@@ -10,6 +10,9 @@ with gaps under 15 minutes), and the dates and machines the records name.
 
     python scripts/protocol_cost.py --store leaderboard/records > /dev/stdout
 
+Attacks count too: a plan with attacks (the robustness plans) holds its runs and each attack,
+``<run id>/<attack id>``, costed by its attack record.
+
 A run several phases share (a tuned point that is a method's default, a reference row another
 plan made first) is counted in each phase that needs it and once in the total. The figures are
 what the records say; records made on different machines of the same kind (the project's
@@ -24,29 +27,54 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ubench.store.reader import load_records
+from ubench.store.reader import load_attack_records, load_records
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the fair protocol v2's phases: each task tuned on its own cells, then these plans
+TUNED_TASKS = ("digits-class", "t2i-attribute", "t2i-style", "t2i-object")
+PROTOCOL_PLANS = ("protocol-digits", "protocol-t2i", "heldout-digits", "ablation-threshold-t2i",
+                  "robustness-digits", "robustness-t2i")
 #: gaps longer than this split the runs of a phase into sittings
 SITTING_GAP_S = 15 * 60
 
 
 def _phases(plans: Sequence[str], tuned_tasks: Sequence[str]) -> dict[str, set[str]]:
-    """{phase name: run ids}: ``ubench tune`` on each task of ``tuned_tasks``, then each plan."""
+    """{phase name: costed ids}: ``ubench tune`` on each task of ``tuned_tasks``, then each plan.
+
+    A tuning phase holds the tuning runs of the methods the plans evaluate on that task (with
+    a tuning space; every such method when no plan names the task). A plan's phase holds its
+    runs and, for a plan with attacks, each attack as ``<run id>/<attack id>``."""
     from ubench.catalog.registry import METHODS
     from ubench.run.identity import methods_for
     from ubench.sweep.plan import load_plan
     from ubench.sweep.tune import tuning_items
 
+    items = {plan: load_plan(ROOT / "plans" / f"{plan}.toml").specs() for plan in plans}
     out: dict[str, set[str]] = {}
     for task in tuned_tasks:
-        methods = [m for m in methods_for(task) if METHODS.get(m).search_space]
-        out[f"tuning: ubench tune --method all --task {task}"] = {
+        named = {i.method for specs in items.values() for i in specs if i.task == task}
+        methods = [m for m in (sorted(named) or methods_for(task))
+                   if METHODS.get(m).search_space]
+        out[f"tuning: ubench tune --task {task} ({len(methods)} methods)"] = {
             i.run_id for i in tuning_items(methods, task)}
-    for plan in plans:
+    for plan, specs in items.items():
         out[f"evaluation: ubench sweep plans/{plan}.toml"] = {
-            i.run_id for i in load_plan(ROOT / "plans" / f"{plan}.toml").specs()}
+            i.run_id for i in specs} | {f"{i.run_id}/{a}" for i in specs for a in i.attacks}
     return out
+
+
+def costed(records: Iterable[dict[str, Any]], attacks: Iterable[dict[str, Any]] = ()
+           ) -> list[dict[str, Any]]:
+    """Run records as they are, attack records keyed ``<run id>/<attack id>`` (the latest
+    finished one of each), so that :func:`summarise` counts both."""
+    latest: dict[str, dict[str, Any]] = {}
+    for a in attacks:
+        if a.get("status") != "ok":
+            continue
+        key = f"{a['run']['run_id']}/{a['attack']['id']}"
+        if key not in latest or a["created_at"] > latest[key]["created_at"]:
+            latest[key] = {**a, "run_id": key}
+    return [*records, *latest.values()]
 
 
 def _interval(rec: dict[str, Any]) -> tuple[float, float]:
@@ -112,10 +140,12 @@ def _line(name: str, found: list[dict[str, Any]], planned: int,
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default=str(ROOT / "leaderboard" / "records"))
-    parser.add_argument("--plans", nargs="*", default=["protocol-digits", "protocol-t2i"])
-    parser.add_argument("--tuned", nargs="*", default=["digits-class", "t2i-attribute"])
+    parser.add_argument("--plans", nargs="*", default=list(PROTOCOL_PLANS))
+    parser.add_argument("--tuned", nargs="*", default=list(TUNED_TASKS))
     args = parser.parse_args(argv)
-    print("\n".join(summarise(_phases(args.plans, args.tuned), load_records(Path(args.store)))))
+    store = Path(args.store)
+    records = costed(load_records(store), load_attack_records(store))
+    print("\n".join(summarise(_phases(args.plans, args.tuned), records)))
 
 
 if __name__ == "__main__":
