@@ -117,3 +117,29 @@ def test_the_adding_a_method_example_runs(store: Path, tmp_path: Path) -> None:
     finally:
         METHODS.remove("nullpull")
         sys.modules.pop("nullpull_example", None)
+
+
+def _main_rankings() -> dict[str, tuple[int, int]]:
+    """{task: (tiers, ranked rows)} of each task's main ranking in leaderboard/ranking.csv: its
+    first table that is neither set apart (superseded judge, legacy assets) nor an ablation
+    (the two-class remain set)."""
+    import csv
+
+    out: dict[str, tuple[int, int]] = {}
+    with (ROOT / "leaderboard" / "ranking.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for table in dict.fromkeys(r["table"] for r in rows):
+        task = table.split(" — ")[0]
+        if task in out or "(" in table.split(" — ", 1)[-1] or "two-class" in table:
+            continue
+        ranked = [r for r in rows if r["table"] == table and r["reference"] == "False"]
+        out[task] = (max(int(float(r["tier"])) for r in ranked), len(ranked))
+    return out
+
+
+def test_the_readme_says_how_many_tiers_each_ranking_has() -> None:
+    """The README's tier counts are the committed leaderboard's (a claim is a test)."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    said = {m[0]: (int(m[1]), int(m[2])) for m in
+            re.findall(r"(digits-class|t2i-[a-z]+) (\d+) tiers? over (\d+)", text)}
+    assert said == _main_rankings(), "update the README's tier counts from ranking.csv"
