@@ -18,8 +18,12 @@ The projection is over **all** trainable parameters as one vector, as in the cod
 "diversity" half of the method is the task's remain set (``task.remain_policy=balanced``).
 
 **Hyper-parameters** (:class:`~ubench.methods._gradient.GradientConfig`): ``remain_weight`` lambda
-(CIFAR script 5), ``truncation``/``clip_alpha`` (CIFAR: per-element clip at 0.1) or
-``threshold_m`` (SD: 1.1), ``remain_gradient=full`` (RGD's full-batch D_r gradient), Adam.
+(CIFAR script 5), ``truncation``/``clip_alpha`` (CIFAR: per-element clip at 0.1; ``clip-x0`` is
+the code's cap on the denoised-image error) or ``threshold_m`` (SD: 1.1; with
+``threshold_unit=base-loss`` a multiple of the base model's forget loss), ``remain_gradient=full``
+(RGD's full-batch D_r gradient), ``batching=paired`` (the SD code's index-aligned forget/remain
+batches), Adam. The fair protocol tunes lr x lambda x truncation (class-conditional) and lr x m
+(text-conditional) with the same 8-point budget as every method (docs/protocol.md).
 
 **Memory and time.** One parameter-sized buffer beyond ``.grad``: the forget backward's own
 gradient tensors (``a`` is their negation, folded into the coefficients, never materialised).
