@@ -90,6 +90,29 @@ def test_ladder_target_is_the_smallest_every_family_reaches() -> None:
     assert choose_target(DIGITS, points, fam) == (0.95, True)  # a fixed target
 
 
+def test_tuning_applies_the_garbage_policy() -> None:
+    """On a task with a garbage limit (t2i: 0.5) a point that forgets by destroying the prompt
+    reaches no target — not in the ladder, not in the selection — and the fallback for a
+    method that reaches the target nowhere picks the most-forgetting *intact* point (v1 picked
+    boostalign's lr 3e-4, which destroyed every forget prompt)."""
+    def g(method: str, forget: float, keep: float, garbage: float, **values: Any) -> Point:
+        p = pt(method, forget, keep, **values)
+        p.metrics["garbage_rate"] = garbage
+        return p
+
+    pts = [g("b", 0.00, 0.60, 1.0, lr=3), g("b", 0.95, 1.0, 0.0, lr=1),
+           g("b", 0.80, 0.9, 0.1, lr=2)]
+    assert select(T2I, pts, 0.3) == (pts[0], True)  # without the policy: the destruction
+    chosen, reached = select(T2I, pts, 0.3, garbage_limit=0.5)
+    assert not reached and chosen.values == {"lr": 2}
+    only = [g("b", 0.0, 0.5, 0.9, lr=3)]
+    assert select(T2I, only, 0.3, garbage_limit=0.5)[0].values == {"lr": 3}  # nothing intact
+    points = {"b": pts, "s": [g("s", 0.2, 1.0, 0.0)]}
+    fam = {"b": "gradient", "s": "random-label"}
+    assert choose_target(T2I, points, fam) == (0.3, True)
+    assert choose_target(T2I, points, fam, garbage_limit=0.5) == (0.9, True)
+
+
 def test_pareto_front_and_area() -> None:
     xy = [(0.0, 1.0), (0.5, 0.9), (0.4, 0.5), (1.0, 0.2), (1.0, 0.1)]
     assert pareto_front(xy) == [0, 1, 3]

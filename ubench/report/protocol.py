@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ubench.api import TuningRule
+from ubench.catalog.facts import garbage_limit
 from ubench.core.bootstrap import BOOTSTRAP_SEED
 from ubench.report.rank_bootstrap import hierarchical_means, hierarchical_means_loop
 from ubench.store import reader
@@ -56,27 +57,50 @@ class Point:
     runs: list[str] = field(default_factory=list)
 
 
+def destroys(point: Point, garbage_limit: float | None) -> bool:
+    """Whether a point forgets by destroying the prompt: its mean garbage rate exceeds the
+    task's garbage limit (the garbage policy, applied to tuning as to the ranking)."""
+    return garbage_limit is not None and point.metrics.get("garbage_rate", 0.0) > garbage_limit
+
+
+def point_reaches(rule: TuningRule, point: Point, target: float,
+                  garbage_limit: float | None = None) -> bool:
+    """The point's forgetting reaches ``target`` and is not garbage over the task's limit."""
+    return (rule.reaches(point.metrics[rule.forget], target)
+            and not destroys(point, garbage_limit))
+
+
 def choose_target(rule: TuningRule, points: Mapping[str, Sequence[Point]],
-                  families: Mapping[str, str]) -> tuple[float, bool]:
-    """The rule's target: fixed, or the smallest ladder value that every family reaches.
-    Returns (target, whether every family reaches it)."""
+                  families: Mapping[str, str], garbage_limit: float | None = None
+                  ) -> tuple[float, bool]:
+    """The rule's target: fixed, or the smallest ladder value that every family reaches (a
+    point over the task's garbage limit reaches nothing). Returns (target, whether every
+    family reaches it)."""
     if rule.target is not None:
         return rule.target, True
     fams: dict[str, list[Point]] = {}
     for m, ps in points.items():
         fams.setdefault(families.get(m, m), []).extend(ps)
     for t in sorted(rule.ladder, reverse=bool(rule.forget_higher_is_better)):  # strictest first
-        if all(any(rule.reaches(p.metrics[rule.forget], t) for p in ps) for ps in fams.values()):
+        if all(any(point_reaches(rule, p, t, garbage_limit) for p in ps)
+               for ps in fams.values()):
             return t, True
     worst = max(rule.ladder) if not rule.forget_higher_is_better else min(rule.ladder)
     return worst, False
 
 
-def select(rule: TuningRule, points: Sequence[Point], target: float) -> tuple[Point, bool]:
-    """The point the rule picks, and whether it reached the target."""
+def select(rule: TuningRule, points: Sequence[Point], target: float,
+           garbage_limit: float | None = None) -> tuple[Point, bool]:
+    """The point the rule picks, and whether it reached the target.
+
+    With the task's ``garbage_limit``, a point whose garbage rate exceeds it does not reach the
+    target, and the fallback for a method that reaches it nowhere — the point that forgets most
+    — looks first among the points that do not destroy the prompt (protocol v1 fell back on a
+    point that forgot by destroying every forget prompt, and the evaluation then ranked the
+    destruction)."""
     if not points:
         raise ValueError("no tuning points")
-    ok = [p for p in points if rule.reaches(p.metrics[rule.forget], target)]
+    ok = [p for p in points if point_reaches(rule, p, target, garbage_limit)]
     if ok:
         best = max(p.metrics[rule.keep] for p in ok)
         tied = [p for p in ok if p.metrics[rule.keep] >= best - rule.tie_margin]
@@ -85,7 +109,8 @@ def select(rule: TuningRule, points: Sequence[Point], target: float) -> tuple[Po
             -rule.score(p.metrics[rule.forget]) if rule.prefer_forgetting else 0.0,
             p.metrics.get(brk, math.inf) if brk else 0.0,
             -p.metrics[rule.keep])), True
-    return max(points, key=lambda p: (rule.score(p.metrics[rule.forget]),
+    intact = [p for p in points if not destroys(p, garbage_limit)] or list(points)
+    return max(intact, key=lambda p: (rule.score(p.metrics[rule.forget]),
                                       p.metrics[rule.keep])), False
 
 
@@ -135,14 +160,23 @@ class FrontSummary:
 def front_scalars(rule: TuningRule, target: float, method: str,
                   runs_per_point: Sequence[Sequence[Mapping[str, np.ndarray]]],
                   values: Sequence[Mapping[str, Any]], resamples: int = 500,
-                  seed: int = BOOTSTRAP_SEED) -> FrontSummary:
+                  seed: int = BOOTSTRAP_SEED,
+                  destroyed: Sequence[bool] | None = None) -> FrontSummary:
     """The front and its two scalars for one method, with bootstrap intervals.
 
     ``runs_per_point[i]`` holds, for point ``i``, one mapping per tuning run of the per-sample
     scores of the rule's forget and keep metrics (``scores.safetensors``). A point's metric is
     the mean over its runs of the run's mean. Each bootstrap replicate resamples the runs of
-    every point and the samples within each run (a hierarchical bootstrap).
+    every point and the samples within each run (a hierarchical bootstrap). ``destroyed[i]``:
+    point ``i`` forgets by destroying the prompt (the task's garbage policy), so it reaches no
+    target — it is left out of *best keep at target*, as :func:`select` leaves it out; it stays
+    on the front and in the area.
     """
+    gone = list(destroyed) if destroyed is not None else [False] * len(runs_per_point)
+
+    def best_at(sample: Sequence[tuple[float, float]], phi: float) -> float:
+        return best_keep_at([xy for xy, g in zip(sample, gone, strict=True) if not g], phi)
+
     phi_t = rule.score(target)
 
     def xy_of(runs: Sequence[Mapping[str, np.ndarray]]) -> tuple[float, float]:
@@ -156,16 +190,17 @@ def front_scalars(rule: TuningRule, target: float, method: str,
     for fs, ks in zip(f_rep, k_rep, strict=True):
         sample = [(rule.score(f), k) for f, k in zip(fs, ks, strict=True)]
         areas.append(front_area(sample))
-        bests.append(best_keep_at(sample, phi_t))
+        bests.append(best_at(sample, phi_t))
     front = pareto_front(xy)
     points = [{"values": dict(v), "forget_score": x, "keep": y, "on_front": i in front}
               for i, ((x, y), v) in enumerate(zip(xy, values, strict=True))]
-    best = best_keep_at(xy, phi_t)
+    best = best_at(xy, phi_t)
     return FrontSummary(method, points, front, best,
                         (float(np.quantile(bests, 0.025)), float(np.quantile(bests, 0.975))),
                         front_area(xy),
                         (float(np.quantile(areas, 0.025)), float(np.quantile(areas, 0.975))),
-                        any(x >= phi_t - 1e-12 for x, _ in xy))
+                        any(x >= phi_t - 1e-12 and not g for (x, _), g in zip(xy, gone,
+                                                                               strict=True)))
 
 
 def _replicates(rule: TuningRule, groups: Sequence[Sequence[Mapping[str, np.ndarray]]],
@@ -666,8 +701,11 @@ def fronts(records: list[dict[str, Any]], targets: Mapping[str, float] | None = 
         else:
             carried_fams = {m: str((recs[0].get("protocol") or {}).get("family") or m)
                             for m, pts in methods.items() for recs in pts.values()}
-            target, _ = choose_target(rule, points, families or carried_fams)
-        summaries = [front_scalars(rule, target, m, runs[m], [p.values for p in points[m]])
+            target, _ = choose_target(rule, points, families or carried_fams,
+                                      garbage_limit(task))
+        summaries = [front_scalars(rule, target, m, runs[m], [p.values for p in points[m]],
+                                   destroyed=[destroys(p, garbage_limit(task))
+                                              for p in points[m]])
                      for m in sorted(points)]
         out[task] = (rule, target, summaries)
     return out

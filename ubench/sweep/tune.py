@@ -118,21 +118,26 @@ def task_section(task_cls: Any, points: Mapping[str, list[Point]],
     from ubench.catalog.registry import METHODS
 
     rule: TuningRule = task_cls.tuning_rule
-    target, all_families = choose_target(rule, points, families)
+    limit = task_cls.garbage_limit
+    target, all_families = choose_target(rule, points, families, limit)
     methods: dict[str, Any] = {}
     for m, pts in sorted(points.items()):
         complete = len(pts) == TUNING_BUDGET
         usable = [p for p in pts if rule.forget in p.metrics and rule.keep in p.metrics]
         if not usable:
             continue
-        chosen, reached = select(rule, usable, target)
+        chosen, reached = select(rule, usable, target, limit)
         space, _ = space_points(METHODS.get(m), task_cls)
         methods[m] = {"values": chosen.values, "reached": reached, "space": space,
                       "complete": complete,
                       "points": [{"values": p.values, "runs": p.runs,
                                   "metrics": {k: round(v, 6) for k, v in p.metrics.items()
                                               if math.isfinite(v)}} for p in pts]}
-    return {"rule": rule.to_dict(), "rule_text": rule.describe(target), "target": target,
+    text = rule.describe(target) + (
+        f"; a point whose garbage rate exceeds {limit:g} forgets by destroying the prompt and "
+        "reaches no target" if limit is not None else "")
+    return {"rule": rule.to_dict(), "rule_text": text, "target": target,
+            "garbage_limit": limit,
             "target_all_families": all_families, "budget": TUNING_BUDGET,
             "cells": [dict(c) for c in task_cls.tuning_cells], "seed": task_cls.tuning_seed,
             "tuned_at": dt.date.today().isoformat(), "methods": methods}
