@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+import torch
+
 from ubench.tasks.digits.judge import NOT_A_DIGIT
 from ubench.tasks.digits.task import TWO_CLASS_PAIRS
 from ubench.tasks.t2i import world
@@ -79,6 +82,11 @@ class Concept(ABC):
 
     #: how the neighbours are chosen, for records and docs
     neighbour_rule: str = ""
+
+    def strength(self, images: torch.Tensor) -> np.ndarray | None:
+        """How much of the concept each image still shows, graded (1 as rendered, 0 none), for
+        a concept whose categorical rule can miss a faint remnant; None when it has none."""
+        return None
 
 
 class Frame(Concept):
@@ -152,6 +160,11 @@ class Style(Concept):
 
     def identity(self) -> dict[str, Any]:
         return {"concept": "style", "forget_style": self.style}
+
+    def strength(self, images: torch.Tensor) -> np.ndarray:
+        """The style's graded amplitude on the background (:func:`world.pattern_strength`): the
+        pixel rule calls stripes at a third of their contrast "plain"; this keeps them."""
+        return world.pattern_strength(images, self.style).numpy().astype(np.float64)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ from ubench.metrics.alignment import (
     AlignmentTrain,
     ConceptRate,
     ConceptRateParaphrase,
+    ConceptStrength,
     ForgetFidelity,
     NeighbourAlignment,
 )
@@ -583,6 +584,15 @@ class T2ITask(Task[T2IConfig]):
             "formula": "mean(every named attribute but the concept detected, and a digit drawn"
                        + (" other than the concept" if self.concept.attribute == "digit" else "")
                        + ") over forget test prompts"})
+        f_lo = list(sets).index("forget_test")
+        f_lo = sum(len(ps) for ps, _ in list(sets.values())[:f_lo])
+        strength = self.concept.strength(images[f_lo:f_lo + len(sets["forget_test"][0])])
+        if strength is not None:
+            metrics["concept_strength"] = ConceptStrength.from_scores(strength, {
+                **definition, "prompts": "forget_test", "bootstrap": "95% percentile",
+                "formula": "mean over forget test prompts of the least-squares amplitude of "
+                           "the style's mask on the pure-background ring, per channel, in units "
+                           "of its rendered contrast (world.pattern_strength)"})
         # side effects: prompts naming the concept's neighbours, sampled in their own call so
         # that the other prompts' batches (and numbers) stay as they were
         n_prompts, n_scenes = self.neighbour_set()

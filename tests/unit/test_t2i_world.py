@@ -6,6 +6,7 @@ import itertools
 import random
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,6 +123,12 @@ def test_pattern_strength_is_graded_where_detect_is_categorical() -> None:
     faint = plain + (render(striped, digits[:20]) - plain) / 3
     assert {d.pattern for d in detect(faint)[0]} == {"plain"}
     assert torch.allclose(pattern_strength(faint, "striped"), torch.full((20,), 1 / 3), atol=0.02)
+    # the style concept records it as concept_strength; the other concepts grade nothing
+    from ubench.tasks.t2i.concepts import Digit, Frame, Style
+
+    graded = Style("striped").strength(faint)
+    assert graded.dtype == np.float64 and np.allclose(graded, 1 / 3, atol=0.02)
+    assert Frame().strength(faint) is None and Digit(0).strength(faint) is None
     with pytest.raises(ValueError, match="striped"):
         pattern_strength(images, "plain")
 

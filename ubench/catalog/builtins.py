@@ -179,6 +179,11 @@ BUILTIN_METRICS = {
         "Forget-prompt fidelity: forget-prompt generations showing every named attribute but "
         "the concept.",
     ),
+    "concept_strength": (
+        "ubench.metrics.alignment:ConceptStrength",
+        "Graded concept strength on forget prompts: how much of the forgotten style is still "
+        "drawn (1: as rendered).",
+    ),
     "neighbour_alignment": (
         "ubench.metrics.alignment:NeighbourAlignment",
         "Exact alignment on prompts naming the forgotten concept's neighbours (its side "

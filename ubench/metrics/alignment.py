@@ -73,6 +73,17 @@ class ForgetFidelity(Metric):
     split: ClassVar[str] = "forget"
 
 
+class ConceptStrength(Metric):
+    """Graded concept strength on forget prompts: how much of the forgotten style is still drawn (1: as rendered)."""  # noqa: E501
+
+    name: ClassVar[str] = "concept_strength"
+    higher_is_better: ClassVar[bool] = False
+    split: ClassVar[str] = "forget"
+    #: a least-squares amplitude: can leave [0, 1] a little (noise, over-drawn stripes)
+    bounds: ClassVar[tuple[float, float]] = (-1.0, 2.0)
+    tolerance: ClassVar[float] = 0.02
+
+
 class NeighbourAlignment(Metric):
     """Exact alignment on prompts naming the forgotten concept's neighbours (its side effects)."""
 
