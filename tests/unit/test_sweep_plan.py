@@ -438,3 +438,32 @@ def test_a_plan_whose_blocks_together_exceed_the_limit_is_refused(tmp_path: Path
     path = write(tmp_path, f"[blocks.a]\n{block}[blocks.b]\n{block}")
     with pytest.raises(PlanError, match="its 2 blocks expand to 12,000 runs, more than the 10,000"):
         load_plan(path)
+
+
+def test_an_event_hook_that_raises_does_not_stop_the_runs(tmp_path: Path) -> None:
+    """A progress hook with the wrong signature killed the executor's worker threads, and every
+    run of the sweep then 'failed' with no result: the hook is dropped with a warning instead."""
+    from ubench.sweep import run_items
+    from ubench.sweep.executors import Outcome
+
+    items = [make_item("ga", TINY, seed, []) for seed in (0, 1)]
+
+    class Stub:
+        name = "stub"
+
+        def run(self, jobs: list, events: object) -> list:
+            out = []
+            for job in jobs:
+                events.started(job)  # type: ignore[attr-defined]
+                done = Outcome(job.run_id, "ok", seconds=0.0)
+                events.finished(job, done)  # type: ignore[attr-defined]
+                out.append(done)
+            return out
+
+    def bad_hook(event: str) -> None:  # one argument: the hook is called with three
+        raise AssertionError("never reached")
+
+    with pytest.warns(RuntimeWarning, match="event hook failed"):
+        result = run_items(items, executor=Stub(), store=tmp_path / "s",
+                           on_event=bad_hook)  # type: ignore[arg-type]
+    assert [o.status for o in result.outcomes] == ["ok", "ok"]

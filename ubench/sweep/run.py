@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -144,10 +145,21 @@ def run_items(items: Iterable[RunItem], *, executor: str | Executor = "local",
     outcomes: dict[str, Outcome] = {}
     lock = threading.Lock()
 
+    hook_failed: list[BaseException] = []
+
     def emit(kind: str, item: RunItem, outcome: Outcome | None) -> None:
-        if on_event is not None:
-            with lock:
+        """Tell ``on_event``; a hook that raises (a progress display's bug) is dropped with one
+        warning, and the runs go on: it used to kill the executor's worker threads, and every
+        run of the sweep then failed as "the executor returned no result"."""
+        if on_event is None or hook_failed:
+            return
+        with lock:
+            try:
                 on_event(kind, item, outcome)
+            except Exception as exc:  # whatever a hook raises, the runs go on
+                hook_failed.append(exc)
+                warnings.warn(f"the sweep's event hook failed ({type(exc).__name__}: {exc}); "
+                              "the runs go on without it", RuntimeWarning, stacklevel=2)
 
     jobs = []
     for item in todo:
