@@ -16,8 +16,6 @@ changed it.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,29 +123,26 @@ def report(rows: Rows, scores: Any) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default=str(ROOT / "leaderboard" / "records"))
-    args = ap.parse_args(argv)
-    from ubench.core.errors import UbenchError
+def build(store: Path) -> list[str]:
+    """The report of the records in ``store`` (ValueError when it holds none of the plans')."""
     from ubench.store import reader
     from ubench.sweep.plan import load_plan
 
-    try:
-        ids = {i.run_id: "relative (tuned)"
-               for i in load_plan(ROOT / "plans" / "protocol-t2i.toml").specs()
-               if i.method in ("boostalign", "graddiff")}
-        ids.update({i.run_id: "absolute m 1.1" for i in load_plan(
-            ROOT / "plans" / "ablation-threshold-t2i.toml").specs()})
-        rows = collect(reader.load_records(Path(args.store)), ids)
-        if not rows:
-            raise ValueError(f"no boostalign or graddiff run of the t2i plans in {args.store}")
-        lines = report(rows, reader.scores)
-    except (UbenchError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
+    ids = {i.run_id: "relative (tuned)"
+           for i in load_plan(ROOT / "plans" / "protocol-t2i.toml").specs()
+           if i.method in ("boostalign", "graddiff")}
+    ids.update({i.run_id: "absolute m 1.1" for i in load_plan(
+        ROOT / "plans" / "ablation-threshold-t2i.toml").specs()})
+    rows = collect(reader.load_records(store), ids)
+    if not rows:
+        raise ValueError(f"no boostalign or graddiff run of the t2i plans in {store}")
+    return report(rows, reader.scores)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ubench.cli.scripts import store_report
+
+    return store_report(__doc__ or "", build, ROOT / "leaderboard" / "records", argv)
 
 
 if __name__ == "__main__":

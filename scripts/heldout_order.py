@@ -22,8 +22,6 @@ rows move. Prints Markdown.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -131,30 +129,33 @@ def report(board: Scores, heldout: Scores, target: float) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default=str(ROOT / "leaderboard" / "records"))
-    args = ap.parse_args(argv)
-    from ubench.core.errors import UbenchError
+def build(store: Path) -> list[str]:
+    """The report of the records in ``store`` (ValueError while runs are missing)."""
     from ubench.report.table import preset_targets
     from ubench.store.reader import load_records
     from ubench.sweep.plan import load_plan
 
-    try:
-        board_ids = {i.run_id for i in load_plan(ROOT / "plans" / "protocol-digits.toml")
-                     .specs() if i.block == "methods"}
-        held_ids = {i.run_id for i in load_plan(ROOT / "plans" / "heldout-digits.toml").specs()}
-        records = load_records(Path(args.store))
-        target = preset_targets().get("digits-class")
-        if target is None:
-            raise ValueError("the committed tuned preset has no digits-class target; run "
-                             "`ubench tune --method all --task digits-class` first")
-        lines = report(collect(records, board_ids), collect(records, held_ids), target)
-    except (UbenchError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
+    board = [i for i in load_plan(ROOT / "plans" / "protocol-digits.toml").specs()
+             if i.block == "methods"]
+    board_ids = {i.run_id for i in board}
+    held_ids = {i.run_id for i in load_plan(ROOT / "plans" / "heldout-digits.toml").specs()}
+    records = load_records(store)
+    target = preset_targets().get("digits-class")
+    if target is None:
+        raise ValueError("the committed tuned preset has no digits-class target; run "
+                         "`ubench tune --method all --task digits-class` first")
+    scores = collect(records, board_ids)
+    missing = sorted({i.method for i in board} - set(scores))
+    if missing:
+        raise ValueError(f"the board's methods do not share their cells yet (runs missing: no "
+                         f"run of {', '.join(missing)} in {store})")
+    return report(scores, collect(records, held_ids), target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ubench.cli.scripts import store_report
+
+    return store_report(__doc__ or "", build, ROOT / "leaderboard" / "records", argv)
 
 
 if __name__ == "__main__":

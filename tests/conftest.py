@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -39,6 +42,20 @@ def store(tmp_path: Path, ubench_home: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 #: the repository root
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (the scripts are not a package), loaded once: it is
+    registered in ``sys.modules``, where dataclasses look their module up."""
+    key = f"ubench_script_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
 
 TINY = "digits-class-tiny"
 FAST = ["method.steps=4", "method.batch_size=16"]

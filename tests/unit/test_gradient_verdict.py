@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gradient_verdict",
-                                                  ROOT / "scripts" / "gradient_verdict.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gradient_verdict")
 
 
 def test_paired_interval_holds_the_value_and_pairs_samples() -> None:

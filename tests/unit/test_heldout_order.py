@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("heldout_order",
-                                                  ROOT / "scripts" / "heldout_order.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("heldout_order")
 
 
 def _rec(run_id: str, method: str, cls: int, seed: int, ua: float, ra: float) -> dict[str, Any]:
@@ -74,3 +68,11 @@ def test_a_board_with_missing_runs_is_refused() -> None:
     recs = [_rec("a", "x", 0, 0, 1.0, 1.0), _rec("b", "y", 1, 0, 1.0, 1.0)]
     with pytest.raises(ValueError, match="runs missing"):
         s.report(s.collect(recs, {"a", "b"}), {}, 0.95)
+
+
+def test_the_command_line_says_what_is_missing_in_one_line(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty store: exit status 2 and one line naming the missing runs, no traceback."""
+    assert _script().main(["--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "runs missing" in err[0]

@@ -3,22 +3,16 @@ and the hours between sittings do not count."""
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("protocol_cost",
-                                                  ROOT / "scripts" / "protocol_cost.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("protocol_cost")
 
 
 def _rec(run_id: str, start: str, seconds: float) -> dict[str, Any]:

@@ -7,10 +7,8 @@ quote the script's output on the committed files exactly."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
 SOURCES = ROOT / "scripts" / "validity_sources.toml"
 RANKING = ROOT / "leaderboard" / "ranking.csv"
@@ -26,15 +24,7 @@ DOC = ROOT / "docs" / "validity.md"
 
 
 def _script() -> ModuleType:
-    if "validity_script" in sys.modules:
-        return sys.modules["validity_script"]
-    spec = importlib.util.spec_from_file_location("validity_script",
-                                                  ROOT / "scripts" / "validity.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["validity_script"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("validity")
 
 
 V = _script()
