@@ -52,7 +52,8 @@ def cells(records: list[dict[str, Any]], forget_class: int, reference: dict[str,
                 or int(r.get("identity_version", 1)) < 2):
             continue
         cfg = r["method"]["config"]
-        if any(cfg.get(k) != v for k, v in reference.items() if k not in AXES):
+        # a key the record lacks is a field added after it was made: its default is what ran
+        if any(k in cfg and cfg[k] != v for k, v in reference.items() if k not in AXES):
             continue
         out[(float(cfg["remain_weight"]), float(cfg["clip_alpha"]))][r["method"]["id"]][
             r["seed"]] = r
