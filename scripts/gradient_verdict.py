@@ -47,19 +47,18 @@ def collect(records: Sequence[Mapping[str, Any]], ids: Mapping[str, str]) -> Row
     return out
 
 
-def paired(a: Sequence[np.ndarray], b: Sequence[np.ndarray], rng: np.random.Generator,
-           resamples: int = RESAMPLES) -> tuple[float, float, float]:
-    """Mean over seeds of mean(a_s) - mean(b_s), with a 95 % percentile interval from a
-    bootstrap over seeds and, within each, over the paired samples (same indices in a and b)."""
+def paired(a: Sequence[np.ndarray], b: Sequence[np.ndarray], resamples: int = RESAMPLES,
+           seed: int = SEED) -> tuple[float, float, float]:
+    """Mean over seeds of mean(a_s) - mean(b_s), with a 95 % percentile interval from the
+    project's paired hierarchical bootstrap (seeds, then the paired samples within each)."""
+    from ubench.core.bootstrap import paired_group_replicates
+
     if len(a) != len(b) or not a or any(len(x) != len(y) for x, y in zip(a, b, strict=True)):
         raise ValueError("paired samples need the same seeds and the same sample count")
     value = float(np.mean([x.mean() - y.mean() for x, y in zip(a, b, strict=True)]))
-    stats = np.empty(resamples)
-    for i in range(resamples):
-        seeds = rng.integers(0, len(a), size=len(a))
-        stats[i] = np.mean([(a[s][idx] - b[s][idx]).mean()
-                            for s in seeds
-                            for idx in [rng.integers(0, len(a[s]), size=len(a[s]))]])
+    stats = paired_group_replicates(list(zip(a, b, strict=True)), [len(x) for x in a],
+                                    lambda pair, idx: float((pair[0][idx] - pair[1][idx]).mean()),
+                                    resamples, seed)
     lo, hi = np.quantile(stats, [0.025, 0.975])
     return value, min(float(lo), value), max(float(hi), value)
 
@@ -82,7 +81,6 @@ def _cell(recs: Mapping[int, Mapping[str, Any]], metric: str) -> str:
 
 def report(rows: Rows, scores: Any) -> list[str]:
     """The Markdown report; ``scores(record)`` gives a record's per-sample arrays."""
-    rng = np.random.default_rng(SEED)
     lines: list[str] = []
     for task in TASKS:
         have = {k: v for k, v in rows.items() if k[0] == task}
@@ -111,7 +109,7 @@ def report(rows: Rows, scores: Any) -> list[str]:
                 if any(x is None for x in xs) or any(y is None for y in ys):
                     cells.append("—")
                     continue
-                diff = paired(xs, ys, rng)
+                diff = paired(xs, ys)
                 verdicts.setdefault(m, {})[variant] = verdict(m, diff)
                 cells.append(f"{diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}] "
                              f"({verdicts[m][variant]})")

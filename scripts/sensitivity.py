@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ubench.core.bootstrap import BOOTSTRAP_SEED
+from ubench.core.bootstrap import BOOTSTRAP_SEED, paired_group_replicates
 from ubench.metrics.frechet import frechet_from_stats, gaussian_stats
 from ubench.report.formats import md
 from ubench.store import reader
@@ -66,7 +66,6 @@ def paired_difference(pairs: list[tuple[dict[str, Any], dict[str, Any]]], metric
     the paired samples within each seed (None if a run lacks its per-sample file)."""
     value = float(np.mean([b["metrics"][metric]["value"] - g["metrics"][metric]["value"]
                            for b, g in pairs]))
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
     if metric == "fd":
         data = [(_arrays(b, "features"), _arrays(g, "features")) for b, g in pairs]
         if not all("fd.features" in x and "fd.features" in y for x, y in data):
@@ -85,10 +84,8 @@ def paired_difference(pairs: list[tuple[dict[str, Any], dict[str, Any]]], metric
         def one(x: dict[str, np.ndarray], y: dict[str, np.ndarray], idx: np.ndarray) -> float:
             return float(x[metric][idx].mean() - y[metric][idx].mean())
         n = [len(x[metric]) for x, _ in data]
-    stats = []
-    for _ in range(resamples):
-        seeds = rng.integers(0, len(data), size=len(data))
-        stats.append(np.mean([one(*data[s], rng.integers(0, n[s], size=n[s])) for s in seeds]))
+    stats = paired_group_replicates(data, n, lambda pair, idx: one(*pair, idx), resamples,
+                                    BOOTSTRAP_SEED)
     q_lo, q_hi = np.quantile(stats, [0.025, 0.975])
     if metric == "fd":  # basic interval: resampling inflates FD on both sides
         return value, 2 * value - float(q_hi), 2 * value - float(q_lo)

@@ -20,10 +20,10 @@ def test_paired_interval_holds_the_value_and_pairs_samples() -> None:
     rng = np.random.default_rng(0)
     base = [rng.random(100) for _ in range(3)]
     shifted = [x + 0.1 for x in base]  # every pair differs by exactly 0.1: no spread at all
-    value, lo, hi = s.paired(shifted, base, np.random.default_rng(1), resamples=200)
+    value, lo, hi = s.paired(shifted, base, resamples=200)
     assert value == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
     with pytest.raises(ValueError, match="same seeds"):
-        s.paired(base, base[:2], np.random.default_rng(1))
+        s.paired(base, base[:2])
 
 
 def test_verdict_reads_the_metric_direction() -> None:
