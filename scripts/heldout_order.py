@@ -82,15 +82,17 @@ def order(data: Scores, keep: Callable[[Cell], bool], target: float
 
 
 def spearman(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    """Spearman's rho of two rankings over their common methods (Pearson on the ranks)."""
+    """Spearman's rho of two rankings over their common methods (scipy; ties: average ranks)."""
     common = sorted(set(a) & set(b))
     if len(common) < 3:
         raise ValueError("Spearman's rho needs at least three common methods")
     x = np.array([a[m] for m in common], dtype=float)
     y = np.array([b[m] for m in common], dtype=float)
     if x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
+        return float("nan")  # a constant order correlates with nothing
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
 
 
 def report(board: Scores, heldout: Scores, target: float) -> list[str]:
