@@ -184,6 +184,17 @@ def test_the_cli_packs_and_says_so(made: Path, tmp_path: Path) -> None:
 
     runs = pd.concat(pd.read_parquet(p) for p in (store / DATA_DIR).glob("*/runs.parquet"))
     assert sorted(runs["method"]) == ["base", "ga", "ga", "graddiff"]
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "pack", str(made), "--into",
+                           str(tmp_path / "lean"), "--without", "features.safetensors"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "left out" in proc.stderr, proc.stderr
+    files = pd.concat(pd.read_parquet(p) for p in (tmp_path / "lean" / DATA_DIR).glob(
+        "*/files.parquet"))
+    assert len(files) and not files["path"].str.endswith("features.safetensors").any()
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "pack", str(store),
+                           "--without", "features.safetensors"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--into" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_hugging_face_datasets_reads_the_tables(made: Path, tmp_path: Path) -> None:
@@ -226,3 +237,33 @@ def test_unpacking_gives_back_the_run_folders_file_for_file(made: Path, tmp_path
             assert a.read_bytes() == b.read_bytes(), rel
     with pytest.raises(Exception, match="exists already"):
         unpack(tmp_path / "packed", tmp_path / "back")
+
+
+def test_a_copy_packed_without_features_keeps_the_rest_and_compares_unpaired(
+        made: Path, tmp_path: Path) -> None:
+    from ubench.core.errors import StoreError
+
+    with pytest.raises(StoreError, match="would delete"):
+        pack(_copy(made, tmp_path / "inplace"), without=("features.safetensors",))
+    with pytest.raises(StoreError, match="other than"):
+        pack(made, tmp_path / "x", without=("record.json",))
+    said: list[str] = []
+    pack(made, tmp_path / "full")
+    pack(made, tmp_path / "lean", say=said.append, without=("features.safetensors",))
+    assert list(made.glob("**/features.safetensors"))  # the source keeps them
+    n_features = len(list(made.glob("**/features.safetensors")))
+    assert n_features > 0 and f"left out {n_features} files named features.safetensors" in said
+    full = {r["run_id"]: r for r in reader.load_records(tmp_path / "full")}
+    for rec in reader.load_records(tmp_path / "lean"):
+        assert reader.features(rec) == {} and reader.scores(rec)  # scores stay
+        assert reader.grid(rec) == reader.grid(full[rec["run_id"]])  # the grids stay
+    assert any(reader.features(r) for r in full.values())
+    card = (tmp_path / "lean" / DATA_DIR / "README.md").read_text()
+    assert "`samples.png`" in card and "features.safetensors" not in card
+    assert "features.safetensors" in (tmp_path / "full" / DATA_DIR / "README.md").read_text()
+    result = compare(tmp_path / "full", tmp_path / "lean")
+    fd = [m for p in result.pairs for m in p.metrics if m.metric == "fd"]
+    assert fd and all(m.delta == 0 for m in fd)
+    assert {m.interval for m in fd} != {"paired"}  # no features: the unpaired interval
+    assert {m.interval for p in result.pairs for m in p.metrics if m.metric == "ua"} == \
+        {"paired"}

@@ -16,6 +16,10 @@ def pack(
         help="Write the dataset into this folder instead (created or merged into); the store "
              "is left as it is. With --unpack: the folder to write the run folders into.")
                     ] = None,
+    without: Annotated[list[str] | None, typer.Option(
+        help="With --into: leave the files of this name out of the dataset written there "
+             "(repeatable), e.g. --without features.safetensors for a published copy; the "
+             "store keeps them.")] = None,
     unpack: Annotated[bool, typer.Option(
         "--unpack", help="The other way: write a packed store's runs back as run folders "
                          "into --into (for a tool that reads run folders).")] = False,
@@ -31,6 +35,7 @@ def pack(
       ubench pack results
       ubench pack leaderboard/records
       ubench pack old-results --into migrated
+      ubench pack results --into published --without features.safetensors
       ubench pack leaderboard/records --unpack --into /tmp/run-folders
     """
     from ubench.core.errors import ConfigError
@@ -38,11 +43,13 @@ def pack(
     from ubench.store.pack import unpack as run_unpack
 
     if unpack:
+        if without:
+            raise ConfigError("--without applies to packing; drop it with --unpack")
         if into is None:
             raise ConfigError("--unpack needs --into <folder> to write the run folders into")
         run_unpack(store, into, say=err)
         return
-    res = run_pack(store, into, say=err)
+    res = run_pack(store, into, say=err, without=tuple(without or ()))
     where = f"{res.into}" + ("" if into is None else f" (from {store})")
     err(f"packed {res.runs} runs and {res.attacks} attacks into {where}"
         + (f"; removed {res.removed_files} packed files from their run folders"

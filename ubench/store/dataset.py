@@ -610,6 +610,15 @@ def write_card(root: Path) -> Path:
               "configs above; `ubench report --store <this folder's parent>` rebuilds the "
               "leaderboard from them.", "", "| task | table | rows |", "|---|---|---|"]
     lines += [f"| {t} | {n} | {c} |" for t, n, c in counts]
+    kinds = []  # which files the `files` table holds, per task (a copy packed --without shows)
+    for task in tasks:
+        table = read_table(task_dir(root, task) / "files.parquet")
+        if table is not None:
+            names = [p.rsplit("/", 1)[-1] for p in table.column("path").to_pylist()]
+            kinds += [(task, n, names.count(n)) for n in sorted(set(names))]
+    if kinds:
+        lines += ["", "The `files` tables hold:", "", "| task | file | rows |", "|---|---|---|"]
+        lines += [f"| {t} | `{n}` | {c} |" for t, n, c in kinds]
     card = root / DATA_DIR / CARD
     write_text_atomic(card, "\n".join(lines) + "\n")
     return card

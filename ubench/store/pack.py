@@ -9,7 +9,9 @@ what was read. Then, packing in place, it removes the files it packed from the r
 each under its run's lock, and only if the file still holds what was packed — so that a run
 folder keeps only what is not data: its unlearned weights (``model/``), a checkpoint. With
 ``into`` it writes the dataset into another folder (created or merged into) and leaves the
-source as it is. This is also the migration of a store written by an older ubench: the readers
+source as it is; only then may ``without`` leave named files out of the copy (a published store
+that keeps no generated features: ``without=("features.safetensors",)``; the source keeps
+them). This is also the migration of a store written by an older ubench: the readers
 take both forms, and packing is lossless — :func:`unpack` writes the run folders back, file for
 file (``ubench pack --unpack``), for a tool that reads run folders.
 
@@ -194,9 +196,26 @@ def _merge(target: TaskData, other: TaskData) -> None:
     target.files.update(other.files)
 
 
+def _leave_out(data: TaskData, without: tuple[str, ...]) -> int:
+    """Drop the files named in ``without`` (by file name) from a task's data; how many were."""
+    dropped = 0
+    for owner, files in list(data.files.items()):
+        keep = {rel: b for rel, b in files.items() if rel.rsplit("/", 1)[-1] not in without}
+        dropped += len(files) - len(keep)
+        if keep:
+            data.files[owner] = keep
+        else:
+            del data.files[owner]
+    return dropped
+
+
 def pack(source: str | Path, into: str | Path | None = None,
-         say: Callable[[str], None] | None = None) -> PackResult:
-    """Pack the run folders of ``source`` into its dataset (in place) or into ``into``."""
+         say: Callable[[str], None] | None = None,
+         without: tuple[str, ...] = ()) -> PackResult:
+    """Pack the run folders of ``source`` into its dataset (in place) or into ``into``.
+
+    ``without``: file names (``features.safetensors``) left out of the dataset written into
+    ``into``; refused in place, where leaving a file out would delete it."""
     say = say or (lambda _m: None)
     src = Path(source)
     if not src.is_dir():
@@ -204,6 +223,14 @@ def pack(source: str | Path, into: str | Path | None = None,
                          "that holds the run folders (e.g. results or leaderboard/records)")
     dest = Path(into) if into is not None else src
     in_place = dest.resolve() == src.resolve()
+    if without and in_place:
+        raise StoreError(f"--without {','.join(without)} packing {src} in place would delete "
+                         "those files; pass --into <folder> to write a copy without them")
+    if without and (bad := [w for w in without if "/" in w or w in (RECORD_FILE, SAMPLES_FILE,
+                                                                   SCORES_FILE)]):
+        raise StoreError(f"--without {bad[0]!r}: name a file of a run folder other than "
+                         f"{RECORD_FILE}, {SAMPLES_FILE} and {SCORES_FILE} (e.g. "
+                         "features.safetensors, samples.png)")
     if not in_place and dest.resolve().is_relative_to(src.resolve()):
         raise StoreError(f"--into {dest} is inside the store {src}; choose a folder outside it "
                          "(or drop --into to pack in place)")
@@ -214,6 +241,7 @@ def pack(source: str | Path, into: str | Path | None = None,
             from None
     with hold(pack_lock(dest), f"packing {dest}", say):
         loose = read_loose(src)
+        left_out = 0
         by_task: dict[str, list[Loose]] = {}
         for item in loose:
             by_task.setdefault(item.task, []).append(item)
@@ -225,12 +253,15 @@ def pack(source: str | Path, into: str | Path | None = None,
                 _merge(data, dataset.read_task(dataset.task_dir(src, task)))
             for item in by_task.get(task, []):
                 _overlay(data, item)
+            left_out += _leave_out(data, without)
             dataset.write_task(dest, task, data)
             n_runs = sum(i.kind == "run" for i in by_task.get(task, []))
             say(f"packed {task}: {n_runs} run folders and "
                 f"{len(by_task.get(task, [])) - n_runs} attack folders "
                 f"({len(data.runs)} runs, {len(data.attacks)} attacks in "
                 f"{dataset.task_dir(dest, task)})")
+        if without:
+            say(f"left out {left_out} files named {', '.join(without)}")
         if tasks:
             dataset.write_card(dest)
         removed = _remove_packed(src, loose) if in_place else 0
