@@ -268,6 +268,9 @@ class Method(ABC, Generic[C]):
     requires_model: ClassVar[frozenset[str]] = frozenset()
     #: reference rows (base model, oracle) are methods too but are marked as such in reports
     reference: ClassVar[bool] = False
+    #: rows of models ubench did not make (``ubench eval``): never listed for ``--method all``,
+    #: a sweep or the fair protocol, and refused by ``ubench run``
+    external: ClassVar[bool] = False
     #: the method's tuning space for the fair protocol, per model family (``"class-conditional"``,
     #: ``"text-conditional"``): config key -> candidate values. The product of the value lists has
     #: exactly :data:`TUNING_BUDGET` points, so every method gets the same budget. Empty for

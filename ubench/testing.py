@@ -182,3 +182,62 @@ def inject_test_evaluators(folder: str | Path) -> Path:
          "note": "ubench test model: injected random evaluators, scores are meaningless"},
         indent=1))
     return path
+
+
+_LDM_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
+               ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"),
+               ("conv_shortcut", "skip_connection"))
+_LDM_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+            "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+            "class_embedding": "label_emb"}
+
+
+def to_ldm(state: dict[str, torch.Tensor], layers_per_block: int) -> dict[str, torch.Tensor]:
+    """A diffusers ``UNet2DConditionModel`` state dict in the original (CompVis / LDM) layout,
+    ``model.diffusion_model.*``: what the ESD and SalUn repositories release. Tests only: it
+    lets a test write a checkpoint in that layout, which ``ubench eval`` must read back through
+    diffusers' own converter (the judge of this mapping)."""
+    per = layers_per_block + 1
+    up_attention = {int(k.split(".")[1]) for k in state
+                    if k.startswith("up_blocks.") and ".attentions." in k}
+
+    def resnet(rest: str) -> str:
+        for new, old in _LDM_RESNET:
+            if rest.startswith(new + "."):
+                return old + rest[len(new):]
+        return rest
+
+    out: dict[str, torch.Tensor] = {}
+    for key, t in state.items():
+        p = key.split(".")
+        top = next((v for k, v in _LDM_TOP.items() if key.startswith(k + ".")), None)
+        if top is not None:
+            name = top + key[len(next(k for k in _LDM_TOP if key.startswith(k + "."))):]
+        elif p[0] == "down_blocks":
+            b, kind = int(p[1]), p[2]
+            if kind == "downsamplers":
+                name = f"input_blocks.{1 + b * per + layers_per_block}.0.op." + ".".join(p[5:])
+            else:
+                i = 1 + b * per + int(p[3])
+                rest = ".".join(p[4:])
+                name = (f"input_blocks.{i}.0.{resnet(rest)}" if kind == "resnets"
+                        else f"input_blocks.{i}.1.{rest}")
+        elif p[0] == "mid_block":
+            i = {"resnets": 2 * int(p[2]), "attentions": 1}[p[1]]
+            rest = ".".join(p[3:])
+            name = f"middle_block.{i}.{resnet(rest) if p[1] == 'resnets' else rest}"
+        elif p[0] == "up_blocks":
+            b, kind = int(p[1]), p[2]
+            if kind == "upsamplers":
+                slot = 2 if b in up_attention else 1
+                name = f"output_blocks.{b * per + layers_per_block}.{slot}.conv." + \
+                    ".".join(p[5:])
+            else:
+                i = b * per + int(p[3])
+                rest = ".".join(p[4:])
+                name = (f"output_blocks.{i}.0.{resnet(rest)}" if kind == "resnets"
+                        else f"output_blocks.{i}.1.{rest}")
+        else:
+            raise ValueError(f"no original-layout name for {key}")
+        out["model.diffusion_model." + name] = t
+    return out

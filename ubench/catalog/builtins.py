@@ -64,6 +64,10 @@ BUILTIN_METHODS = {
         "EraseDiff (Wu et al. 2024): remain denoising under a forget-objective constraint, "
         "first-order.",
     ),
+    "external": (
+        "ubench.methods.external:External",
+        "A model ubench did not make, scored by ubench eval (not an unlearning method).",
+    ),
     "base": ("ubench.methods.base:Base", "Reference row: the base model, no unlearning."),
     "retrain": (
         "ubench.methods.retrain:Retrain",

@@ -106,6 +106,9 @@ def check_run(method: str, task: str, overrides: Iterable[str]) -> None:
 
     items = list(overrides)
     ov = parse_overrides(items)
+    if method == "external":
+        raise ConfigError("`external` rows score a given model: `ubench eval --task "
+                          f"{task} --model SRC` (a folder, a weights file, a run id)")
     if method != "all":
         METHODS.entry(method)  # UnknownComponentError with "did you mean"
     TASKS.entry(task)

@@ -117,6 +117,95 @@ def run(
                           "were written")
 
 
+@app.command("eval")
+def eval_(
+    task: Annotated[str, typer.Option(help="Task id; see `ubench list tasks`.")],
+    model: Annotated[list[str], typer.Option(
+        help="The model to score (repeatable): a diffusers UNet or pipeline folder, a "
+             ".safetensors file, an original-format .ckpt/.pt (tensors only), a ubench run id "
+             "or folder, or a Hugging Face id in the local cache.")],
+    name: Annotated[list[str] | None, typer.Option(
+        help="The row's name in the report, one per --model in order (default: the file or "
+             "folder name; for a run, its method and id).")] = None,
+    seed: Annotated[int, typer.Option(
+        min=0, max=MAX_SEED, help="Run seed (the task's request; evaluation seeds are the "
+                                  "task's own).")] = 0,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Task override, e.g. task.forget_class=3.")] = None,
+    force: Annotated[bool, typer.Option(help="Score again a model already scored.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record JSON on stdout.")
+                       ] = False,
+    store: Annotated[str | None, typer.Option(
+        help="Results folder (default $UBENCH_STORE or ./results); also where run ids are "
+             "looked up.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    threads: Annotated[int | None, typer.Option(
+        min=1, max=MAX_THREADS, help="CPU threads for torch (default: torch's choice).")] = None,
+    limit: Annotated[int | None, typer.Option(
+        help="Quick evaluation: cap every prompt set at N prompts (sd-* tasks; same as --set "
+             "task.limit=N, part of the identity).")] = None,
+    attacks: Annotated[str | None, typer.Option(
+        help="Attack each scored model with these attacks, comma-separated; --set "
+             "attack.KEY=VALUE applies to those that have KEY.")] = None,
+) -> None:
+    """Score models ubench did not make on TASK, with the task's own metrics, samples, seeds
+    and judges, exactly as a run's evaluation; one record each (the row `external` in the
+    report, named by --name). The weights must fit the task's base architecture; they are
+    checked before anything is sampled. The record's identity is the task's plus the model's
+    content digest: the same weights in another folder or layout are the same record.
+
+    Examples:
+      ubench eval --task t2i-attribute --model ./my-unlearned-unet
+      ubench eval --task sd-nudity --model esd-u.safetensors --model salun.ckpt --limit 8
+      ubench eval --task digits-class --model 3f2a91c0b4d2 --name "boostalign, re-scored"
+    """
+    from ubench.catalog import fastcheck
+
+    sets, attack_sets = _split_attack_sets(list(set_ or []))
+    outputs: list[dict[str, Any]] = []
+    try:
+        chain = _attack_names(attacks)
+        if attack_sets and not chain:
+            raise ConfigError("--set attack.KEY=VALUE needs --attacks NAME[,NAME]")
+        if name and len(name) > len(model):
+            raise ConfigError(f"{len(name)} --name values for {len(model)} --model values; "
+                              "give at most one name per model, in order")
+        if limit is not None:
+            sets.append(fastcheck.limit_override(task, limit))
+        if any(s.strip().startswith("method.") for s in sets):
+            raise ConfigError("ubench eval scores a given model: it has no method.KEY to set "
+                              "(task.KEY only)")
+        fastcheck.check_run("base", task, sets)  # bad task ids and overrides: before torch
+        if chain:
+            fastcheck.check_attacks(chain, attack_sets)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        from ubench.run.external import resolve_eval, source_line
+        from ubench.run.job import run_job
+
+        specs = resolve_eval(task, model, seed=seed, overrides=sets, store=store,
+                             names=name or (), say=err)
+        if chain:
+            _check_chain(chain, specs[0].task_cls, attack_sets)
+        for spec in specs:
+            err(f"== {source_line(spec)} on {spec.task_cls.name} (run {spec.run_id})")
+            job = run_job(spec, chain, attack_sets, store=store, force=force, device=device,
+                          watch=watch())
+            outputs.append(job.run.record)
+            for att_name, att in job.attacks.items():
+                job.run.record.setdefault("attacks", {})[att_name] = att.record
+    except UbenchError as e:
+        if as_json:
+            error = {"status": "error", "error": str(e)}
+            print(json.dumps([*outputs, error] if outputs else error, indent=2, sort_keys=True))
+        raise
+    if as_json:
+        print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2,
+                         sort_keys=True))
+
+
 @app.command()
 def attack(
     run_ref: Annotated[str, typer.Argument(

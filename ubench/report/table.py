@@ -32,12 +32,16 @@ REFERENCE_ORDER = {"base": 0, "retrain": 1}
 def row_label(rec: dict[str, Any], defaults: dict[str, Any],
            tuned: dict[str, Any] | None = None) -> str:
     """Method id plus the config values that differ from its defaults; a run made with a
-    preset is ``method [preset]`` plus what differs from the preset's values.
+    preset is ``method [preset]`` plus what differs from the preset's values; a model
+    ``ubench eval`` scored is ``<its name> [external <digest>]``.
 
     ``tuned``: the committed tuned preset's values for the run's method and task. A run whose
     config holds them is that preset's row even if it was made without ``--preset`` (before the
     tuning, say): it is the same run (the identity is the config), so the tuned row never misses
     a method whose choice happens to be its defaults."""
+    if rec["method"]["id"] == "external":  # a given model (ubench eval): its name and digest
+        name = (rec.get("source") or {}).get("name") or "model"
+        return f"{name} [external {str(rec['method']['config'].get('model', ''))[:8]}]"
     preset = (rec.get("protocol") or {}).get("preset")
     if preset:
         defaults = {**defaults, **(rec["protocol"].get("values") or {})}

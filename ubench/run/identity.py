@@ -46,6 +46,9 @@ class RunSpec:
     #: chose are in the method config): ``{"role": "tuning", ...}`` for a tuning run, the
     #: preset's provenance for a run made with ``--preset``
     protocol: dict[str, Any] | None = None
+    #: what an ``external`` row scores (``ubench eval``: the source's name, kind, layout, what
+    #: was given); recorded as ``record["source"]``, not part of the identity (the digest is)
+    source: dict[str, Any] | None = None
 
     def _identity(self, with_assets: bool) -> dict[str, Any]:
         task: dict[str, Any] = {"id": self.task_cls.name, "version": self.task_cls.version,
@@ -204,12 +207,15 @@ def check_compatible(spec: RunSpec) -> None:
 
 
 def _fits(method_cls: type[Method[Any]], config: Any, task_cls: type[Task[Any]]) -> bool:
+    if method_cls.external:  # a given model's row (ubench eval), not a method to run
+        return False
     return data_needs(method_cls, config) <= set(task_cls.provides) and model_needs(
         method_cls, config) <= set(task_cls.model_capabilities)
 
 
 def methods_for(task: str) -> list[str]:
-    """Every registered method that fits ``task`` with its default config."""
+    """Every registered method that fits ``task`` with its default config (not ``external``:
+    its rows are models ``ubench eval`` was given)."""
     task_cls = TASKS.get(task)
     out = []
     for name in METHODS.names():

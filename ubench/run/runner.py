@@ -189,6 +189,7 @@ def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict
             "remain": request.remain.description if request.remain is not None else None,
         },
         **({"protocol": spec.protocol} if spec.protocol else {}),
+        **({"source": spec.source} if spec.source else {}),
         "metrics": {},
         "cost": {},
         "env": environment(device),

@@ -93,6 +93,9 @@ class Record(TypedDict):
     details: NotRequired[dict[str, Any]]
     #: how the fair protocol made the run: ``{"role": "tuning", ...}`` or a preset's provenance
     protocol: NotRequired[dict[str, Any]]
+    #: an ``external`` row's model (``ubench eval``): ``name`` (the report's label), ``kind``
+    #: (``run``, ``path``, ``hub``), ``given`` (what was typed), ``layout`` of its weights
+    source: NotRequired[dict[str, Any]]
     train_log: NotRequired[dict[str, Any]]
     changed_parameters: NotRequired[int]
     #: set when the run was made again to save its model for an attack (``reason``) and which

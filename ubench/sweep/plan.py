@@ -59,6 +59,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: keys of a block (and of ``[defaults]``)
+#: the method id of a given model's row (``ubench eval``): not a method a plan can run
+EXTERNAL = "external"
 BLOCK_KEYS = ("methods", "tasks", "seeds", "method", "task", "preset", "attacks", "attack")
 #: keys of the top level of a plan besides a top-level block
 TOP_KEYS = ("description", "defaults", "blocks", "suites")
@@ -620,6 +622,10 @@ class _Parser:
             if i not in registry:
                 raise self.fail(path, did_you_mean(i, registry.names(), kind)
                                 + f" See `ubench list {kind}s`.", i)
+            if kind == "method" and i == EXTERNAL:
+                raise self.fail(path, f"{EXTERNAL!r} rows score given models; a plan runs "
+                                "methods (score a model with `ubench eval --task T --model "
+                                "SRC`)", i)
         return tuple(dict.fromkeys(items))
 
     def seeds(self, raw: Any, path: tuple[str, ...]) -> tuple[int, ...]:

@@ -1,0 +1,148 @@
+"""``ubench eval`` end to end on tiny tasks: a model a run saved, copied elsewhere, re-saved as
+one safetensors file and in the original (CompVis) layout, is scored with the run's own
+metrics under one identity; bad sources are refused in one line before anything is written."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import FAST, TINY
+from ubench.run import identity
+from ubench.run.external import resolve_eval
+from ubench.run.job import run_job
+from ubench.store.layout import MODEL_DIR
+
+T2I = "t2i-attribute-tiny"
+
+
+def _spec(method: str, task: str):
+    sets = list(FAST) if task == TINY else ["method.steps=4", "method.batch_size=8"]
+    return identity.resolve(method, task, 0, sets)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory, ubench_home: Path) -> dict[str, dict]:
+    """A digits ga run and a t2i graddiff run, each with its saved model."""
+    store = tmp_path_factory.mktemp("eval") / "store"
+    out = {}
+    for method, task in (("ga", TINY), ("graddiff", T2I)):
+        res = run_job(_spec(method, task), store=store).run
+        out[task] = {"record": res.record, "folder": res.path.parent, "store": store}
+    return out
+
+
+def _values(rec: dict) -> dict[str, float]:
+    return {k: m["value"] for k, m in rec["metrics"].items()}
+
+
+def _eval(task: str, src: str | Path, store: Path, **kw) -> dict:
+    spec = resolve_eval(task, [str(src)], store=kw.pop("lookup", None), **kw)[0]
+    return run_job(spec, store=store).run.record
+
+
+def _safetensors(folder: Path, to: Path) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(next((folder / "unet").glob("*.safetensors"))))
+    save_file(state, str(to))
+    return to
+
+
+@pytest.mark.parametrize("task", [TINY, T2I])
+def test_a_saved_model_scores_as_its_run_from_every_layout(made: dict, task: str,
+                                                           tmp_path: Path) -> None:
+    run = made[task]
+    copied = shutil.copytree(run["folder"] / MODEL_DIR, tmp_path / "elsewhere" / "my-model")
+    by_id = _eval(task, run["record"]["run_id"][:10], tmp_path / "a", lookup=run["store"])
+    by_copy = _eval(task, copied, tmp_path / "b")
+    single = _eval(task, _safetensors(copied, tmp_path / "unet.safetensors"), tmp_path / "c")
+    # the same weights: one identity, and the run's own numbers (evaluation is deterministic)
+    assert by_id["run_id"] == by_copy["run_id"] == single["run_id"]
+    assert _values(by_id) == _values(by_copy) == _values(single) == _values(run["record"])
+    assert by_id["method"]["id"] == "external" and by_id["source"]["kind"] == "run"
+    assert by_id["source"]["run_id"] == run["record"]["run_id"]
+    assert (by_copy["source"]["name"], by_copy["source"]["layout"]) == ("my-model", "ubench")
+    assert single["source"]["layout"] == "safetensors"
+    # the report shows it in the task's table, marked external, named by its source
+    from ubench.report.build import build_report
+
+    build_report(tmp_path / "b", tmp_path / "report", formats=("md", "csv"))
+    board = (tmp_path / "report" / "README.md").read_text()
+    assert f"my-model \\[external {by_copy['method']['config']['model'][:8]}\\]" in board
+    # an attack rebuilds the row from its saved model like any run's
+    rebuilt = identity.rebuild_run_spec(by_copy)
+    assert rebuilt.run_id == by_copy["run_id"] and rebuilt.method_cls.external
+
+
+def test_the_original_layout_converts_to_the_same_record(made: dict, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from ubench.testing import to_ldm
+
+    run = made[T2I]
+    state = load_file(str(next((run["folder"] / MODEL_DIR / "unet").glob("*.safetensors"))))
+    ldm = to_ldm(state, layers_per_block=1)
+    assert all(k.startswith("model.diffusion_model.") for k in ldm)
+    torch.save({"state_dict": ldm, "global_step": 0}, tmp_path / "erased.ckpt")
+    save_file(ldm, str(tmp_path / "erased.safetensors"))
+    ckpt = _eval(T2I, tmp_path / "erased.ckpt", tmp_path / "a")
+    st = _eval(T2I, tmp_path / "erased.safetensors", tmp_path / "b")
+    assert ckpt["source"]["layout"] == st["source"]["layout"] == "compvis"
+    assert ckpt["run_id"] == st["run_id"]
+    assert _values(ckpt) == _values(st) == _values(run["record"])
+
+
+class Evil:
+    """A pickled object: loading it would run code; ubench must refuse it."""
+
+    def __reduce__(self) -> tuple:
+        return (print, ("pwned",))
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "ubench.cli.main", "eval", *args],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_bad_sources_are_refused_in_one_line_and_write_nothing(made: dict, tmp_path: Path
+                                                               ) -> None:
+    from diffusers import UNet2DModel
+
+    store = tmp_path / "store"
+    t2i_model = made[T2I]["folder"] / MODEL_DIR
+    other = tmp_path / "other-size"
+    UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
+                block_out_channels=(24, 48), down_block_types=("DownBlock2D",) * 2,
+                up_block_types=("UpBlock2D",) * 2, num_class_embeds=11,
+                norm_num_groups=8).save_pretrained(other, safe_serialization=True)
+    torch.save({"state_dict": Evil()}, tmp_path / "evil.ckpt")
+    good = _safetensors(t2i_model, tmp_path / "good.safetensors")
+    (tmp_path / "truncated.safetensors").write_bytes(good.read_bytes()[:5000])
+    cases = {
+        "text-conditioned": (TINY, str(t2i_model)),
+        "another UNet size": (TINY, str(other)),
+        "weights_only": (T2I, str(tmp_path / "evil.ckpt")),
+        "not a readable .safetensors": (T2I, str(tmp_path / "truncated.safetensors")),
+        "hf download someone/erased-unet": (T2I, "someone/erased-unet"),
+        "does not exist": (T2I, str(tmp_path / "nowhere")),
+    }
+    for needle, (task, src) in cases.items():
+        proc = _cli("--task", task, "--model", src, "--store", str(store),
+                    env={"HF_HUB_CACHE": str(tmp_path / "empty-hub")})
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode != 0 and needle in last, (needle, proc.stderr[-800:])
+        assert "Traceback" not in proc.stderr and "pwned" not in proc.stdout + proc.stderr
+    assert not store.exists() or not list(store.rglob("record.json"))
+    proc = subprocess.run([sys.executable, "-m", "ubench.cli.main", "run", "--method",
+                           "external", "--task", TINY], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "ubench eval" in proc.stderr.strip().splitlines()[-1]
