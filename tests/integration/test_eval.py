@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST, TINY
+from ubench.core.errors import IncompatibleError
 from ubench.run import identity
 from ubench.run.external import resolve_eval
 from ubench.run.job import run_job
@@ -146,3 +147,48 @@ def test_bad_sources_are_refused_in_one_line_and_write_nothing(made: dict, tmp_p
                            "external", "--task", TINY], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2 and "ubench eval" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_pipeline_is_checked_component_by_component(made: dict, tmp_path: Path) -> None:
+    import json
+
+    model = made[T2I]["folder"] / MODEL_DIR
+    pipe = tmp_path / "pipe"
+    shutil.copytree(model / "unet", pipe / "unet")
+    shutil.copytree(model / "scheduler", pipe / "scheduler")
+    spec = resolve_eval(T2I, [str(pipe)])[0]  # its own scheduler: accepted
+    assert spec.source["layout"] == "diffusers-pipeline"
+    assert spec.run_id == resolve_eval(T2I, [str(model)])[0].run_id
+    cfg = pipe / "scheduler" / "scheduler_config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "num_train_timesteps": 500}))
+    with pytest.raises(IncompatibleError, match="scheduler.num_train_timesteps=500"):
+        resolve_eval(T2I, [str(pipe)])
+    shutil.copytree(model / "scheduler", pipe / "scheduler", dirs_exist_ok=True)
+    (pipe / "scheduler" / "scheduler_config.json").write_text(
+        (model / "scheduler" / "scheduler_config.json").read_text())
+    (pipe / "vae").mkdir()
+    with pytest.raises(IncompatibleError, match="vae .the task's model has none"):
+        resolve_eval(T2I, [str(pipe)])
+
+
+def test_a_stable_diffusion_pipeline_scores_as_the_base_row(tiny_sd: Path, tmp_path: Path,
+                                                           ubench_home: Path) -> None:
+    """The real SD branch on a tiny pipeline: the pipeline folder itself is accepted (its text
+    encoder, VAE and scheduler are the task's), and its UNet scored as an external model gives
+    the base row's numbers; a pipeline with another VAE is refused before any sampling."""
+    from safetensors.torch import load_file, save_file
+
+    sets = [f"task.model={tiny_sd}", "task.limit=2"]
+    spec = resolve_eval("sd-nudity", [str(tiny_sd)], overrides=sets)[0]
+    assert spec.source["layout"] == "diffusers-pipeline"
+    scored = run_job(spec, store=tmp_path / "a").run.record
+    base = run_job(identity.resolve("base", "sd-nudity", 0, sets), store=tmp_path / "b").run.record
+    assert _values(scored) == _values(base)
+    other = shutil.copytree(tiny_sd, tmp_path / "other-vae")
+    weights = next((other / "vae").glob("*.safetensors"))
+    state = load_file(str(weights))
+    first = sorted(state)[0]
+    state[first] = state[first] + 1.0
+    save_file(state, str(weights))
+    with pytest.raises(IncompatibleError, match="vae weights"):
+        resolve_eval("sd-nudity", [str(other)], overrides=sets)

@@ -79,6 +79,51 @@ def read_source_weights(src: Path, target: torch.nn.Module) -> tuple[dict[str, t
     return state, layout
 
 
+#: scheduler settings a pipeline folder must share with the task's model
+SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule",
+                 "prediction_type")
+
+
+def pipeline_differences(folder: Path, model: Any) -> list[str]:
+    """What a diffusers pipeline folder holds besides its UNet that is not the task's: its
+    scheduler's noise schedule, its text encoder's or VAE's weights (compared in float32, so
+    an fp16 copy of the same weights matches), or a component the task's model has none of.
+    ``model`` is the task's base :class:`~ubench.models.diffusion.DiffusionModel`. Empty when
+    everything it holds matches (or it is not a pipeline folder)."""
+    if not (folder / "unet" / "config.json").is_file():
+        return []
+    out = []
+    sched = folder / "scheduler" / "scheduler_config.json"
+    if sched.is_file():
+        theirs = json.loads(sched.read_text())
+        ours = dict(model.noise_scheduler.config)
+        out += [f"scheduler.{k}={theirs[k]!r} (the task's: {ours.get(k)!r})"
+                for k in SCHEDULE_KEYS if k in theirs and theirs[k] != ours.get(k)]
+    encoder = getattr(model.conditioner, "text_encoder", None)
+    for name, module in (("text_encoder", encoder), ("vae", getattr(model, "vae", None))):
+        d = folder / name
+        if not d.is_dir():
+            continue
+        if module is None:
+            out.append(f"{name} (the task's model has none: it is not a Stable Diffusion "
+                       "pipeline)")
+            continue
+        files = sorted(d.glob("*.safetensors"))
+        if not files:
+            out.append(f"{name} (no .safetensors weights to check)")
+            continue
+        theirs_state: dict[str, torch.Tensor] = {}
+        for f in files:
+            theirs_state.update(_safetensors(f))
+        if _float_digest(theirs_state) != _float_digest(module.state_dict()):
+            out.append(f"{name} weights")
+    return out
+
+
+def _float_digest(state: Mapping[str, torch.Tensor]) -> str:
+    return unet_digest({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
 def fit(state: dict[str, torch.Tensor], target: torch.nn.Module, src: Path) -> None:
     """Check that ``state`` is exactly ``target``'s parameters (names and shapes), and cast it
     to their dtypes in place; else one line on what differs (conditioning first)."""

@@ -109,6 +109,8 @@ def resolve_eval(task: str, sources: Iterable[str], *, seed: int = 0,
                  ) -> list[RunSpec]:
     """One run spec per source: found, checked against the task's UNet and imported first (so
     that a bad source is refused before anything is sampled)."""
+    from ubench.models.weights import pipeline_differences
+
     say = say or (lambda _m: None)
     items = list(overrides)
     if any(o.strip().startswith("method.") for o in items):
@@ -117,11 +119,18 @@ def resolve_eval(task: str, sources: Iterable[str], *, seed: int = 0,
     probe = resolve(EXTERNAL, task, seed, items)  # the task's config, before any weight loads
     task_obj = probe.task_cls(probe.task_config)
     task_obj.prepare(say, None)
-    target = task_obj.base_model("cpu").unet
+    base = task_obj.base_model("cpu")
+    target = base.unet
     labels = list(names)
     specs = []
     for i, src in enumerate(sources):
         given = find_source(src, store)
+        differs = pipeline_differences(given.path, base) if given.path.is_dir() else []
+        if differs:
+            raise IncompatibleError(
+                f"{src} is a pipeline whose other components are not task {task}'s: "
+                f"{'; '.join(differs)}; ubench scores a UNet with the task's own text encoder, "
+                "VAE and scheduler, so pass its unet/ folder only if that is what you mean")
         if given.info.get("task") not in (None, task):
             say(f"note: run {given.info['run_id']} was made on {given.info['task']}; scoring "
                 f"its model on {task}")
