@@ -70,6 +70,15 @@ def test_a_saved_model_scores_as_its_run_from_every_layout(made: dict, task: str
     assert by_id["source"]["run_id"] == run["record"]["run_id"]
     assert (by_copy["source"]["name"], by_copy["source"]["layout"]) == ("my-model", "ubench")
     assert single["source"]["layout"] == "safetensors"
+    assert run["record"]["model_digest"] == by_copy["method"]["config"]["model"]
+    # `ubench compare --pair-by model` pairs the run with its re-scoring: every delta 0
+    from ubench.report.compare import compare
+
+    result = compare(run["store"], tmp_path / "b", pair_by="model")
+    assert len(result.pairs) == 1 and not result.regressions
+    deltas = [m for p in result.pairs for m in p.metrics]
+    assert deltas and all(m.delta == 0 for m in deltas)
+    assert {m.interval for m in deltas if m.metric != "fd"} == {"paired"}
     # the report shows it in the task's table, marked external, named by its source
     from ubench.report.build import build_report
 

@@ -67,6 +67,10 @@ def compare(
                                   ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")
                        ] = False,
+    pair_by: Annotated[str, typer.Option(
+        help="config: pair runs of one configuration (default); model: pair records that "
+             "scored the same weights, e.g. a run and `ubench eval` of its saved model.")
+                       ] = "config",
     out: Annotated[str | None, typer.Option(
         help="Also write the Markdown report to this file (e.g. for a pull-request comment).")
                    ] = None,
@@ -81,7 +85,7 @@ def compare(
     from ubench.report.compare import parse_tolerances, to_markdown
 
     result = run_compare(baseline, current, tolerances=parse_tolerances(list(tolerance or [])),
-                         allow_asset_change=allow_asset_change)
+                         allow_asset_change=allow_asset_change, pair_by=pair_by)
     text = to_markdown(result)
     if out:
         _write_out(Path(out), text)

@@ -89,13 +89,29 @@ def load_side(path: str | Path, what: str) -> list[dict[str, Any]]:
     return records
 
 
-def _index(records: list[dict[str, Any]], what: str) -> dict[str, list[dict[str, Any]]]:
-    """The records by config id. One id may hold several records measured with different
+def model_key(rec: Mapping[str, Any]) -> str:
+    """What ``--pair-by model`` pairs by: the task, its config and the weights' content digest
+    (a run's ``model_digest``; an ``external`` row's is its config's ``model``); "" for a
+    record with no saved model (a reference row, a run made before runs recorded it)."""
+    digest = rec.get("model_digest") or (rec["method"]["config"].get("model")
+                                         if rec["method"]["id"] == "external" else None)
+    if not digest:
+        return ""
+    return stable_hash({"task": rec["task"]["id"], "config": rec["task"]["config"],
+                        "version": rec["task"]["version"], "model": digest}, 16)
+
+
+def _index(records: list[dict[str, Any]], what: str, by: str = "config"
+           ) -> dict[str, list[dict[str, Any]]]:
+    """The records by config id (or by :func:`model_key`). One id may hold several records measured with different
     assets (a store with legacy records and their reruns on the pinned assets); two records of
     one configuration *and* one set of assets cannot be told apart, which is an error."""
     out: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        same = out.setdefault(config_id(rec), [])
+        key = config_id(rec) if by == "config" else model_key(rec)
+        if not key:
+            key = f"unpaired:{rec['run_id']}"  # no saved model: pairs with nothing
+        same = out.setdefault(key, [])
         for other in same:
             if _assets_key(other) == _assets_key(rec):
                 raise CompareError(
@@ -460,8 +476,14 @@ def aggregate(pairs: list[PairResult], tolerances: Mapping[str, Tolerance]) -> l
 def compare(baseline: str | Path, current: str | Path, *,
             tolerances: Mapping[str, Tolerance] | None = None,
             allow_asset_change: bool = False,
-            say: Callable[[str], None] | None = None) -> Comparison:
-    """Pair the runs of two result sets and compare every shared metric (module docstring)."""
+            say: Callable[[str], None] | None = None, pair_by: str = "config") -> Comparison:
+    """Pair the runs of two result sets and compare every shared metric (module docstring).
+
+    ``pair_by="model"`` pairs records that scored the same weights on the same task setting
+    (:func:`model_key`) whatever made them: a run and ``ubench eval`` of its saved model."""
+    if pair_by not in ("config", "model"):
+        raise ConfigError(f"--pair-by {pair_by!r}: use config (the run's configuration) or "
+                          "model (the same weights)")
     tolerances = tolerances or {}
     for name in tolerances:
         from ubench.catalog.registry import METRICS
@@ -473,8 +495,9 @@ def compare(baseline: str | Path, current: str | Path, *,
     base_all = load_side(baseline, "baseline")
     cur_all = load_side(current, "current")
     not_ok = [_brief(r) for r in [*base_all, *cur_all] if r["status"] != "ok"]
-    base = _index([r for r in base_all if r["status"] == "ok"], f"baseline {baseline}")
-    cur = _index([r for r in cur_all if r["status"] == "ok"], f"current {current}")
+    base = _index([r for r in base_all if r["status"] == "ok"], f"baseline {baseline}",
+                  pair_by)
+    cur = _index([r for r in cur_all if r["status"] == "ok"], f"current {current}", pair_by)
     shared, only_base, only_cur = _pair(base, cur)
     if not shared:
         raise CompareError(_why_unpaired(base, cur, str(baseline), str(current)))

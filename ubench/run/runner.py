@@ -127,6 +127,11 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
             with new_folder(folder / MODEL_DIR) as tmp:  # never a half-written model/
                 out.model.save(tmp)
             record["artifacts"]["model"] = MODEL_DIR
+            # the weights' content digest: `ubench compare --pair-by model` pairs a run with
+            # the same weights scored by `ubench eval`
+            from ubench.models.weights import unet_digest
+
+            record["model_digest"] = unet_digest(out.model.unet.state_dict())
         failpoint("evaluate")
         evaluation = task.evaluate(out.model, device)
         t2 = time.perf_counter()

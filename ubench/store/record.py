@@ -96,6 +96,9 @@ class Record(TypedDict):
     #: an ``external`` row's model (``ubench eval``): ``name`` (the report's label), ``kind``
     #: (``run``, ``path``, ``hub``), ``given`` (what was typed), ``layout`` of its weights
     source: NotRequired[dict[str, Any]]
+    #: sha256 of the saved UNet's weights (:func:`ubench.models.weights.unet_digest`): the same
+    #: model scored twice (a run and ``ubench eval`` of its weights) has the same digest
+    model_digest: NotRequired[str]
     train_log: NotRequired[dict[str, Any]]
     changed_parameters: NotRequired[int]
     #: set when the run was made again to save its model for an attack (``reason``) and which
