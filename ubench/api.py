@@ -271,6 +271,11 @@ class Method(ABC, Generic[C]):
     #: rows of models ubench did not make (``ubench eval``): never listed for ``--method all``,
     #: a sweep or the fair protocol, and refused by ``ubench run``
     external: ClassVar[bool] = False
+    #: training-free methods (SLD, negative prompting) change sampling, not weights: ``unlearn``
+    #: returns the base model with a :class:`~ubench.models.diffusion.SamplingRule`; runs save
+    #: no weights and attacks rebuild the model from the base and the config, as for reference
+    #: rows; the report marks the row "training-free"
+    training_free: ClassVar[bool] = False
     #: the method's tuning space for the fair protocol, per model family (``"class-conditional"``,
     #: ``"text-conditional"``): config key -> candidate values. The product of the value lists has
     #: exactly :data:`TUNING_BUDGET` points, so every method gets the same budget. Empty for

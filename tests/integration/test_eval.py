@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST, TINY
-from ubench.core.errors import IncompatibleError
+from ubench.core.errors import ConfigError, IncompatibleError
 from ubench.run import identity
 from ubench.run.external import resolve_eval
 from ubench.run.job import run_job
@@ -170,13 +170,13 @@ def test_a_pipeline_is_checked_component_by_component(made: dict, tmp_path: Path
     assert spec.run_id == resolve_eval(T2I, [str(model)])[0].run_id
     cfg = pipe / "scheduler" / "scheduler_config.json"
     cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "num_train_timesteps": 500}))
-    with pytest.raises(IncompatibleError, match="scheduler.num_train_timesteps=500"):
+    with pytest.raises(IncompatibleError, match=r"scheduler\.num_train_timesteps=500"):
         resolve_eval(T2I, [str(pipe)])
     shutil.copytree(model / "scheduler", pipe / "scheduler", dirs_exist_ok=True)
     (pipe / "scheduler" / "scheduler_config.json").write_text(
         (model / "scheduler" / "scheduler_config.json").read_text())
     (pipe / "vae").mkdir()
-    with pytest.raises(IncompatibleError, match="vae .the task's model has none"):
+    with pytest.raises(IncompatibleError, match=r"vae \(the task's model has none"):
         resolve_eval(T2I, [str(pipe)])
 
 
@@ -201,3 +201,33 @@ def test_a_stable_diffusion_pipeline_scores_as_the_base_row(tiny_sd: Path, tmp_p
     save_file(state, str(weights))
     with pytest.raises(IncompatibleError, match="vae weights"):
         resolve_eval("sd-nudity", [str(other)], overrides=sets)
+
+
+def test_training_free_methods_change_sampling_and_survive_an_attack(
+        made: dict, tmp_path: Path) -> None:
+    """negprompt and sld on the tiny t2i task: no weights saved, the rows marked, their samples
+    differ from the base model's, and a relearning attack rebuilds the rule from the config."""
+    from ubench.run.job import attack_one
+
+    store = tmp_path / "store"
+    sets: list[str] = []
+    base = run_job(identity.resolve("base", T2I, 0, sets), store=store).run.record
+    for method, extra in (("negprompt", []), ("sld", ["method.preset=max"])):
+        res = run_job(identity.resolve(method, T2I, 0, [*sets, *extra]), store=store).run
+        rec = res.record
+        assert rec["method"]["training_free"] and "model" not in rec["artifacts"]
+        assert not (res.path.parent / MODEL_DIR).exists()
+        assert _values(rec) != _values(base), f"{method} sampled as the base model"
+    attacked = attack_one("relearn", rec["run_id"], sets=["attack.budgets=0,2",
+                                                          "attack.samples=8",
+                                                          "attack.batch_size=4"], store=store)
+    assert attacked.record["status"] == "ok"
+    assert "training-free method rebuilt by 'sld'" in \
+        attacked.record["details"]["attacked_model"]
+    from ubench.report.build import build_report
+
+    build_report(store, tmp_path / "report", formats=("md",))
+    board = (tmp_path / "report" / "README.md").read_text()
+    assert board.count("*(training-free)*") >= 2
+    with pytest.raises(ConfigError, match="training-free"):
+        resolve_eval(T2I, [rec["run_id"]], store=store)

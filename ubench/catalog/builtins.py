@@ -64,6 +64,14 @@ BUILTIN_METHODS = {
         "EraseDiff (Wu et al. 2024): remain denoising under a forget-objective constraint, "
         "first-order.",
     ),
+    "negprompt": (
+        "ubench.methods.negprompt:NegPrompt",
+        "Negative prompting (SD-NEGP): the concept's prompt in place of the unconditional branch.",
+    ),
+    "sld": (
+        "ubench.methods.sld:SLD",
+        "Safe Latent Diffusion (Schramowski et al. 2023): safety guidance away from a concept.",
+    ),
     "external": (
         "ubench.methods.external:External",
         "A model ubench did not make, scored by ubench eval (not an unlearning method).",

@@ -16,7 +16,7 @@ import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel, UNet2DModel
@@ -71,6 +71,23 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, seeds: Seq
     return out
 
 
+class SamplingRule(Protocol):
+    """How a training-free method changes sampling (SLD, negative prompting): it forms the
+    guided noise prediction of each step in place of classifier-free guidance. The weights stay
+    the base model's; what the method changed is this rule, rebuilt from the run's config
+    wherever the model is used again (attacks, ``ubench eval``)."""
+
+    #: the method id that set it (recorded next to sample grids and in errors)
+    name: str
+
+    def begin(self, model: DiffusionModel, cond: torch.Tensor, steps: int) -> Any:
+        """Per-batch state before the first of ``steps`` steps (encoded prompts, momentum)."""
+
+    def noise(self, model: DiffusionModel, x_t: torch.Tensor, t: torch.Tensor,
+              cond: torch.Tensor, guidance: float, step: int, state: Any) -> torch.Tensor:
+        """The guided prediction at step ``step`` (0-based) for the batch ``x_t``."""
+
+
 class DiffusionModel:
     """A conditional epsilon-prediction diffusion model over diffusers components.
 
@@ -87,6 +104,8 @@ class DiffusionModel:
         self.noise_scheduler: Any = scheduler
         self.conditioner = conditioner
         self.mixed_precision = mixed_precision
+        #: a training-free method's sampling rule (None: classifier-free guidance as usual)
+        self.sampling_rule: SamplingRule | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -248,14 +267,18 @@ class DiffusionModel:
         was_training = self.unet.training
         self.unet.eval()
         out = []
+        rule = self.sampling_rule
         for lo in range(0, n, batch_size):
             x = x_all[lo:lo + batch_size].to(self.device)
             c = cond_all[lo:lo + batch_size]
             if sampler != "ddim":  # multistep solvers keep a history: restart it per batch
                 sched.set_timesteps(steps)
-            for t in sched.timesteps:
+            state = rule.begin(self, c, steps) if rule is not None else None
+            for i, t in enumerate(sched.timesteps):
                 tt = torch.full((x.shape[0],), int(t), device=self.device, dtype=torch.long)
-                x = sched.step(self.guided_noise(x, tt, c, guidance), t, x).prev_sample
+                eps = (self.guided_noise(x, tt, c, guidance) if rule is None
+                       else rule.noise(self, x, tt, c, guidance, i, state))
+                x = sched.step(eps, t, x).prev_sample
             out.append(x.clamp(-1, 1).cpu())
         self.unet.train(was_training)
         return torch.cat(out)
@@ -303,14 +326,17 @@ class DiffusionModel:
         """A deep copy in eval mode with gradients off (ESD's teacher, SalUn's reference)."""
         twin = DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
                               copy.deepcopy(self.conditioner), self.mixed_precision)
+        twin.sampling_rule = self.sampling_rule
         twin.unet.eval()
         twin.unet.requires_grad_(False)
         return twin
 
     def clone(self) -> DiffusionModel:
-        """A trainable deep copy."""
-        return DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
+        """A trainable deep copy (with the same sampling rule, if any)."""
+        twin = DiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
                               copy.deepcopy(self.conditioner), self.mixed_precision)
+        twin.sampling_rule = self.sampling_rule
+        return twin
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:

@@ -196,9 +196,11 @@ class LatentDiffusionModel(DiffusionModel):
     def _twin(self) -> LatentDiffusionModel:
         import copy
 
-        return LatentDiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
+        twin = LatentDiffusionModel(copy.deepcopy(self.unet), self.noise_scheduler,
                                     self.conditioner, self.vae,  # type: ignore[arg-type]
                                     self.source, self.mixed_precision)
+        twin.sampling_rule = self.sampling_rule
+        return twin
 
     def save(self, directory: str | Path) -> None:
         """Write the UNet in diffusers format (``unet/``) plus a note on how to load it.

@@ -94,6 +94,7 @@ def to_markdown(tables: dict[str, list[dict[str, Any]]],
         for r in rows:
             flag = judge_flag(r)
             cells = [md(r["method"]) + (" *(ref)*" if r["reference"] else "")
+                     + (" *(training-free)*" if r.get("training_free") else "")
                      + (f" ⚑ {md(flag)}" if flag else "")]
             for n in names:
                 cells.append(f"{fmt(r[n])} [{fmt(r[n + '_lo'])}, {fmt(r[n + '_hi'])}]"

@@ -103,9 +103,10 @@ def model_key(rec: Mapping[str, Any]) -> str:
 
 def _index(records: list[dict[str, Any]], what: str, by: str = "config"
            ) -> dict[str, list[dict[str, Any]]]:
-    """The records by config id (or by :func:`model_key`). One id may hold several records measured with different
-    assets (a store with legacy records and their reruns on the pinned assets); two records of
-    one configuration *and* one set of assets cannot be told apart, which is an error."""
+    """The records by config id (or by :func:`model_key`). One id may hold several records
+    measured with different assets (a store with legacy records and their reruns on the pinned
+    assets); two records of one configuration *and* one set of assets cannot be told apart,
+    which is an error."""
     out: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         key = config_id(rec) if by == "config" else model_key(rec)

@@ -115,6 +115,7 @@ def _row(label: str, recs: list[dict[str, Any]], by_run: dict[str, dict[str, Any
     row: dict[str, Any] = {
         "method": label, "method_id": first["run"]["method"]["id"],
         "reference": bool(first["run"]["method"].get("reference", False)), "runs": len(recs),
+        "training_free": bool(first["run"]["method"].get("training_free", False)),
         "seeds": sorted({a["run"]["seed"] for a in recs}), "cells": {}}
     plain = [by_run[a["run"]["run_id"]]["metrics"][forget] for a in recs
              if a["run"]["run_id"] in by_run and forget in by_run[a["run"]["run_id"]]["metrics"]]
@@ -179,7 +180,8 @@ def robustness_markdown(tables: dict[str, dict[str, Any]]) -> str:
         head += ["runs", "seeds"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in t["rows"]:
-            cells = [md(r["method"]) + (" *(ref)*" if r["reference"] else "")]
+            cells = [md(r["method"]) + (" *(ref)*" if r["reference"] else "")
+                     + (" *(training-free)*" if r.get("training_free") else "")]
             for n in names:
                 c = r["cells"].get(n)
                 arrow = "" if c is None else ("↑" if c["higher_is_better"] else "↓")

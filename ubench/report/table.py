@@ -170,6 +170,7 @@ def make_row(label: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "method": label, "method_id": recs[0]["method"]["id"],
         "reference": recs[0]["method"].get("reference", False), "runs": len(recs),
+        "training_free": bool(recs[0]["method"].get("training_free", False)),
         "seeds": sorted({r["seed"] for r in recs}),
         "forget": sorted({str(v) for r in recs for v in
                           facts.instance_of(r["task"]["id"], r["task"]["config"]).values()}),

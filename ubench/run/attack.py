@@ -276,13 +276,14 @@ def _attacked_model(spec: AttackSpec, task: Task[Any], request: Any, device: str
                                     "it")
         return load_cached(folder, "unlearned model", lambda: task.load_model(folder, device)), \
             f"saved model ({saved}/)"
-    if method_cls.reference:
+    if method_cls.reference or method_cls.training_free:
         ctx = RunContext(seed=rec["seed"], device=device, run_dir=spec.folder / REBUILD_DIR,
                          checkpoint_every=0, say=say)
         out = method_cls().unlearn(task.base_model(device), request, spec.run_spec.method_config,
                                    ctx)
         shutil.rmtree(spec.folder / REBUILD_DIR, ignore_errors=True)
-        return out.model, f"reference row rebuilt by {method_cls.name!r} (cached asset)"
+        what = "training-free method" if method_cls.training_free else "reference row"
+        return out.model, f"{what} rebuilt by {method_cls.name!r} from its config"
     raise AttackTargetError(f"run {rec['run_id']} saved no model (it was made before runs saved "
                             "their weights); make it again with `ubench run ... --attacks "
                             f"{spec.attack_cls.name}` (or its sweep plan), which remakes it")

@@ -60,6 +60,11 @@ def find_source(src: str, store: str | Path | None = None) -> Given:
         except AttackTargetError as e:
             raise MissingAssetError(str(e)) from None
         rec = found.record
+        if rec.get("method", {}).get("training_free"):
+            raise ConfigError(f"run {rec['run_id']} is the training-free method "
+                              f"{rec['method']['id']!r}: its weights are the base model's and "
+                              "what it changed is how it samples, which `ubench eval` of "
+                              "weights cannot carry; attack or re-run the run itself")
         if rec.get("method", {}).get("reference"):
             raise ConfigError(f"run {rec['run_id']} is the {rec['method']['id']!r} reference "
                               "row; its model is the task's own (`ubench run --method "

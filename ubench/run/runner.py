@@ -123,7 +123,8 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
         t1 = time.perf_counter()
         stage = "evaluation"
         # saved before evaluation, so that a failed evaluation keeps the unlearned model
-        if task.save_model and not spec.method_cls.reference:
+        if task.save_model and not (spec.method_cls.reference
+                                    or spec.method_cls.training_free):
             with new_folder(folder / MODEL_DIR) as tmp:  # never a half-written model/
                 out.model.save(tmp)
             record["artifacts"]["model"] = MODEL_DIR
@@ -181,6 +182,8 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
 def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict[str, Any]:
     ident = spec.identity
     ident["method"]["reference"] = spec.method_cls.reference
+    if spec.method_cls.training_free:  # (a mark, like reference: not part of the identity)
+        ident["method"]["training_free"] = True
     return {
         "schema_version": SCHEMA_VERSION,
         "identity_version": IDENTITY_VERSION,

@@ -59,6 +59,8 @@ class MethodRecord(TypedDict):
     version: str
     config: dict[str, Any]
     reference: NotRequired[bool]
+    #: a training-free method (it changed sampling, not weights; no model saved)
+    training_free: NotRequired[bool]
 
 
 class RequestRecord(TypedDict):

@@ -47,11 +47,13 @@ def usable_store(root: Path) -> Path:
 
 
 def model_missing(record: Mapping[str, Any], folder: Path) -> bool:
-    """Whether the finished run ``record`` in ``folder`` is a method's run (not a reference row,
-    which saves nothing) without its unlearned model on disk: made before runs saved their
-    weights, or its ``model/`` folder is gone (a clone of a store committed without weights)."""
+    """Whether the finished run ``record`` in ``folder`` is a method's run (not a reference row
+    or a training-free method's, which save nothing) without its unlearned model on disk: made
+    before runs saved their weights, or its ``model/`` folder is gone (a clone of a store
+    committed without weights)."""
     saved = record.get("artifacts", {}).get("model")
-    return (not record.get("method", {}).get("reference")
+    method = record.get("method", {})
+    return (not (method.get("reference") or method.get("training_free"))
             and not (saved and (folder / MODEL_DIR).is_dir()))
 
 
