@@ -37,6 +37,13 @@ def fast_sets() -> list[str]:
     (["--method", "boostalign", "--task", TINY, "--set", "method.lrr=1"], "did you mean 'lr'"),
     (["--method", "boostalign", "--task", TINY, "--set", "task.forget_class=11"], "0..9"),
     (["--method", "boostalign", "--task", TINY, "--set", "method.scope=xattn"], "cross-attention"),
+    (["--method", "ga,,graddiff", "--task", TINY], "separated by commas"),
+    (["--method", "ga,ga", "--task", TINY], "names an id twice"),
+    (["--method", "ga,graddff", "--task", TINY], "did you mean 'graddiff'"),
+    (["--method", "ga", "--task", f"{TINY},digits"], "unknown task"),
+    (["--method", "external", "--task", TINY], "ubench eval"),
+    (["--method", "ga,finetune", "--task", TINY, "--set", "method.ewc_weight=1"],
+     "no selected method has this key"),
 ])
 def test_usage_errors_exit_2_with_one_line(args: list[str], needle: str, store: Path) -> None:
     proc = ubench("run", *args)
@@ -105,3 +112,13 @@ def test_list_commands() -> None:
         assert proc.returncode == 0
         for n in names:
             assert n in proc.stdout
+
+
+def test_comma_lists_run_each_method_on_each_task(store: Path) -> None:
+    proc = ubench("run", "--method", "ga,graddiff", "--task", f"{TINY},t2i-attribute-tiny",
+                  "--set", "method.steps=2", "--set", "method.batch_size=8", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = json.loads(proc.stdout)
+    assert sorted((r["method"]["id"], r["task"]["id"]) for r in recs) == [
+        ("ga", TINY), ("ga", "t2i-attribute-tiny"), ("graddiff", TINY),
+        ("graddiff", "t2i-attribute-tiny")]

@@ -96,21 +96,33 @@ def _check(scope: str, component: str, entry: Mapping[str, Any], key: str, raw: 
             raise ConfigError(f"{where}: {problem}")
 
 
+def split_ids(text: str, what: str) -> list[str]:
+    """``a,b,c`` -> ``["a", "b", "c"]`` (the command line's comma lists; empty items and
+    repeats refused in one line)."""
+    items = [i.strip() for i in text.split(",")]
+    if not text.strip() or any(not i for i in items):
+        raise ConfigError(f"--{what} {text!r}: give ids separated by commas, e.g. --{what} a,b")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"--{what} {text!r} names an id twice")
+    return items
+
+
 def check_run(method: str, task: str, overrides: Iterable[str]) -> None:
     """Raise the error the full resolve would raise for a bad id or override, without torch.
 
-    ``method`` may be ``all``; a ``method.KEY`` override then has to exist in at least one
-    built-in method and parse wherever it exists.
+    ``method`` may be ``all`` or a comma list; a ``method.KEY`` override then has to exist in
+    at least one of those methods and parse wherever it exists.
     """
     from ubench.catalog.registry import METHODS, TASKS
 
     items = list(overrides)
     ov = parse_overrides(items)
-    if method == "external":
-        raise ConfigError("`external` rows score a given model: `ubench eval --task "
-                          f"{task} --model SRC` (a folder, a weights file, a run id)")
-    if method != "all":
-        METHODS.entry(method)  # UnknownComponentError with "did you mean"
+    names = None if method == "all" else split_ids(method, "method")
+    for name in names or []:
+        if name == "external":
+            raise ConfigError("`external` rows score a given model: `ubench eval --task "
+                              f"{task} --model SRC` (a folder, a weights file, a run id)")
+        METHODS.entry(name)  # UnknownComponentError with "did you mean"
     TASKS.entry(task)
     known = schema()
     tasks = known["tasks"]
@@ -118,17 +130,19 @@ def check_run(method: str, task: str, overrides: Iterable[str]) -> None:
         for key, raw in ov["task"].items():
             _check("task", task, tasks[task], key, raw)
     methods = known["methods"]
-    if method == "all":
+    if names is None or len(names) > 1:
+        group = {m: e for m, e in methods.items() if names is None or m in names}
         for key, raw in ov["method"].items():
-            having = [m for m, e in methods.items() if key in e["fields"]]
+            having = [m for m, e in group.items() if key in e["fields"]]
             if not having:
-                every = {k for e in methods.values() for k in e["fields"]}
-                raise ConfigError("no method has this key: " + did_you_mean(key, every, "key"))
+                every = {k for e in group.values() for k in e["fields"]}
+                raise ConfigError(f"no {'method' if names is None else 'selected method'} has "
+                                  "this key: " + did_you_mean(key, every, "key"))
             for m in having:
-                _check("method", m, methods[m], key, raw)
-    elif method in methods:
+                _check("method", m, group[m], key, raw)
+    elif names[0] in methods:
         for key, raw in ov["method"].items():
-            _check("method", method, methods[method], key, raw)
+            _check("method", names[0], methods[names[0]], key, raw)
 
 
 def limit_override(task: str, limit: int) -> str:

@@ -14,8 +14,10 @@ from ubench.core.errors import ConfigError, InterruptedRun, StoreError, UbenchEr
 
 @app.command()
 def run(
-    method: Annotated[str, typer.Option(help="Method id, or 'all' for every method that fits.")],
-    task: Annotated[str, typer.Option(help="Task id; see `ubench list tasks`.")],
+    method: Annotated[str, typer.Option(
+        help="Method id, a comma list (ga,graddiff), or 'all' for every method that fits.")],
+    task: Annotated[str, typer.Option(
+        help="Task id or a comma list (t2i-style,t2i-object); see `ubench list tasks`.")],
     seed: Annotated[int, typer.Option(
         min=0, max=MAX_SEED, help="Run seed: data subsets, noise, batches.")] = 0,
     set_: Annotated[list[str] | None, typer.Option(
@@ -51,6 +53,7 @@ def run(
       ubench run --method boostalign --task sd-nudity --set task.model=/path/to/sd --limit 4
       ubench run --method all --task digits-class --preset tuned
       ubench run --method ga --task digits-class --attacks relearn,invert
+      ubench run --method ga,graddiff --task t2i-style,t2i-object --preset tuned
     """
     from ubench.catalog import fastcheck
 
@@ -62,9 +65,11 @@ def run(
         if attack_sets and not chain:
             raise ConfigError("--set attack.KEY=VALUE needs --attacks NAME[,NAME] (or use "
                               "`ubench attack RUN --attack NAME`)")
-        if limit is not None:
-            sets.append(fastcheck.limit_override(task, limit))
-        fastcheck.check_run(method, task, sets)  # bad ids and overrides: refused before torch
+        tasks = fastcheck.split_ids(task, "task")
+        task_sets = {t: sets + ([fastcheck.limit_override(t, limit)] if limit is not None
+                                else []) for t in tasks}
+        for t in tasks:  # bad ids and overrides: refused before torch
+            fastcheck.check_run(method, t, task_sets[t])
         if chain:
             fastcheck.check_attacks(chain, attack_sets)
         from ubench.run.identity import methods_for, resolve_many
@@ -74,10 +79,12 @@ def run(
             import torch
 
             torch.set_num_threads(threads)
-        methods = methods_for(task) if method == "all" else [method]
-        specs = resolve_many(methods, task, seed, sets, preset)
-        if chain:
-            _check_chain(chain, specs[0].task_cls, attack_sets)
+        specs = []
+        for t in tasks:
+            methods = methods_for(t) if method == "all" else fastcheck.split_ids(method, "method")
+            specs += resolve_many(methods, t, seed, task_sets[t], preset)
+            if chain:
+                _check_chain(chain, specs[-1].task_cls, attack_sets)
         for spec in specs:
             err(f"== {spec.method_cls.name} on {spec.task_cls.name} (seed {spec.seed}, "
                 f"run {spec.run_id})")
@@ -90,7 +97,7 @@ def run(
             except UbenchError as e:
                 if len(specs) == 1:
                     raise
-                err(f"error: {spec.method_cls.name}: {e}")  # --method all carries on
+                err(f"error: {spec.method_cls.name} on {spec.task_cls.name}: {e}")  # carry on
                 failed.append(spec.method_cls.name)
                 outputs.append({"status": "error", "method": spec.method_cls.name,
                                 "run_id": spec.run_id, "error": str(e)})
@@ -119,7 +126,9 @@ def run(
 
 @app.command("eval")
 def eval_(
-    task: Annotated[str, typer.Option(help="Task id; see `ubench list tasks`.")],
+    task: Annotated[str, typer.Option(
+        help="Task id or a comma list (each model is scored on each); see `ubench list "
+             "tasks`.")],
     model: Annotated[list[str], typer.Option(
         help="The model to score (repeatable): a diffusers UNet or pipeline folder, a "
              ".safetensors file, an original-format .ckpt/.pt (tensors only), a ubench run id "
@@ -170,12 +179,14 @@ def eval_(
         if name and len(name) > len(model):
             raise ConfigError(f"{len(name)} --name values for {len(model)} --model values; "
                               "give at most one name per model, in order")
-        if limit is not None:
-            sets.append(fastcheck.limit_override(task, limit))
         if any(s.strip().startswith("method.") for s in sets):
             raise ConfigError("ubench eval scores a given model: it has no method.KEY to set "
                               "(task.KEY only)")
-        fastcheck.check_run("base", task, sets)  # bad task ids and overrides: before torch
+        tasks = fastcheck.split_ids(task, "task")
+        task_sets = {t: sets + ([fastcheck.limit_override(t, limit)] if limit is not None
+                                else []) for t in tasks}
+        for t in tasks:  # bad task ids and overrides: before torch
+            fastcheck.check_run("base", t, task_sets[t])
         if chain:
             fastcheck.check_attacks(chain, attack_sets)
         if threads is not None:
@@ -185,10 +196,12 @@ def eval_(
         from ubench.run.external import resolve_eval, source_line
         from ubench.run.job import run_job
 
-        specs = resolve_eval(task, model, seed=seed, overrides=sets, store=store,
-                             names=name or (), say=err)
-        if chain:
-            _check_chain(chain, specs[0].task_cls, attack_sets)
+        specs = []
+        for t in tasks:
+            specs += resolve_eval(t, model, seed=seed, overrides=task_sets[t], store=store,
+                                  names=name or (), say=err)
+            if chain:
+                _check_chain(chain, specs[-1].task_cls, attack_sets)
         for spec in specs:
             err(f"== {source_line(spec)} on {spec.task_cls.name} (run {spec.run_id})")
             job = run_job(spec, chain, attack_sets, store=store, force=force, device=device,
