@@ -145,3 +145,14 @@ def test_threads_asking_for_one_asset_build_it_once(ubench_home: Path) -> None:
     for t in threads:
         t.join()
     assert len(builds) == 1 and len(set(out)) == 1 and (out[0] / "x").read_text() == "done"
+
+
+def test_evaluation_reports_its_progress_per_generation_set(store: Path) -> None:
+    seen: dict[str, tuple[int, int]] = {}
+
+    def progress(label: str, done: int, total: int, scalars: dict[str, float]) -> None:
+        seen[label] = (done, total)
+
+    runner.run(identity.resolve("ga", TINY, 0, FAST), store=store, progress=progress)
+    sets = {k: v for k, v in seen.items() if k.startswith("evaluating: generation set")}
+    assert sets and all(done == total > 0 for done, total in sets.values())

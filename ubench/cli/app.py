@@ -109,7 +109,7 @@ class Progress:
         info = " ".join(f"{k}={v:.4f}" for k, v in scalars.items() if v == v)
         if label not in self._tasks:
             self._tasks[label] = self._p.add_task(label, total=total, info=info)
-        self._p.update(self._tasks[label], completed=step, info=info)
+        self._p.update(self._tasks[label], completed=step, total=total, info=info)
 
 
 

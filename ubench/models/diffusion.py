@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -106,6 +106,9 @@ class DiffusionModel:
         self.mixed_precision = mixed_precision
         #: a training-free method's sampling rule (None: classifier-free guidance as usual)
         self.sampling_rule: SamplingRule | None = None
+        #: called after every sampling step with (steps done, steps in this call): the progress
+        #: bar of an evaluation (not copied by :meth:`clone`; the runner sets and clears it)
+        self.on_sample_step: Callable[[int, int], None] | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -268,6 +271,7 @@ class DiffusionModel:
         self.unet.eval()
         out = []
         rule = self.sampling_rule
+        total, done = -(-n // batch_size) * steps, 0
         for lo in range(0, n, batch_size):
             x = x_all[lo:lo + batch_size].to(self.device)
             c = cond_all[lo:lo + batch_size]
@@ -279,6 +283,9 @@ class DiffusionModel:
                 eps = (self.guided_noise(x, tt, c, guidance) if rule is None
                        else rule.noise(self, x, tt, c, guidance, i, state))
                 x = sched.step(eps, t, x).prev_sample
+                done += 1
+                if self.on_sample_step is not None:
+                    self.on_sample_step(done, total)
             out.append(x.clamp(-1, 1).cpu())
         self.unet.train(was_training)
         return torch.cat(out)

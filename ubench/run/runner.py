@@ -134,7 +134,10 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
 
             record["model_digest"] = unet_digest(out.model.unet.state_dict())
         failpoint("evaluate")
+        if progress is not None:  # a bar per generation set the evaluation samples
+            out.model.on_sample_step = _sampling_progress(progress)
         evaluation = task.evaluate(out.model, device)
+        out.model.on_sample_step = None
         t2 = time.perf_counter()
     except KeyboardInterrupt as e:
         remove_empty(folder, root)
@@ -177,6 +180,18 @@ def _run_locked(spec: RunSpec, root: Path, force: bool, device: str, checkpoint_
     write_json_atomic(record_path, record, failpoint_name="record")
     Checkpoint(folder).remove()
     return RunResult(record, record_path, False)
+
+
+def _sampling_progress(progress: Callable[[str, int, int, dict[str, float]], None]
+                       ) -> Callable[[int, int], None]:
+    """The evaluation's progress: one bar per call of the model's sampler (a generation set)."""
+    count = [0]
+
+    def step(done: int, total: int) -> None:
+        if done == 1:
+            count[0] += 1
+        progress(f"evaluating: generation set {count[0]}", done, total, {})
+    return step
 
 
 def _skeleton(spec: RunSpec, task: Task[Any], request: Any, device: str) -> dict[str, Any]:
