@@ -464,6 +464,11 @@ class Task(ABC, Generic[C]):
     #: image: "a red 7 on blue, framed" should still give a red 7 on blue, as the retrain oracle
     #: does)
     garbage_limit: ClassVar[float | None] = None
+    #: what ``--limit N`` caps, a quick run's sizes: config field -> its least value. Each field
+    #: becomes min(its value, N) (a field at 0, meaning "no cap" or "the preset's size",
+    #: becomes N), never below its least value. Existing fields, so an unlimited run's identity
+    #: is unchanged and a limited one's differs
+    limit_fields: ClassVar[Mapping[str, int]] = {}
     #: per method id, hyper-parameters this task's setting prescribes (e.g. the paper's SD
     #: recipe); applied before the user's ``--set method.*`` and recorded like any other value.
     #: A key the method's config lacks is a ConfigError

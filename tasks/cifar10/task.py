@@ -157,6 +157,8 @@ class Cifar10Class(Task[CifarConfig]):
 
     name: ClassVar[str] = "cifar10-class"
     version: ClassVar[str] = "1"
+    #: --limit N: at most N forget and N remain generations (at least one per remaining class)
+    limit_fields: ClassVar[Mapping[str, int]] = {"eval_forget": 1, "eval_remain": 9}
     instance_keys: ClassVar[tuple[str, ...]] = ("forget_class",)
     Config: ClassVar[type[BaseConfig]] = CifarConfig
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})

@@ -140,6 +140,8 @@ class DigitsClass(Task[DigitsConfig]):
 
     name: ClassVar[str] = "digits-class"
     version: ClassVar[str] = "1"
+    #: --limit N: at most N forget generations and N per remaining class (at least 10: FD)
+    limit_fields: ClassVar[Mapping[str, int]] = {"eval_forget": 1, "eval_per_class": 10}
     instance_keys: ClassVar[tuple[str, ...]] = ("forget_class",)
     Config: ClassVar[type[BaseConfig]] = DigitsConfig
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data", "oracle"})

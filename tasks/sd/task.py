@@ -175,6 +175,7 @@ class SDTask(Task[SDConfig]):
     """Shared machinery of the ``sd-*`` tasks; subclasses name the concept and its metrics."""
 
     version: ClassVar[str] = "1"
+    limit_fields: ClassVar[Mapping[str, int]] = {"limit": 1}
     Config: ClassVar[type[BaseConfig]] = SDConfig
     #: ``paired_data``: D_r[i] is D_f[i]'s prompt without the concept word (the paper's pairs)
     provides: ClassVar[frozenset[str]] = frozenset({"forget_data", "remain_data",

@@ -193,6 +193,8 @@ class T2ITask(Task[T2IConfig]):
     """Shared machinery of the ``t2i-*`` tasks; subclasses say which concept goes."""
 
     version: ClassVar[str] = WORLD_VERSION
+    #: --limit N: at most N pairs in D_f/D_r and N prompts per evaluation set
+    limit_fields: ClassVar[Mapping[str, int]] = {"n_forget": 1, "eval_prompts": 2}
     Config: ClassVar[type[BaseConfig]] = T2IConfig
     #: the garbage policy: a row whose forget prompts draw no digit more than half the time
     #: forgets by destroying the prompt, and does not reach the forgetting target in the ranking

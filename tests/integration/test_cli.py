@@ -122,3 +122,10 @@ def test_comma_lists_run_each_method_on_each_task(store: Path) -> None:
     assert sorted((r["method"]["id"], r["task"]["id"]) for r in recs) == [
         ("ga", TINY), ("ga", "t2i-attribute-tiny"), ("graddiff", TINY),
         ("graddiff", "t2i-attribute-tiny")]
+
+
+def test_limit_caps_a_digits_run(store: Path) -> None:
+    proc = ubench("run", "--method", "ga", "--task", TINY, *fast_sets(), "--limit", "3", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads(proc.stdout)["task"]["config"]
+    assert config["eval_forget"] == 3 and config["eval_per_class"] <= 10

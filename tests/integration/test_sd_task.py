@@ -82,10 +82,17 @@ def test_sd_recipe_defaults_and_user_override(tiny_sd: Path) -> None:
     assert identity.resolve("boostalign", "digits-class", 0, []).method_config.lr == 1e-4
 
 
-def test_limit_is_refused_where_it_means_nothing() -> None:
-    assert fastcheck.limit_override("sd-object", 4) == "task.limit=4"
-    with pytest.raises(ConfigError, match="sd-nudity"):
-        fastcheck.limit_override("digits-class", 4)
+def test_limit_caps_each_task_s_sizes() -> None:
+    assert fastcheck.limit_override("sd-object", 4) == ["task.limit=4"]
+    assert sorted(fastcheck.limit_override("digits-class", 4)) == ["task.eval_forget=4",
+                                                                   "task.eval_per_class=10"]
+    assert sorted(fastcheck.limit_override("t2i-style", 8, ["task.eval_prompts=5",
+                                                            "method.lr=1"])) \
+        == ["method.lr=1", "task.eval_prompts=5", "task.n_forget=8"]
+    assert sorted(fastcheck.limit_override("cifar10-class", 4)) == ["task.eval_forget=4",
+                                                                    "task.eval_remain=9"]
+    with pytest.raises(ConfigError, match=">= 1"):
+        fastcheck.limit_override("t2i-style", 0)
 
 
 def test_loader_reads_the_tiny_pipeline(tiny_sd: Path) -> None:

@@ -63,7 +63,8 @@ def task_spec(cls: Any) -> dict[str, Any]:
             "attack_defaults": {a: {k: _jsonable(v) for k, v in d.items()}
                                 for a, d in cls.attack_defaults.items()},
             "tuning_rule": rule_spec(cls.tuning_rule),
-            "garbage_limit": getattr(cls, "garbage_limit", None)}
+            "garbage_limit": getattr(cls, "garbage_limit", None),
+            "limit_fields": dict(getattr(cls, "limit_fields", {}))}
 
 
 def rule_spec(rule: Any) -> dict[str, Any] | None:
@@ -145,19 +146,37 @@ def check_run(method: str, task: str, overrides: Iterable[str]) -> None:
             _check("method", names[0], methods[names[0]], key, raw)
 
 
-def limit_override(task: str, limit: int) -> str:
-    """The ``--set`` item for ``--limit N``; refused for tasks without a ``limit`` setting."""
+def limit_override(task: str, limit: int, overrides: Iterable[str] = ()) -> list[str]:
+    """``overrides`` with ``--limit N`` applied: each of the task's ``limit_fields`` capped at
+    N (from its ``--set`` value if given, else its default; a 0 becomes N; never below the
+    field's least value). Refused for a task that declares none."""
     from ubench.catalog.registry import TASKS
 
+    items = list(overrides)
     TASKS.entry(task)
-    tasks = schema()["tasks"]
-    if task in tasks and "limit" not in tasks[task]["fields"]:
-        with_limit = [n for n, e in tasks.items() if "limit" in e["fields"]]
-        raise ConfigError(f"--limit applies to tasks with a prompt limit ({', '.join(with_limit)})"
+    entry = schema()["tasks"].get(task)
+    if entry is None:  # a plugin's task: its schema is not generated; trust its `limit` field
+        return [*items, f"task.limit={limit}"]
+    fields = entry.get("limit_fields") or {}
+    if not fields:
+        with_limit = [n for n, e in schema()["tasks"].items() if e.get("limit_fields")]
+        raise ConfigError(f"--limit applies to tasks with sizes to cap ({', '.join(with_limit)})"
                           f"; task {task!r} has none: drop --limit")
     if limit < 1:
         raise ConfigError(f"--limit must be >= 1; got {limit}")
-    return f"task.limit={limit}"
+    given = parse_overrides(items)["task"]
+    out = [i for i in items if i.partition("=")[0].strip().removeprefix("task.") not in fields
+           or not i.strip().startswith("task.")]
+    for name, least in fields.items():
+        raw = given.get(name, entry["fields"][name]["default"])
+        try:
+            current = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"task {task}.{name} must be an integer; got {raw!r}") from None
+        floor = int(least) if current == 0 else min(int(least), current)  # never above it
+        value = limit if current == 0 else min(current, limit)
+        out.append(f"task.{name}={max(value, floor)}")
+    return out
 
 
 def check_attacks(attacks: Iterable[str], overrides: Iterable[str]) -> None:

@@ -35,8 +35,9 @@ def run(
                     "Recorded; results can differ in the last bits between thread counts. Two "
                     "1-thread runs side by side beat one 2-thread run on small models.")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="Quick run: cap every prompt set at N prompts (sd-* tasks; same as --set "
-             "task.limit=N, part of the run's identity).")] = None,
+        help="Quick run: cap the task's sizes at N (every prompt set on sd-* and t2i-*, the "
+             "generations per class on digits and cifar10); part of the run's identity.")
+                 ] = None,
     preset: Annotated[str | None, typer.Option(
         help="Apply a preset of method values before --set: 'tuned' (chosen by `ubench tune` "
              "under the fair protocol) or a preset file.")] = None,
@@ -66,8 +67,8 @@ def run(
             raise ConfigError("--set attack.KEY=VALUE needs --attacks NAME[,NAME] (or use "
                               "`ubench attack RUN --attack NAME`)")
         tasks = fastcheck.split_ids(task, "task")
-        task_sets = {t: sets + ([fastcheck.limit_override(t, limit)] if limit is not None
-                                else []) for t in tasks}
+        task_sets = {t: fastcheck.limit_override(t, limit, sets) if limit is not None
+                     else list(sets) for t in tasks}
         for t in tasks:  # bad ids and overrides: refused before torch
             fastcheck.check_run(method, t, task_sets[t])
         if chain:
@@ -151,8 +152,9 @@ def eval_(
     threads: Annotated[int | None, typer.Option(
         min=1, max=MAX_THREADS, help="CPU threads for torch (default: torch's choice).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="Quick evaluation: cap every prompt set at N prompts (sd-* tasks; same as --set "
-             "task.limit=N, part of the identity).")] = None,
+        help="Quick evaluation: cap the task's sizes at N (every prompt set on sd-* and "
+             "t2i-*, the generations per class on digits and cifar10); part of the identity.")
+                 ] = None,
     attacks: Annotated[str | None, typer.Option(
         help="Attack each scored model with these attacks, comma-separated; --set "
              "attack.KEY=VALUE applies to those that have KEY.")] = None,
@@ -183,8 +185,8 @@ def eval_(
             raise ConfigError("ubench eval scores a given model: it has no method.KEY to set "
                               "(task.KEY only)")
         tasks = fastcheck.split_ids(task, "task")
-        task_sets = {t: sets + ([fastcheck.limit_override(t, limit)] if limit is not None
-                                else []) for t in tasks}
+        task_sets = {t: fastcheck.limit_override(t, limit, sets) if limit is not None
+                     else list(sets) for t in tasks}
         for t in tasks:  # bad task ids and overrides: before torch
             fastcheck.check_run("base", t, task_sets[t])
         if chain:
