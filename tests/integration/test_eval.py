@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST, TINY
-from ubench.core.errors import ConfigError, IncompatibleError
+from ubench.core.errors import ConfigError, IncompatibleError, MissingAssetError
 from ubench.run import identity
 from ubench.run.external import resolve_eval
 from ubench.run.job import run_job
@@ -236,3 +236,34 @@ def test_training_free_methods_change_sampling_and_survive_an_attack(
     assert board.count("*(training-free)*") >= 2
     with pytest.raises(ConfigError, match="training-free"):
         resolve_eval(T2I, [rec["run_id"]], store=store)
+
+
+def test_a_hub_id_is_read_from_the_local_cache_only(made: dict, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real lookup (huggingface_hub's snapshot_download, local files only) on a cache laid
+    out as the hub client leaves it: refs/main names the snapshot folder."""
+    model = made[T2I]["folder"] / MODEL_DIR
+    repo = tmp_path / "hub" / "models--someone--erased-unet"
+    snap = repo / "snapshots" / ("a" * 40)
+    shutil.copytree(model / "unet", snap / "unet")
+    shutil.copytree(model / "scheduler", snap / "scheduler")
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub, own = resolve_eval(T2I, ["someone/erased-unet", str(model)])
+    assert hub.source["kind"] == "hub" and hub.source["revision"] == "a" * 40
+    assert hub.run_id == own.run_id
+    with pytest.raises(MissingAssetError, match="hf download someone/other"):
+        resolve_eval(T2I, ["someone/other"])
+
+
+def test_an_external_row_is_attacked_like_a_run(made: dict, tmp_path: Path) -> None:
+    from ubench.run.job import attack_one
+
+    store = tmp_path / "store"
+    rec = _eval(TINY, made[TINY]["folder"] / MODEL_DIR, store)
+    att = attack_one("relearn", rec["run_id"], store=store,
+                     sets=["attack.budgets=0,2", "attack.samples=8", "attack.batch_size=4"])
+    assert att.record["status"] == "ok" and att.record["run"]["method"]["id"] == "external"
+    assert "saved model" in att.record["details"]["attacked_model"]
