@@ -11,6 +11,14 @@ from ubench.cli.app import app, err, watch
 from ubench.core.config import MAX_SEED, MAX_THREADS
 from ubench.core.errors import ConfigError, InterruptedRun, StoreError, UbenchError
 
+#: options ``run``, ``eval`` and ``attack`` share
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the record JSON on stdout.")]
+#: ``--limit N`` of ``run`` and ``eval``
+LimitOption = Annotated[int | None, typer.Option(
+    help="Quick run: cap the task's sizes at N (every prompt set on sd-* and t2i-*, the "
+         "generations per class on digits and cifar10); part of the run's identity.")]
+
 
 @app.command()
 def run(
@@ -23,21 +31,17 @@ def run(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override, e.g. method.remain_weight=5 or task.forget_class=3.")] = None,
     force: Annotated[bool, typer.Option(help="Redo a finished run.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the record JSON on stdout.")
-                       ] = False,
+    as_json: JsonOption = False,
     store: Annotated[str | None, typer.Option(
         help="Results folder (default $UBENCH_STORE or ./results).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     checkpoint_every: Annotated[int, typer.Option(
         min=0, help="Checkpoint every N steps (0: never).")] = 50,
     threads: Annotated[int | None, typer.Option(
         min=1, max=MAX_THREADS, help="CPU threads for torch (default: torch's choice). "
                     "Recorded; results can differ in the last bits between thread counts. Two "
                     "1-thread runs side by side beat one 2-thread run on small models.")] = None,
-    limit: Annotated[int | None, typer.Option(
-        help="Quick run: cap the task's sizes at N (every prompt set on sd-* and t2i-*, the "
-             "generations per class on digits and cifar10); part of the run's identity.")
-                 ] = None,
+    limit: LimitOption = None,
     preset: Annotated[str | None, typer.Option(
         help="Apply a preset of method values before --set: 'tuned' (chosen by `ubench tune` "
              "under the fair protocol) or a preset file.")] = None,
@@ -66,22 +70,12 @@ def run(
         if attack_sets and not chain:
             raise ConfigError("--set attack.KEY=VALUE needs --attacks NAME[,NAME] (or use "
                               "`ubench attack RUN --attack NAME`)")
-        tasks = fastcheck.split_ids(task, "task")
-        task_sets = {t: fastcheck.limit_override(t, limit, sets) if limit is not None
-                     else list(sets) for t in tasks}
-        for t in tasks:  # bad ids and overrides: refused before torch
-            fastcheck.check_run(method, t, task_sets[t])
-        if chain:
-            fastcheck.check_attacks(chain, attack_sets)
+        task_sets = _checked_tasks(method, task, sets, limit, chain, attack_sets, threads)
         from ubench.run.identity import methods_for, resolve_many
         from ubench.run.job import run_job
 
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
         specs = []
-        for t in tasks:
+        for t in task_sets:
             methods = methods_for(t) if method == "all" else fastcheck.split_ids(method, "method")
             specs += resolve_many(methods, t, seed, task_sets[t], preset)
             if chain:
@@ -113,12 +107,10 @@ def run(
                 failed.append(f"{name} on {spec.method_cls.name}")
     except UbenchError as e:
         if as_json:
-            error = {"status": "error", "error": str(e)}
-            print(json.dumps([*outputs, error] if outputs else error, indent=2, sort_keys=True))
+            _print_json(outputs, {"status": "error", "error": str(e)})
         raise
     if as_json:
-        print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2,
-                         sort_keys=True))
+        _print_json(outputs)
     if failed:
         raise UbenchError(f"{len(failed)} of {len(outputs)} methods or attacks failed "
                           f"({', '.join(failed)}); their errors are above, the other records "
@@ -143,18 +135,14 @@ def eval_(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Task override, e.g. task.forget_class=3.")] = None,
     force: Annotated[bool, typer.Option(help="Score again a model already scored.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the record JSON on stdout.")
-                       ] = False,
+    as_json: JsonOption = False,
     store: Annotated[str | None, typer.Option(
         help="Results folder (default $UBENCH_STORE or ./results); also where run ids are "
              "looked up.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     threads: Annotated[int | None, typer.Option(
         min=1, max=MAX_THREADS, help="CPU threads for torch (default: torch's choice).")] = None,
-    limit: Annotated[int | None, typer.Option(
-        help="Quick evaluation: cap the task's sizes at N (every prompt set on sd-* and "
-             "t2i-*, the generations per class on digits and cifar10); part of the identity.")
-                 ] = None,
+    limit: LimitOption = None,
     attacks: Annotated[str | None, typer.Option(
         help="Attack each scored model with these attacks, comma-separated; --set "
              "attack.KEY=VALUE applies to those that have KEY.")] = None,
@@ -170,7 +158,6 @@ def eval_(
       ubench eval --task sd-nudity --model esd-u.safetensors --model salun.ckpt --limit 8
       ubench eval --task digits-class --model 3f2a91c0b4d2 --name "boostalign, re-scored"
     """
-    from ubench.catalog import fastcheck
 
     sets, attack_sets = _split_attack_sets(list(set_ or []))
     outputs: list[dict[str, Any]] = []
@@ -184,22 +171,13 @@ def eval_(
         if any(s.strip().startswith("method.") for s in sets):
             raise ConfigError("ubench eval scores a given model: it has no method.KEY to set "
                               "(task.KEY only)")
-        tasks = fastcheck.split_ids(task, "task")
-        task_sets = {t: fastcheck.limit_override(t, limit, sets) if limit is not None
-                     else list(sets) for t in tasks}
-        for t in tasks:  # bad task ids and overrides: before torch
-            fastcheck.check_run("base", t, task_sets[t])
-        if chain:
-            fastcheck.check_attacks(chain, attack_sets)
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
+        # ("base": checks the task's overrides; eval has no method to check)
+        task_sets = _checked_tasks("base", task, sets, limit, chain, attack_sets, threads)
         from ubench.run.external import resolve_eval, source_line
         from ubench.run.job import run_job
 
         specs = []
-        for t in tasks:
+        for t in task_sets:
             specs += resolve_eval(t, model, seed=seed, overrides=task_sets[t], store=store,
                                   names=name or (), say=err)
             if chain:
@@ -213,12 +191,10 @@ def eval_(
                 job.run.record.setdefault("attacks", {})[att_name] = att.record
     except UbenchError as e:
         if as_json:
-            error = {"status": "error", "error": str(e)}
-            print(json.dumps([*outputs, error] if outputs else error, indent=2, sort_keys=True))
+            _print_json(outputs, {"status": "error", "error": str(e)})
         raise
     if as_json:
-        print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2,
-                         sort_keys=True))
+        _print_json(outputs)
 
 
 @app.command()
@@ -236,7 +212,7 @@ def attack(
                        ] = False,
     store: Annotated[str | None, typer.Option(
         help="Results folder holding the run (default $UBENCH_STORE or ./results).")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    device: DeviceOption = "cpu",
     checkpoint_every: Annotated[int, typer.Option(
         min=0, help="Checkpoint every N steps (0: only at budgets).")] = 50,
     threads: Annotated[int | None, typer.Option(
@@ -268,6 +244,35 @@ def attack(
         raise
     if as_json:
         print(json.dumps(res.record, indent=2, sort_keys=True))
+
+
+def _print_json(outputs: list[dict[str, Any]], error: dict[str, Any] | None = None) -> None:
+    """``--json``: the record (or the list of records, with the error last when one stopped
+    the command) on stdout."""
+    shown: Any = [*outputs, error] if error and outputs else error or (
+        outputs[0] if len(outputs) == 1 else outputs)
+    print(json.dumps(shown, indent=2, sort_keys=True))
+
+
+def _checked_tasks(method: str, task: str, sets: list[str], limit: int | None,
+                   chain: list[str], attack_sets: list[str], threads: int | None
+                   ) -> dict[str, list[str]]:
+    """{task: its --set items with --limit applied} for the tasks of ``--task`` (a comma list),
+    every id, override and attack checked before torch loads; torch's thread count set."""
+    from ubench.catalog import fastcheck
+
+    tasks = fastcheck.split_ids(task, "task")
+    task_sets = {t: fastcheck.limit_override(t, limit, sets) if limit is not None
+                 else list(sets) for t in tasks}
+    for t in tasks:
+        fastcheck.check_run(method, t, task_sets[t])
+    if chain:
+        fastcheck.check_attacks(chain, attack_sets)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return task_sets
 
 
 def _split_attack_sets(items: list[str]) -> tuple[list[str], list[str]]:
