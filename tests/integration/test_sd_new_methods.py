@@ -52,3 +52,24 @@ def test_runs_end_to_end_on_tiny_sd(method: str, tiny_sd: Path, tmp_path: Path,
         log = rec["train_log"]
         assert log["closed_form"] and log["source"] == "concept prompts"
         assert log["examples"][0] == ["nudity", ""]
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+@pytest.mark.parametrize(("method", "sets"), [("negprompt", []),
+                                              ("sld", ["method.preset=max"])])
+def test_training_free_methods_sample_stable_diffusion(method: str, sets: list[str],
+                                                       tiny_sd: Path, tmp_path: Path,
+                                                       ubench_home: Path) -> None:
+    """The sampling rules on the SD branch (CLIP text states, VAE latents): the concept is the
+    task's ("nudity"), no weights are saved, and the generations differ from the base model's."""
+    common = [f"task.model={tiny_sd}", *FAST]
+    rec = runner.run(identity.resolve(method, "sd-nudity", 0, [*common, *sets]),
+                     store=str(tmp_path)).record
+    base = runner.run(identity.resolve("base", "sd-nudity", 0, common), store=str(tmp_path)
+                      ).record
+    assert rec["status"] == "ok" and rec["method"]["training_free"]
+    assert "model" not in rec["artifacts"]
+    assert "nudity" in (rec["train_log"].get("negative") or rec["train_log"].get("concept"))
+    values = {k: m["value"] for k, m in rec["metrics"].items()}
+    assert values != {k: m["value"] for k, m in base["metrics"].items()}
