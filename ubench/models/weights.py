@@ -22,6 +22,7 @@ bytes — so the same weights give the same digest from every layout.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,9 @@ def _file_weights(f: Path) -> tuple[dict[str, torch.Tensor], str]:
     try:
         loaded = torch.load(str(f), map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError (code objects), a truncated zip, ...
-        reason = " ".join(str(e).split())[:120]
+        # torch's own text is paragraphs with terminal escapes: keep its first sentence
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().split(".")[0]
+        reason = " ".join(first.split())[:100]
         raise MissingAssetError(
             f"{f} is not a plain weights file that can be read without running code from it "
             f"({type(e).__name__}: {reason}); ubench loads only tensors "
