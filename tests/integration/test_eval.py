@@ -105,6 +105,11 @@ def test_the_original_layout_converts_to_the_same_record(made: dict, tmp_path: P
                                        str(tmp_path / "erased.safetensors"),
                                        str(run["folder"] / MODEL_DIR)])
     assert ckpt.source["layout"] == st.source["layout"] == "compvis"
+    # a folder holding one weights file (a hub repository of a released erased UNet)
+    (tmp_path / "released").mkdir()
+    shutil.copy(tmp_path / "erased.ckpt", tmp_path / "released" / "esd-u.pt")
+    released = resolve_eval(T2I, [str(tmp_path / "released")])[0]
+    assert released.run_id == ckpt.run_id and released.source["layout"] == "compvis"
     # diffusers' converter gives back exactly the run's weights: the same record
     assert ckpt.run_id == st.run_id == own.run_id
 

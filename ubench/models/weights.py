@@ -165,9 +165,13 @@ def _folder_weights(d: Path) -> tuple[dict[str, torch.Tensor], str]:
         return _diffusers_unet(d / "unet"), "diffusers-pipeline"
     if (d / "config.json").is_file():
         return _diffusers_unet(d), "diffusers"
+    files = [f for f in sorted(d.iterdir()) if f.is_file()
+             and f.suffix in (".safetensors", *TORCH_SUFFIXES)]
+    if len(files) == 1:  # a folder (a hub repository) holding one weights file, as ESD releases
+        return _file_weights(files[0])
     raise MissingAssetError(f"{d} is not a model folder (no config.json, unet/config.json or "
-                            "conditioner.json); pass a diffusers UNet or pipeline folder or a "
-                            "weights file")
+                            "conditioner.json, and not exactly one weights file); pass a "
+                            "diffusers UNet or pipeline folder or a weights file")
 
 
 def _diffusers_unet(d: Path) -> dict[str, torch.Tensor]:

@@ -82,7 +82,8 @@ def find_source(src: str, store: str | Path | None = None) -> Given:
     if HUB_ID.match(src):
         from ubench.core.hub import cached_snapshot
 
-        snap = cached_snapshot(src, ["*.json", "*.safetensors", "*.txt", "*.ckpt"])
+        snap = cached_snapshot(src, ["*.json", "*.txt", "*.safetensors", "*.ckpt", "*.pt",
+                                     "*.pth", "*.bin"])
         if snap is None:
             raise MissingAssetError(f"{src} is not in the local Hugging Face cache and ubench "
                                     f"never downloads; fetch it once with `hf download {src}`")
